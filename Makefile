@@ -1,0 +1,10 @@
+.PHONY: serve test bench lint
+
+serve:  ## run the service on the embedded default (SQLite)
+	scripts/serve
+
+test:   ## the whole test suite, real Kafka and MongoDB-wire servers included
+	scripts/test
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy --strict core

@@ -1,0 +1,71 @@
+"""The plugin manager: built-in plugins by name, third-party ones by entry point, minus those
+that configuration disables."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import pluggy
+
+from core import hookspecs
+from core.errors import BalanceError
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginLoadError", "collect", "make_plugin_manager"]
+
+# Third-party plugins declare themselves under this entry-point group in their pyproject.toml:
+#   [project.entry-points."account_balance.plugins"]
+#   my_plugin = "my_package.plugin"
+ENTRY_POINT_GROUP: Final = "account_balance.plugins"
+
+
+class PluginLoadError(BalanceError):
+    pass
+
+
+def make_plugin_manager(
+    builtins: Mapping[str, str],
+    disabled: Iterable[str] = (),
+    extra: Mapping[str, object] | None = None,
+    entry_points: bool = True,
+) -> pluggy.PluginManager:
+    """``builtins`` maps plugin names to module paths, imported only when enabled. ``extra`` adds
+    plugin objects by name (tests use it). Disabled names are blocked, entry points included."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for name in disabled:
+        manager.set_blocked(name)
+    for name, module_path in builtins.items():
+        if manager.is_blocked(name):
+            continue
+        try:
+            module = importlib.import_module(module_path)
+        except ImportError as error:
+            raise PluginLoadError(
+                f"built-in plugin {name!r} ({module_path}) failed to import: {error}"
+            ) from error
+        manager.register(module, name=name)
+    for name, plugin in (extra or {}).items():
+        if not manager.is_blocked(name):
+            manager.register(plugin, name=name)
+    if entry_points:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    manager.check_pending()
+    return manager
+
+
+def collect(manager: pluggy.PluginManager, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call ``hook`` on each plugin, in registration order, keeping who returned what, so that
+    errors can name the plugin. Results that are sequences are flattened."""
+    caller = getattr(manager.hook, hook)
+    results: list[tuple[str, Any]] = []
+    for impl in reversed(caller.get_hookimpls()):  # pluggy lists last-registered first
+        result = impl.function(*(kwargs[name] for name in impl.argnames))
+        if result is None:
+            continue
+        if isinstance(result, list | tuple):
+            results.extend((impl.plugin_name, item) for item in result)
+        else:
+            results.append((impl.plugin_name, result))
+    return results

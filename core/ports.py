@@ -1,0 +1,108 @@
+"""The ports that backends implement. Core and the domain depend on these, never on a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from core.records import EventRecord, Snapshot
+
+__all__ = [
+    "Authenticator",
+    "EventBatch",
+    "EventStore",
+    "EventSubscription",
+    "Lifecycle",
+    "Principal",
+    "SnapshotStore",
+]
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Backends that hold connections open them in ``start`` and release them in ``close``."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ready(self) -> bool:
+        """True when the backend can serve requests now (used by /health/ready)."""
+        ...
+
+
+class EventBatch(msgspec.Struct, frozen=True):
+    events: list[EventRecord]
+    # The store's progress marker after this batch: the last global position for SQLite and
+    # memory; for Kafka the consumer group holds progress and this is informational.
+    checkpoint: int
+
+
+class EventSubscription(Protocol):
+    async def next_batch(self, timeout: float) -> EventBatch | None:
+        """The next events, or None when none arrived within ``timeout`` seconds."""
+        ...
+
+    async def commit(self, batch: EventBatch) -> None:
+        """Called after the batch is durably applied downstream."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class EventStore(Lifecycle, Protocol):
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        """Append ``events`` (numbered ``expected_version + 1`` on) atomically.
+
+        Raises ``ConcurrencyError`` and writes nothing when the stream is not at
+        ``expected_version``; raises ``StoreUnavailableError`` when the store cannot be reached,
+        and then nothing was acknowledged. Returns the records as stored (with positions).
+        """
+        ...
+
+    async def read(
+        self, stream_id: str, after_version: int = 0, until: datetime | None = None
+    ) -> list[EventRecord]:
+        """The stream's events after ``after_version``, oldest first, optionally only those
+        that occurred at or before ``until``."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version; 0 for a stream with no events."""
+        ...
+
+    def subscribe(self, group: str, after_checkpoint: int) -> EventSubscription:
+        """Every event of every stream, in append order per stream, for projections."""
+        ...
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None: ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: the token's subject, its OAuth scopes and roles."""
+
+    subject: str
+    scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, token: str) -> Principal:
+        """The principal the bearer token names; raises ``AuthenticationError`` otherwise."""
+        ...
