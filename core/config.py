@@ -68,7 +68,9 @@ class Settings:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"{env_name(key)} must be a whole number, got {raw!r}") from None
+            # Masked: the message may be logged, and the value may be a secret set by mistake.
+            shown = _mask(key, raw)
+            raise ConfigError(f"{env_name(key)} must be a whole number, got {shown!r}") from None
 
     def get_float(self, key: str, default: float) -> float:
         raw = self.values.get(key)
@@ -77,7 +79,8 @@ class Settings:
         try:
             return float(raw)
         except ValueError:
-            raise ConfigError(f"{env_name(key)} must be a number, got {raw!r}") from None
+            shown = _mask(key, raw)
+            raise ConfigError(f"{env_name(key)} must be a number, got {shown!r}") from None
 
     def masked(self) -> dict[str, str]:
         """Every resolved setting, with secrets replaced, for display."""

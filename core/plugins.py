@@ -60,7 +60,9 @@ def collect(manager: pluggy.PluginManager, hook: str, **kwargs: Any) -> list[tup
     errors can name the plugin. Results that are sequences are flattened."""
     caller = getattr(manager.hook, hook)
     results: list[tuple[str, Any]] = []
-    for impl in reversed(caller.get_hookimpls()):  # pluggy lists last-registered first
+    # get_hookimpls() lists in registration order; only pluggy's own hook call runs them in
+    # reverse. Walking the list also gives each result's plugin name.
+    for impl in caller.get_hookimpls():
         result = impl.function(*(kwargs[name] for name in impl.argnames))
         if result is None:
             continue

@@ -1,0 +1,99 @@
+"""Handlers of the account commands: open, deposit, withdraw, close."""
+
+from __future__ import annotations
+
+from handlers.accounts import events as ev
+from handlers.accounts.account import AccountState, open_account
+from handlers.accounts.money import parse_amount
+from handlers.accounts.requests import TELLER, CloseAccount, Deposit, OpenAccount, Withdraw
+from handlers.accounts.services import command_hash, derived_id, new_id
+from handlers.accounts.views import AccountView, Receipt
+from handlers.accounts.writer import AccountWriter, account_view, movement_of
+
+__all__ = ["CloseAccountHandler", "DepositHandler", "OpenAccountHandler", "WithdrawHandler"]
+
+
+class OpenAccountHandler:
+    def __init__(self, writer: AccountWriter) -> None:
+        self._writer = writer
+
+    async def handle(self, command: OpenAccount) -> AccountView:
+        context = command.context
+        actor = context.actor
+        owner = command.owner if command.owner and actor.has_role(TELLER) else actor.subject
+        fingerprint = command_hash("open", owner, command.currency, command.initial_deposit)
+        if context.command_id is not None:
+            # The same command id opens the same account, so a repeat finds it.
+            account_id = derived_id(actor.subject, context.command_id)
+        else:
+            account_id = new_id()
+        accounts = self._writer.accounts
+        state = await accounts.load(f"account-{account_id}")
+        if state.status != "new":
+            version = await self._writer.replayed(state, context, fingerprint)
+            if version is not None:
+                return account_view(await accounts.read_until(f"account-{account_id}", version))
+        initial = None
+        if command.initial_deposit is not None:
+            initial = parse_amount(command.initial_deposit, command.currency, "initial_deposit")
+        events = open_account(account_id, owner, command.currency, initial)
+        new_state, _ = await self._writer.append(state, events, context, fingerprint)
+        return account_view(new_state)
+
+
+class _MovementHandler:
+    kind = ""
+
+    def __init__(self, writer: AccountWriter) -> None:
+        self._writer = writer
+
+    async def handle(self, command: Deposit | Withdraw) -> Receipt:
+        writer = self._writer
+        context = command.context
+        fingerprint = command_hash(
+            self.kind, command.account_id, command.amount, command.description
+        )
+        async with writer.exclusive(command.account_id):
+            state = await writer.load(command.account_id, context.actor)
+            version = await writer.replayed(state, context, fingerprint)
+            if version is not None:
+                return Receipt(await writer.movement_at(state.id, version), state.currency)
+            writer.check_version(state, context)
+            amount = parse_amount(command.amount, state.currency)
+            events = self.decide(state, amount, command.description)
+            new_state, records = await writer.append(state, events, context, fingerprint)
+        return Receipt(movement_of(records[-1]), new_state.currency)
+
+    def decide(self, state: AccountState, amount: int, description: str | None) -> list[ev.Event]:
+        raise NotImplementedError
+
+
+class DepositHandler(_MovementHandler):
+    kind = "deposit"
+
+    def decide(self, state: AccountState, amount: int, description: str | None) -> list[ev.Event]:
+        return state.deposit(amount, description)
+
+
+class WithdrawHandler(_MovementHandler):
+    kind = "withdraw"
+
+    def decide(self, state: AccountState, amount: int, description: str | None) -> list[ev.Event]:
+        return state.withdraw(amount, description)
+
+
+class CloseAccountHandler:
+    def __init__(self, writer: AccountWriter) -> None:
+        self._writer = writer
+
+    async def handle(self, command: CloseAccount) -> AccountView:
+        writer = self._writer
+        context = command.context
+        fingerprint = command_hash("close", command.account_id)
+        async with writer.exclusive(command.account_id):
+            state = await writer.load(command.account_id, context.actor)
+            if await writer.replayed(state, context, fingerprint) is not None:
+                return account_view(state)
+            writer.check_version(state, context)
+            new_state, _ = await writer.append(state, state.close(), context, fingerprint)
+        return account_view(new_state)

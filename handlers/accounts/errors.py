@@ -1,0 +1,108 @@
+"""The accounts domain's typed errors. The HTTP layer maps each to one problem type."""
+
+from __future__ import annotations
+
+from core.errors import BalanceError
+
+__all__ = [
+    "AccountClosedError",
+    "AccountNotFoundError",
+    "CurrencyMismatchError",
+    "DomainError",
+    "ForbiddenError",
+    "IdempotencyConflictError",
+    "InsufficientFundsError",
+    "InvalidAmountError",
+    "InvalidRequestError",
+    "NonZeroBalanceError",
+    "SameAccountError",
+    "TransferNotFoundError",
+    "UnknownCurrencyError",
+]
+
+
+class DomainError(BalanceError):
+    """A rule of the accounts domain refused the command; nothing was written."""
+
+
+class InvalidRequestError(DomainError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidAmountError(InvalidRequestError):
+    pass
+
+
+class UnknownCurrencyError(InvalidRequestError):
+    def __init__(self, code: str, field: str = "currency") -> None:
+        super().__init__(field, f"{code!r} is not an ISO 4217 currency with minor units")
+        self.code = code
+
+
+class SameAccountError(InvalidRequestError):
+    def __init__(self) -> None:
+        super().__init__("destination", "must differ from the source account")
+
+
+class AccountNotFoundError(DomainError):
+    """Also raised for an account the caller may not see: existence is never revealed."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id} not found")
+        self.account_id = account_id
+
+
+class TransferNotFoundError(DomainError):
+    def __init__(self, transfer_id: str) -> None:
+        super().__init__(f"transfer {transfer_id} not found")
+        self.transfer_id = transfer_id
+
+
+class InsufficientFundsError(DomainError):
+    def __init__(self, account_id: str, balance: int, amount: int) -> None:
+        super().__init__(f"account {account_id} holds {balance}, which is less than {amount}")
+        self.account_id = account_id
+        self.balance = balance
+        self.amount = amount
+
+
+class AccountClosedError(DomainError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id} is closed")
+        self.account_id = account_id
+
+
+class CurrencyMismatchError(DomainError):
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"currency {actual} does not match the account's {expected}")
+        self.expected = expected
+        self.actual = actual
+
+
+class NonZeroBalanceError(DomainError):
+    def __init__(self, account_id: str, balance: int) -> None:
+        super().__init__(f"account {account_id} holds {balance} and closes only at zero")
+        self.account_id = account_id
+        self.balance = balance
+
+
+class IdempotencyConflictError(DomainError):
+    def __init__(self, command_id: str) -> None:
+        super().__init__(f"command id {command_id!r} was already used for a different command")
+        self.command_id = command_id
+
+
+class BalanceLimitError(InvalidRequestError):
+    def __init__(self) -> None:
+        super().__init__("amount", "would take the balance over the maximum balance")
+
+
+class ForbiddenError(DomainError):
+    """The caller is known but its token lacks the scope this request needs."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this request needs the scope {scope!r}")
+        self.scope = scope

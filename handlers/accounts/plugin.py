@@ -1,0 +1,84 @@
+"""The accounts plugin: its services, and the table of what handles what."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from core.config import Settings
+from core.container import Container
+from core.hookspecs import hookimpl
+from core.ports import EventStore, SnapshotStore
+from core.registry import Registry
+from handlers.accounts import requests as rq
+from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
+from handlers.accounts.commands import (
+    CloseAccountHandler,
+    DepositHandler,
+    OpenAccountHandler,
+    WithdrawHandler,
+)
+from handlers.accounts.progress import ProjectionProgress
+from handlers.accounts.projector import Projector
+from handlers.accounts.queries import (
+    GetAccountHandler,
+    GetBalanceAtHandler,
+    GetStatementHandler,
+    GetTransferHandler,
+    ListAccountsHandler,
+)
+from handlers.accounts.services import Accounts, Clock, Transfers
+from handlers.accounts.transfers import ResumeTransfersHandler, TransferHandler, TransferSteps
+from handlers.accounts.writer import AccountWriter
+
+HANDLERS: Final[dict[type[Any], type[Any]]] = {
+    rq.OpenAccount: OpenAccountHandler,
+    rq.Deposit: DepositHandler,
+    rq.Withdraw: WithdrawHandler,
+    rq.Transfer: TransferHandler,
+    rq.CloseAccount: CloseAccountHandler,
+    rq.ResumeTransfers: ResumeTransfersHandler,
+    rq.GetAccount: GetAccountHandler,
+    rq.ListAccounts: ListAccountsHandler,
+    rq.GetStatement: GetStatementHandler,
+    rq.GetBalanceAt: GetBalanceAtHandler,
+    rq.GetTransfer: GetTransferHandler,
+}
+
+
+@hookimpl
+def balance_services(container: Container, settings: Settings) -> None:
+    def accounts() -> Accounts:
+        store = container.resolve(EventStore)
+        return Accounts(
+            store,
+            store if isinstance(store, SnapshotStore) else None,
+            snapshot_every=settings.get_int("snapshot_every", 100),
+            cache_size=settings.get_int("cache_size", 10_000),
+        )
+
+    def transfers() -> Transfers:
+        store = container.resolve(EventStore)
+        return Transfers(store, store if isinstance(store, SnapshotStore) else None)
+
+    def progress() -> ProjectionProgress:
+        return ProjectionProgress(max_wait=settings.get_float("read_wait_seconds", 2.0))
+
+    container.register_singleton(Clock, Clock)
+    container.register_singleton(Accounts, accounts)
+    container.register_singleton(Transfers, transfers)
+    container.register_singleton(AccountWriter, AccountWriter)
+    container.register_singleton(TransferSteps, TransferSteps)
+    container.register_singleton(ProjectionProgress, progress)
+    container.register_singleton(Projector, Projector)
+    container.register_instance(
+        RetryOnConflict, RetryOnConflict(settings.get_int("command_retries", 5))
+    )
+
+
+@hookimpl
+def balance_register(registry: Registry) -> None:
+    registry.behavior(LogRequests)
+    registry.pre_processor(RequireScope)
+    registry.behavior(RetryOnConflict, request_type=rq.Command)
+    for request_type, handler in HANDLERS.items():
+        registry.handler(request_type, handler)

@@ -1,0 +1,83 @@
+"""Keeps the read model up to date: reads the store's events after the read model's checkpoint,
+turns them into view changes and applies them with the new checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from core.ports import EventStore, EventSubscription
+from handlers.accounts.progress import ProjectionProgress
+from handlers.accounts.projection import PROJECTION, project_all
+from handlers.accounts.readmodel import AccountReadModel
+
+__all__ = ["Projector"]
+
+log = logging.getLogger(__name__)
+
+
+class Projector:
+    def __init__(
+        self, store: EventStore, read_model: AccountReadModel, progress: ProjectionProgress
+    ) -> None:
+        self._store = store
+        self._read_model = read_model
+        self._progress = progress
+        self._subscription: EventSubscription | None = None
+        self.applied = 0
+
+    async def _subscription_now(self) -> EventSubscription:
+        if self._subscription is None:
+            checkpoint = await self._read_model.checkpoint(PROJECTION)
+            self._subscription = self._store.subscribe(PROJECTION, checkpoint)
+        return self._subscription
+
+    async def step(self, timeout: float) -> int:
+        """Apply the next batch, if one arrives within ``timeout``; return how many events."""
+        subscription = await self._subscription_now()
+        batch = await subscription.next_batch(timeout)
+        if batch is None or not batch.events:
+            return 0
+        await self._read_model.apply(PROJECTION, project_all(batch.events), batch.checkpoint)
+        await subscription.commit(batch)
+        self.applied += len(batch.events)
+        self._progress.advanced()
+        return len(batch.events)
+
+    async def catch_up(self, idle: float = 0.05) -> int:
+        """Apply until no event arrives for ``idle`` seconds."""
+        total = 0
+        while count := await self.step(idle):
+            total += count
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.step(0.5)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A failed batch is not committed; the loop retries it after a pause.
+                log.exception("projection batch failed; retrying")
+                await self.close()
+                await asyncio.sleep(1.0)
+
+    async def rebuild(self, on_progress: Callable[[int], None] | None = None) -> int:
+        """Drop the views and replay every event from the start."""
+        await self.close()
+        await self._read_model.reset()
+        self._subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
+        total = 0
+        while count := await self.step(0.5):
+            total += count
+            if on_progress is not None:
+                on_progress(count)
+        await self.close()
+        return total
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None

@@ -1,0 +1,113 @@
+"""The read-model port: where the projection writes views and queries read them.
+
+Backends implement it (``plugins/memory``, ``plugins/sqlite``, ``plugins/mongo``). Every write
+is guarded by (stream, version), so applying the same changes twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from core.ports import Lifecycle
+from handlers.accounts.views import AccountView, Movement, TransferView
+
+__all__ = [
+    "AccountChanged",
+    "AccountOpenedView",
+    "AccountReadModel",
+    "MovementAdded",
+    "TransferRequestedView",
+    "TransferStatusChanged",
+    "ViewChange",
+]
+
+
+class AccountOpenedView(msgspec.Struct, frozen=True, tag=True):
+    """Insert the account if it is not there yet."""
+
+    account: AccountView
+
+
+class AccountChanged(msgspec.Struct, frozen=True, tag=True):
+    """Set these fields where the stored version is lower than ``version``."""
+
+    account_id: str
+    version: int
+    balance: int | None = None
+    status: str | None = None
+    closed_at: datetime | None = None
+
+
+class MovementAdded(msgspec.Struct, frozen=True, tag=True):
+    """Insert the statement line; its (account, version) is unique, so a repeat is ignored."""
+
+    movement: Movement
+
+
+class TransferRequestedView(msgspec.Struct, frozen=True, tag=True):
+    """Insert the transfer if it is not there yet."""
+
+    transfer: TransferView
+
+
+class TransferStatusChanged(msgspec.Struct, frozen=True, tag=True):
+    """Set status and reason where the stored version is lower than ``version``."""
+
+    transfer_id: str
+    version: int
+    status: str
+    reason: str | None = None
+
+
+ViewChange = (
+    AccountOpenedView
+    | AccountChanged
+    | MovementAdded
+    | TransferRequestedView
+    | TransferStatusChanged
+)
+
+
+class AccountReadModel(Lifecycle, Protocol):
+    async def checkpoint(self, projection: str) -> int:
+        """The last store position this projection applied (0 before the first)."""
+        ...
+
+    async def apply(self, projection: str, changes: Sequence[ViewChange], checkpoint: int) -> None:
+        """Apply ``changes`` and record ``checkpoint`` atomically where the backend can (SQLite);
+        every change is idempotent, so a backend without transactions stays correct."""
+        ...
+
+    async def reset(self) -> None:
+        """Drop every view and checkpoint, for a rebuild from zero."""
+        ...
+
+    async def get_account(self, account_id: str) -> AccountView | None: ...
+
+    async def list_accounts(
+        self, owner: str | None, after: str | None, limit: int
+    ) -> list[AccountView]:
+        """Accounts ordered by id, those with an id greater than ``after``; all owners if None."""
+        ...
+
+    async def statement(
+        self,
+        account_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        after_version: int,
+        limit: int,
+    ) -> list[Movement]:
+        """Movements ordered by version, after ``after_version``, with ``start <= occurred_at <
+        end`` where given."""
+        ...
+
+    async def get_transfer(self, transfer_id: str) -> TransferView | None: ...
+
+    async def pending_transfers(self) -> list[str]:
+        """Ids of transfers still pending, to resume after a crash."""
+        ...

@@ -1,0 +1,151 @@
+"""The commands and queries of the accounts domain, sent through the mediator.
+
+Amounts arrive as decimal text (``"500.00"``) and are parsed against the account's currency, so
+a request never carries a float. ``actor`` is who asks; customers act on their own accounts,
+tellers on any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from core.messages import Request
+from core.ports import Principal
+from handlers.accounts.views import (
+    AccountView,
+    BalanceAt,
+    Page,
+    Receipt,
+    Statement,
+    TransferView,
+)
+
+__all__ = [
+    "CloseAccount",
+    "Command",
+    "CommandContext",
+    "Deposit",
+    "GetAccount",
+    "GetBalanceAt",
+    "GetStatement",
+    "GetTransfer",
+    "ListAccounts",
+    "OpenAccount",
+    "Query",
+    "ResumeTransfers",
+    "Transfer",
+    "Withdraw",
+]
+
+TELLER = "teller"
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandContext:
+    actor: Principal
+    # Repeating a command with the same id returns the first result and writes nothing.
+    command_id: str | None = None
+    correlation_id: str | None = None
+    # When set, the command applies only at this version and is never retried on a conflict.
+    expected_version: int | None = None
+
+
+class Command(Request[R_co]):
+    """A request that changes state; behaviors bound to ``Command`` wrap every command."""
+
+    __slots__ = ()
+    context: CommandContext
+
+
+class Query(Request[R_co]):
+    """A request that only reads; ``actor`` is who asks."""
+
+    __slots__ = ()
+    actor: Principal
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAccount(Command[AccountView]):
+    currency: str
+    context: CommandContext
+    initial_deposit: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit(Command[Receipt]):
+    account_id: str
+    amount: str
+    context: CommandContext
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw(Command[Receipt]):
+    account_id: str
+    amount: str
+    context: CommandContext
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(Command[TransferView]):
+    source: str
+    destination: str
+    amount: str
+    context: CommandContext
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAccount(Command[AccountView]):
+    account_id: str
+    context: CommandContext
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeTransfers(Request[int]):
+    """Finish every transfer left pending (after a crash); returns how many were resumed."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetAccount(Query[AccountView]):
+    account_id: str
+    actor: Principal
+    min_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListAccounts(Query[Page[AccountView]]):
+    actor: Principal
+    owner: str | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatement(Query[Statement]):
+    account_id: str
+    actor: Principal
+    start: datetime | None = None
+    end: datetime | None = None
+    cursor: str | None = None
+    limit: int = 50
+    min_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GetBalanceAt(Query[BalanceAt]):
+    account_id: str
+    actor: Principal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GetTransfer(Query[TransferView]):
+    transfer_id: str
+    actor: Principal
+    min_version: int = 0

@@ -1,0 +1,125 @@
+"""The write path every account command shares: load with access checks, decide, append."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from core.errors import ConcurrencyError
+from core.locks import KeyedLocks
+from core.ports import Principal
+from core.records import EventMetadata, EventRecord
+from handlers.accounts import events as ev
+from handlers.accounts.account import AccountState, account_stream
+from handlers.accounts.codec import encode_event
+from handlers.accounts.errors import AccountNotFoundError, IdempotencyConflictError
+from handlers.accounts.projection import project
+from handlers.accounts.readmodel import MovementAdded
+from handlers.accounts.requests import TELLER, CommandContext
+from handlers.accounts.services import Accounts, Clock, new_id
+from handlers.accounts.views import AccountView, Movement
+
+__all__ = ["AccountWriter", "account_view", "can_access", "movement_of"]
+
+
+def can_access(actor: Principal, owner: str) -> bool:
+    return actor.subject == owner or actor.has_role(TELLER)
+
+
+def account_view(state: AccountState) -> AccountView:
+    assert state.opened_at is not None
+    assert state.status != "new"
+    return AccountView(
+        id=state.id,
+        owner=state.owner,
+        currency=state.currency,
+        balance=state.balance,
+        status=state.status,
+        version=state.version,
+        opened_at=state.opened_at,
+        closed_at=state.closed_at,
+    )
+
+
+def movement_of(record: EventRecord) -> Movement:
+    for change in project(record):
+        if isinstance(change, MovementAdded):
+            return change.movement
+    raise LookupError(f"{record.stream_id}@{record.version} is not a movement")
+
+
+class AccountWriter:
+    def __init__(self, accounts: Accounts, clock: Clock) -> None:
+        self.accounts = accounts
+        self._clock = clock
+        self._locks = KeyedLocks()
+
+    @asynccontextmanager
+    async def exclusive(self, account_id: str) -> AsyncIterator[None]:
+        """Hold while loading, deciding and appending, so that commands on one account in this
+        process take turns rather than conflict."""
+        async with self._locks.hold(account_id):
+            yield
+
+    async def load(self, account_id: str, actor: Principal | None) -> AccountState:
+        """The account, if it exists and ``actor`` may act on it (None: the system itself);
+        otherwise AccountNotFoundError, so a stranger cannot learn that it exists."""
+        state = await self.accounts.load(account_stream(account_id))
+        if state.status == "new" or (actor is not None and not can_access(actor, state.owner)):
+            raise AccountNotFoundError(account_id)
+        return state
+
+    def check_version(self, state: AccountState, context: CommandContext) -> None:
+        expected = context.expected_version
+        if expected is not None and expected != state.version:
+            raise ConcurrencyError(account_stream(state.id), expected, state.version)
+
+    async def replayed(
+        self, state: AccountState, context: CommandContext, fingerprint: str
+    ) -> int | None:
+        """The version where this command's first run ended, when ``context.command_id`` was
+        already applied with the same content; IdempotencyConflictError if with other content."""
+        if context.command_id is None:
+            return None
+        mark = state.commands.get(context.command_id)
+        if mark is None:
+            return None
+        if mark.command_hash != fingerprint:
+            raise IdempotencyConflictError(context.command_id)
+        return mark.version
+
+    async def movement_at(self, account_id: str, version: int) -> Movement:
+        stream = account_stream(account_id)
+        records = await self.accounts.store.read(stream, after_version=version - 1)
+        return movement_of(records[0])
+
+    async def append(
+        self,
+        state: AccountState,
+        events: Sequence[ev.Event],
+        context: CommandContext | None,
+        fingerprint: str | None,
+        causation_id: str | None = None,
+    ) -> tuple[AccountState, list[EventRecord]]:
+        now = self._clock.now()
+        metadata = EventMetadata(
+            correlation_id=context.correlation_id if context else None,
+            causation_id=causation_id,
+            actor=context.actor.subject if context else None,
+            command_id=context.command_id if context else None,
+            command_hash=fingerprint if context and context.command_id else None,
+        )
+        stream = account_stream(state.id)
+        records = [
+            encode_event(
+                event,
+                stream_id=stream,
+                version=state.version + offset,
+                event_id=new_id(),
+                occurred_at=now,
+                metadata=metadata,
+            )
+            for offset, event in enumerate(events, start=1)
+        ]
+        new_state = await self.accounts.save(stream, state, records)
+        return new_state, records

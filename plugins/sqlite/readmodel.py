@@ -1,0 +1,264 @@
+"""The SQLite accounts read model: ``views.db`` in the data directory.
+
+``apply`` writes a batch's view changes and the projection's checkpoint in one transaction, so
+after a crash either both are there or neither is, and each event is applied exactly once. Every
+change is also guarded by (stream, version) on its own, so applying a batch twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Final
+
+from core.errors import StoreUnavailableError
+from handlers.accounts.readmodel import (
+    AccountChanged,
+    AccountOpenedView,
+    MovementAdded,
+    TransferRequestedView,
+    TransferStatusChanged,
+    ViewChange,
+)
+from handlers.accounts.views import AccountView, Movement, TransferView
+from plugins.sqlite.schema import VIEWS_DDL, VIEWS_FILE, from_micros, to_micros
+from plugins.sqlite.writer import GroupCommitWriter, ReaderPool
+
+__all__ = ["SqliteReadModel"]
+
+_ACCOUNT_COLUMNS: Final = "id, owner, currency, balance, status, version, opened_at, closed_at"
+_MOVEMENT_COLUMNS: Final = (
+    "id, account, kind, amount, balance_after, version, occurred_at, description, transfer_id, "
+    "counterparty"
+)
+_TRANSFER_COLUMNS: Final = (
+    "id, source, destination, amount, currency, status, version, requested_at, owner, "
+    "description, reason"
+)
+_INSERT_ACCOUNT: Final = (
+    f"INSERT OR IGNORE INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+)
+_CHANGE_ACCOUNT: Final = """
+UPDATE accounts SET version = ?, balance = coalesce(?, balance), status = coalesce(?, status),
+    closed_at = coalesce(?, closed_at)
+WHERE id = ? AND version < ?
+"""
+_INSERT_MOVEMENT: Final = (
+    f"INSERT OR IGNORE INTO movements ({_MOVEMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_TRANSFER: Final = (
+    f"INSERT OR IGNORE INTO transfers ({_TRANSFER_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_CHANGE_TRANSFER: Final = (
+    "UPDATE transfers SET version = ?, status = ?, reason = ? WHERE id = ? AND version < ?"
+)
+_SAVE_CHECKPOINT: Final = """
+INSERT INTO checkpoints (projection, position) VALUES (?, ?)
+ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.position)
+"""
+
+
+def _micros(moment: datetime | None) -> int | None:
+    return None if moment is None else to_micros(moment)
+
+
+def _write(change: ViewChange, connection: sqlite3.Connection) -> None:
+    match change:
+        case AccountOpenedView(account=a):
+            values: tuple[Any, ...] = (
+                a.id, a.owner, a.currency, a.balance, a.status, a.version,
+                to_micros(a.opened_at), _micros(a.closed_at),
+            )  # fmt: skip
+            connection.execute(_INSERT_ACCOUNT, values)
+        case AccountChanged(account_id=account_id, version=version):
+            values = (
+                version, change.balance, change.status, _micros(change.closed_at),
+                account_id, version,
+            )  # fmt: skip
+            connection.execute(_CHANGE_ACCOUNT, values)
+        case MovementAdded(movement=m):
+            values = (
+                m.id, m.account, m.kind, m.amount, m.balance_after, m.version,
+                to_micros(m.occurred_at), m.description, m.transfer_id, m.counterparty,
+            )  # fmt: skip
+            connection.execute(_INSERT_MOVEMENT, values)
+        case TransferRequestedView(transfer=t):
+            values = (
+                t.id, t.source, t.destination, t.amount, t.currency, t.status, t.version,
+                to_micros(t.requested_at), t.owner, t.description, t.reason,
+            )  # fmt: skip
+            connection.execute(_INSERT_TRANSFER, values)
+        case TransferStatusChanged():
+            values = (
+                change.version, change.status, change.reason, change.transfer_id, change.version,
+            )  # fmt: skip
+            connection.execute(_CHANGE_TRANSFER, values)
+
+
+def _apply(
+    projection: str, changes: Sequence[ViewChange], checkpoint: int, connection: sqlite3.Connection
+) -> None:
+    for change in changes:
+        _write(change, connection)
+    connection.execute(_SAVE_CHECKPOINT, (projection, checkpoint))
+
+
+def _reset(connection: sqlite3.Connection) -> None:
+    for table in ("accounts", "movements", "transfers", "checkpoints"):
+        connection.execute(f"DELETE FROM {table}")
+
+
+def _account(row: tuple[Any, ...]) -> AccountView:
+    id_, owner, currency, balance, status, version, opened_at, closed_at = row
+    closed = None if closed_at is None else from_micros(closed_at)
+    return AccountView(
+        id_, owner, currency, balance, status, version, from_micros(opened_at), closed
+    )
+
+
+def _movement(row: tuple[Any, ...]) -> Movement:
+    id_, account, kind, amount, after, version, occurred_at, text, transfer_id, other = row
+    at = from_micros(occurred_at)
+    return Movement(id_, account, kind, amount, after, version, at, text, transfer_id, other)
+
+
+def _transfer(row: tuple[Any, ...]) -> TransferView:
+    id_, source, destination, amount, currency, status, version, requested_at, *rest = row
+    owner, description, reason = rest
+    at = from_micros(requested_at)
+    return TransferView(
+        id_, source, destination, amount, currency, status, version, at, owner, description, reason
+    )
+
+
+def _checkpoint(projection: str, connection: sqlite3.Connection) -> int:
+    sql = "SELECT position FROM checkpoints WHERE projection = ?"
+    row = connection.execute(sql, (projection,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _get_account(account_id: str, connection: sqlite3.Connection) -> AccountView | None:
+    sql = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?"
+    row = connection.execute(sql, (account_id,)).fetchone()
+    return None if row is None else _account(row)
+
+
+def _list_accounts(
+    owner: str | None, after: str | None, limit: int, connection: sqlite3.Connection
+) -> list[AccountView]:
+    where: list[str] = []
+    params: list[Any] = []
+    if owner is not None:
+        where.append("owner = ?")
+        params.append(owner)
+    if after is not None:
+        where.append("id > ?")
+        params.append(after)
+    sql = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id LIMIT ?"
+    params.append(max(limit, 0))
+    return [_account(row) for row in connection.execute(sql, params)]
+
+
+def _statement(
+    account_id: str,
+    start: int | None,
+    end: int | None,
+    after_version: int,
+    limit: int,
+    connection: sqlite3.Connection,
+) -> list[Movement]:
+    sql = f"SELECT {_MOVEMENT_COLUMNS} FROM movements WHERE account = ? AND version > ?"
+    params: list[Any] = [account_id, after_version]
+    if start is not None:
+        sql += " AND occurred_at >= ?"
+        params.append(start)
+    if end is not None:
+        sql += " AND occurred_at < ?"
+        params.append(end)
+    sql += " ORDER BY version LIMIT ?"
+    params.append(max(limit, 0))
+    return [_movement(row) for row in connection.execute(sql, params)]
+
+
+def _get_transfer(transfer_id: str, connection: sqlite3.Connection) -> TransferView | None:
+    sql = f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?"
+    row = connection.execute(sql, (transfer_id,)).fetchone()
+    return None if row is None else _transfer(row)
+
+
+def _pending(connection: sqlite3.Connection) -> list[str]:
+    sql = "SELECT id FROM transfers WHERE status = 'pending' ORDER BY id"
+    return [row[0] for row in connection.execute(sql)]
+
+
+class SqliteReadModel:
+    """``AccountReadModel`` and ``Lifecycle`` on ``<data_dir>/views.db``.
+
+    Writes go through one writer thread; ``synchronous=NORMAL`` is enough here because the views
+    and their checkpoint commit together: a power cut can only lose a tail of both, which the
+    projection then replays from the event store.
+    """
+
+    def __init__(self, data_dir: Path, *, readers: int = 2) -> None:
+        self.path = data_dir / VIEWS_FILE
+        self._writer = GroupCommitWriter(self.path, ddl=VIEWS_DDL, synchronous="NORMAL")
+        self._readers = ReaderPool(self.path, readers)
+
+    async def start(self) -> None:
+        if self._writer.alive:
+            return
+        try:
+            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailableError(f"cannot create {self.path.parent}: {error}") from error
+        await self._writer.start()
+        self._readers.start()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._readers.close()
+
+    async def ready(self) -> bool:
+        return self._writer.alive
+
+    async def checkpoint(self, projection: str) -> int:
+        return await self._readers.run(partial(_checkpoint, projection))
+
+    async def apply(self, projection: str, changes: Sequence[ViewChange], checkpoint: int) -> None:
+        """The changes and the checkpoint (which never moves back) in one transaction."""
+        await self._writer.submit(partial(_apply, projection, list(changes), checkpoint))
+
+    async def reset(self) -> None:
+        await self._writer.submit(_reset)
+
+    async def get_account(self, account_id: str) -> AccountView | None:
+        return await self._readers.run(partial(_get_account, account_id))
+
+    async def list_accounts(
+        self, owner: str | None, after: str | None, limit: int
+    ) -> list[AccountView]:
+        return await self._readers.run(partial(_list_accounts, owner, after, limit))
+
+    async def statement(
+        self,
+        account_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        after_version: int,
+        limit: int,
+    ) -> list[Movement]:
+        query = partial(_statement, account_id, _micros(start), _micros(end), after_version, limit)
+        return await self._readers.run(query)
+
+    async def get_transfer(self, transfer_id: str) -> TransferView | None:
+        return await self._readers.run(partial(_get_transfer, transfer_id))
+
+    async def pending_transfers(self) -> list[str]:
+        return await self._readers.run(_pending)

@@ -1,0 +1,121 @@
+"""The SQLite files' tables, how connections are opened, and how times are stored.
+
+Times are stored as integer microseconds since the Unix epoch, UTC: they compare and sort
+correctly in SQL, and convert back exactly (no float on the way).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "EVENTS_DDL",
+    "EVENTS_FILE",
+    "VIEWS_DDL",
+    "VIEWS_FILE",
+    "from_micros",
+    "open_connection",
+    "to_micros",
+]
+
+EVENTS_FILE: Final = "events.db"
+VIEWS_FILE: Final = "views.db"
+
+EVENTS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS events (
+    position    INTEGER PRIMARY KEY,
+    stream_id   TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    schema      INTEGER NOT NULL,
+    event_id    TEXT    NOT NULL UNIQUE,
+    occurred_at INTEGER NOT NULL,
+    data        TEXT    NOT NULL,
+    metadata    TEXT    NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id TEXT    PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    schema    INTEGER NOT NULL,
+    state     BLOB    NOT NULL
+);
+"""
+
+VIEWS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id        TEXT    PRIMARY KEY,
+    owner     TEXT    NOT NULL,
+    currency  TEXT    NOT NULL,
+    balance   INTEGER NOT NULL,
+    status    TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL,
+    closed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner, id);
+CREATE TABLE IF NOT EXISTS movements (
+    account       TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    id            TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    amount        INTEGER NOT NULL,
+    balance_after INTEGER NOT NULL,
+    occurred_at   INTEGER NOT NULL,
+    description   TEXT,
+    transfer_id   TEXT,
+    counterparty  TEXT,
+    PRIMARY KEY (account, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS movements_by_time ON movements (account, occurred_at);
+CREATE TABLE IF NOT EXISTS transfers (
+    id           TEXT    PRIMARY KEY,
+    owner        TEXT    NOT NULL,
+    source       TEXT    NOT NULL,
+    destination  TEXT    NOT NULL,
+    amount       INTEGER NOT NULL,
+    currency     TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    reason       TEXT,
+    version      INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL,
+    description  TEXT
+);
+CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    projection TEXT    PRIMARY KEY,
+    position   INTEGER NOT NULL
+);
+"""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} must be timezone-aware")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def open_connection(path: Path, *, synchronous: str, writer: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``), usable
+    from the thread that runs it rather than the one that opened it."""
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=64
+    )
+    # Another process (a backup, the CLI) may hold the lock briefly: wait instead of failing.
+    connection.execute("PRAGMA busy_timeout = 5000")
+    if writer:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+    else:
+        connection.execute("PRAGMA query_only = ON")
+    return connection

@@ -1,0 +1,260 @@
+"""The SQLite event store and snapshot store: ``events.db`` in the data directory.
+
+Appends go through the group-commit writer (one transaction and one fsync per batch, a savepoint
+per append); reads, stream versions and subscriptions use the reader pool. The version check runs
+inside the writer's transaction, which holds SQLite's write lock, so it is exact even if another
+process writes the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, cast
+
+import msgspec
+
+from core.errors import ConcurrencyError, StoreUnavailableError
+from core.ports import EventBatch
+from core.records import EventMetadata, EventRecord, Snapshot
+from plugins.memory.store import check_records
+from plugins.sqlite.schema import EVENTS_DDL, EVENTS_FILE, from_micros, to_micros
+from plugins.sqlite.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
+
+__all__ = ["SqliteEventStore", "SqliteSubscription"]
+
+DEFAULT_BATCH_SIZE: Final = 1000
+
+_COLUMNS: Final = (
+    "stream_id, version, type, schema, event_id, occurred_at, data, metadata, position"
+)
+_INSERT: Final = (
+    "INSERT INTO events (stream_id, version, type, schema, event_id, occurred_at, data, metadata)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SAVE_SNAPSHOT: Final = """
+INSERT INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, schema = excluded.schema, state = excluded.state
+WHERE excluded.version >= snapshots.version
+"""
+
+_encode_metadata = msgspec.json.Encoder().encode
+_decode_metadata = msgspec.json.Decoder(EventMetadata).decode
+_NO_METADATA: Final = EventMetadata()
+_NO_METADATA_JSON: Final = "{}"
+
+
+def _row(record: EventRecord) -> tuple[Any, ...]:
+    metadata = record.metadata
+    return (
+        record.stream_id,
+        record.version,
+        record.type,
+        record.schema,
+        record.event_id,
+        to_micros(record.occurred_at),
+        bytes(record.data).decode(),
+        _NO_METADATA_JSON if metadata == _NO_METADATA else _encode_metadata(metadata).decode(),
+    )
+
+
+def _record(row: tuple[Any, ...]) -> EventRecord:
+    stream_id, version, type_, schema, event_id, occurred_at, data, metadata, position = row
+    return EventRecord(
+        stream_id=stream_id,
+        version=version,
+        type=type_,
+        schema=schema,
+        event_id=event_id,
+        occurred_at=from_micros(occurred_at),
+        data=msgspec.Raw(data.encode()),
+        metadata=_NO_METADATA if metadata == _NO_METADATA_JSON else _decode_metadata(metadata),
+        position=position,
+    )
+
+
+# -- jobs: each runs in the writer thread or a reader thread, on that thread's connection --------
+
+
+def _version(stream_id: str, connection: sqlite3.Connection) -> int:
+    sql = "SELECT max(version) FROM events WHERE stream_id = ?"
+    found: int | None = connection.execute(sql, (stream_id,)).fetchone()[0]
+    return found or 0
+
+
+def _append(
+    stream_id: str, expected: int, rows: list[tuple[Any, ...]], connection: sqlite3.Connection
+) -> int:
+    """Insert ``rows`` if the stream is at ``expected``; the position of the first one."""
+    actual = _version(stream_id, connection)
+    if actual != expected:
+        raise ConcurrencyError(stream_id, expected, actual)
+    try:
+        if len(rows) == 1:
+            return cast(int, connection.execute(_INSERT, rows[0]).lastrowid)
+        connection.executemany(_INSERT, rows)
+    except sqlite3.IntegrityError as error:
+        raise ValueError(f"stream {stream_id!r}: an event id is already stored ({error})") from None
+    # One writer assigns positions max + 1, max + 2... so this append's are contiguous.
+    last: int = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return last - len(rows) + 1
+
+
+def _read(
+    stream_id: str, after_version: int, until: int | None, connection: sqlite3.Connection
+) -> list[EventRecord]:
+    sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
+    if until is None:
+        rows = connection.execute(sql + " ORDER BY version", (stream_id, after_version))
+    else:
+        sql += " AND occurred_at <= ? ORDER BY version"
+        rows = connection.execute(sql, (stream_id, after_version, until))
+    return [_record(row) for row in rows]
+
+
+def _after(position: int, limit: int, connection: sqlite3.Connection) -> list[EventRecord]:
+    sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+    return [_record(row) for row in connection.execute(sql, (position, limit))]
+
+
+def _save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:
+    values = (snapshot.stream_id, snapshot.version, snapshot.schema, bytes(snapshot.state))
+    connection.execute(_SAVE_SNAPSHOT, values)
+
+
+def _load_snapshot(stream_id: str, connection: sqlite3.Connection) -> Snapshot | None:
+    sql = "SELECT version, schema, state FROM snapshots WHERE stream_id = ?"
+    row = connection.execute(sql, (stream_id,)).fetchone()
+    if row is None:
+        return None
+    version, schema, state = row
+    return Snapshot(stream_id, version, schema, msgspec.Raw(bytes(state)))
+
+
+class SqliteEventStore:
+    """``EventStore``, ``SnapshotStore`` and ``Lifecycle`` on ``<data_dir>/events.db``.
+
+    Use it from the event loop that started it. ``max_batch`` caps the appends per transaction;
+    ``batch_size`` caps the events per subscription batch.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        readers: int = 4,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.path = data_dir / EVENTS_FILE
+        self._batch_size = batch_size
+        self._writer = GroupCommitWriter(
+            self.path,
+            ddl=EVENTS_DDL,
+            synchronous="FULL",
+            max_batch=max_batch,
+            on_commit=self._signal,
+        )
+        self._readers = ReaderPool(self.path, readers)
+        # Replaced after every commit: a subscriber holds the Event of the moment it looked, so
+        # a commit between its query and its wait still wakes it.
+        self._committed = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._writer.alive:
+            return
+        try:
+            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailableError(f"cannot create {self.path.parent}: {error}") from error
+        await self._writer.start()
+        self._readers.start()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._readers.close()
+        self._signal()  # waiting subscribers look again, and find the store closed
+
+    async def ready(self) -> bool:
+        return self._writer.alive
+
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        check_records(stream_id, expected_version, events)
+        if not events:
+            actual = await self.stream_version(stream_id)
+            if actual != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, actual)
+            return []
+        rows = [_row(record) for record in events]
+        job = partial(_append, stream_id, expected_version, rows)
+        # One record is one INSERT, which SQLite undoes alone if it fails: no savepoint needed.
+        first = await self._writer.submit(job, savepoint=len(rows) > 1)
+        return [
+            msgspec.structs.replace(record, position=first + offset)
+            for offset, record in enumerate(events)
+        ]
+
+    async def read(
+        self, stream_id: str, after_version: int = 0, until: datetime | None = None
+    ) -> list[EventRecord]:
+        limit = None if until is None else to_micros(until)
+        return await self._readers.run(partial(_read, stream_id, after_version, limit))
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self._readers.run(partial(_version, stream_id))
+
+    def subscribe(self, group: str, after_checkpoint: int) -> SqliteSubscription:
+        return SqliteSubscription(self, after_checkpoint)
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        return await self._readers.run(partial(_load_snapshot, stream_id))
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keeps the newest: a late save of an older state does not replace a newer one."""
+        await self._writer.submit(partial(_save_snapshot, snapshot))
+
+    async def _events_after(self, position: int) -> list[EventRecord]:
+        return await self._readers.run(partial(_after, position, self._batch_size))
+
+    def _signal(self) -> None:
+        self._committed.set()
+        self._committed = asyncio.Event()
+
+
+class SqliteSubscription:
+    """Every event after a checkpoint, in position order; woken by each commit, not by polling."""
+
+    def __init__(self, store: SqliteEventStore, after_checkpoint: int) -> None:
+        self._store = store
+        self._checkpoint = after_checkpoint
+
+    async def next_batch(self, timeout: float) -> EventBatch | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            committed = self._store._committed  # taken before the query, see _committed
+            events = await self._store._events_after(self._checkpoint)
+            if events:
+                self._checkpoint = events[-1].position
+                return EventBatch(events=events, checkpoint=self._checkpoint)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(committed.wait(), remaining)
+            except TimeoutError:
+                return None
+
+    async def commit(self, batch: EventBatch) -> None:
+        # Progress is the read model's checkpoint, written with the views; nothing to do here.
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,284 @@
+"""The threads that own SQLite connections: one group-commit writer, and a small reader pool.
+
+The writer is the whole reason SQLite is fast here with ``synchronous=FULL``: a commit costs one
+fsync however many appends it carries, so while one batch is being committed the next one queues
+up, and under load each fsync acknowledges hundreds of appends. The event loop never waits on
+SQLite: it puts a job on a queue and awaits a future that the writer resolves after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+from core.errors import StoreUnavailableError
+from plugins.sqlite.schema import open_connection
+
+__all__ = ["GroupCommitWriter", "ReaderPool", "translate_error"]
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], T]
+
+DEFAULT_MAX_BATCH: Final = 1000
+
+
+def translate_error(error: BaseException, path: Path) -> BaseException:
+    """A driver failure becomes ``StoreUnavailableError`` (caused by it); a bug (a misused API)
+    and the jobs' own typed errors pass through unchanged."""
+    if isinstance(error, sqlite3.Error) and not isinstance(
+        error, sqlite3.ProgrammingError | sqlite3.InterfaceError
+    ):
+        unavailable = StoreUnavailableError(f"SQLite database {path} failed: {error}")
+        unavailable.__cause__ = error
+        return unavailable
+    return error
+
+
+@dataclass(slots=True)
+class _Item:
+    job: Job[Any]
+    future: asyncio.Future[Any]
+    savepoint: bool
+
+
+@dataclass(slots=True)
+class _Stop:
+    done: asyncio.Future[None]
+
+
+# What the writer hands back to the loop for one job: its future, and a result or an error.
+_Outcome = tuple[asyncio.Future[Any], bool, Any]
+
+
+class GroupCommitWriter:
+    """Runs jobs on one connection in its own thread; every job queued while the previous commit
+    was running goes into the next transaction, each inside its own savepoint, so a job that
+    raises is rolled back alone and the others still commit.
+
+    A job's future resolves only after the transaction that holds it committed, so a result the
+    caller sees is durable. If the commit itself fails, every job of the batch gets
+    ``StoreUnavailableError`` and none of them was written.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ddl: str,
+        synchronous: Literal["FULL", "NORMAL"],
+        max_batch: int = DEFAULT_MAX_BATCH,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._path = path
+        self._ddl = ddl
+        self._synchronous = synchronous
+        self._max_batch = max(max_batch, 1)
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Item | _Stop] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False
+        self.batches = 0  # committed transactions, for diagnostics
+        self.jobs = 0  # jobs in them
+
+    @property
+    def alive(self) -> bool:
+        return self._accepting and self._thread is not None and self._thread.is_alive()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        opened: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, opened), name=f"sqlite-writer:{self._path.name}"
+        )
+        self._thread.daemon = True  # an unacknowledged job is all an abrupt exit can lose
+        self._thread.start()
+        await opened
+        self._accepting = True
+
+    def submit(self, job: Job[T], *, savepoint: bool = True) -> asyncio.Future[T]:
+        """Queue ``job``; the future resolves on this loop once its transaction committed.
+
+        ``savepoint=False`` is for a job that writes with at most one statement: SQLite undoes a
+        failed statement by itself, so the savepoint's two extra statements buy nothing there.
+        """
+        if not self.alive or self._loop is None:
+            raise StoreUnavailableError(f"SQLite database {self._path} is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Item(job, future, savepoint))
+        return future
+
+    async def close(self) -> None:
+        """Stop accepting jobs, commit those already queued, then close the connection."""
+        if not self.alive or self._loop is None:
+            self._accepting = False
+            return
+        self._accepting = False
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put(_Stop(done))
+        await done
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        connection: sqlite3.Connection | None = None
+        try:
+            connection = open_connection(self._path, synchronous=self._synchronous, writer=True)
+            connection.executescript(self._ddl)
+        except Exception as error:
+            if connection is not None:
+                connection.close()
+            failure = translate_error(error, self._path)
+            loop.call_soon_threadsafe(_settle, [(opened, False, failure)])
+            return
+        loop.call_soon_threadsafe(_settle, [(opened, True, None)])
+        stop: _Stop | None = None
+        try:
+            while stop is None:
+                items: list[_Item] = []
+                item = self._queue.get()
+                while True:
+                    if isinstance(item, _Stop):
+                        stop = item
+                        break
+                    items.append(item)
+                    if len(items) >= self._max_batch:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if items:
+                    outcomes = self._commit(connection, items)
+                    _call_soon(loop, self._deliver, outcomes)
+        finally:
+            connection.close()
+            if stop is not None:
+                _call_soon(loop, _settle, [(stop.done, True, None)])
+
+    def _commit(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for item in items:
+                if item.savepoint:
+                    connection.execute("SAVEPOINT job")
+                try:
+                    value = item.job(connection)
+                except Exception as error:
+                    if not connection.in_transaction:
+                        # SQLite itself rolled the whole transaction back (I/O error, disk
+                        # full): the jobs before this one are gone too.
+                        raise
+                    if item.savepoint:
+                        connection.execute("ROLLBACK TO job")
+                        connection.execute("RELEASE job")
+                    outcomes.append((item.future, False, translate_error(error, self._path)))
+                else:
+                    if item.savepoint:
+                        connection.execute("RELEASE job")
+                    outcomes.append((item.future, True, value))
+            connection.execute("COMMIT")
+        except Exception as error:
+            with contextlib.suppress(sqlite3.Error):
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+            return [(item.future, False, self._failed(error)) for item in items]
+        self.batches += 1
+        self.jobs += len(items)
+        return outcomes
+
+    def _failed(self, error: BaseException) -> StoreUnavailableError:
+        failure = StoreUnavailableError(
+            f"SQLite database {self._path} did not commit; nothing of this batch was written: "
+            f"{error}"
+        )
+        failure.__cause__ = error
+        return failure
+
+    def _deliver(self, outcomes: list[_Outcome]) -> None:
+        _settle(outcomes)
+        if self._on_commit is not None:
+            self._on_commit()
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():  # the caller gave up (cancelled); the outcome is only logged by SQLite
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    # The loop may be gone when a store is dropped without ``close``; nobody is waiting then.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+class ReaderPool:
+    """Queries off the event loop: a few threads, each borrowing an idle read connection.
+
+    WAL lets these readers run beside the writer, each seeing the last committed state.
+    """
+
+    def __init__(self, path: Path, size: int = 4) -> None:
+        self._path = path
+        self._size = max(size, 1)
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._size, thread_name_prefix=f"sqlite-reader:{self._path.name}"
+        )
+
+    async def run(self, query: Job[T]) -> T:
+        executor = self._executor
+        if executor is None:
+            raise StoreUnavailableError(f"SQLite database {self._path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(executor, self._call, query)
+
+    def _call(self, query: Job[T]) -> T:
+        try:
+            connection = self._idle.get_nowait()
+        except queue.Empty:
+            # At most ``size`` calls run at once, so at most ``size`` connections are opened.
+            try:
+                connection = open_connection(self._path, synchronous="NORMAL", writer=False)
+            except sqlite3.Error as error:
+                raise self._unavailable(error) from error
+        try:
+            return query(connection)
+        except sqlite3.Error as error:
+            failure = translate_error(error, self._path)
+            if failure is error:
+                raise
+            raise failure from error
+        finally:
+            self._idle.put(connection)
+
+    def _unavailable(self, error: sqlite3.Error) -> StoreUnavailableError:
+        return StoreUnavailableError(f"SQLite database {self._path} cannot be opened: {error}")
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        await asyncio.to_thread(executor.shutdown, wait=True)
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
