@@ -65,8 +65,11 @@ def settings_for(backend: str, data_dir: Path, **values: str) -> Settings:
     )
 
 
-def build(settings: Settings, **kwargs: Any) -> Application:
-    return bootstrap(settings, extra_plugins={"test-auth": _TestAuthPlugin()}, **kwargs)
+def build(
+    settings: Settings, extra_plugins: dict[str, object] | None = None, **kwargs: Any
+) -> Application:
+    plugins = {"test-auth": _TestAuthPlugin(), **(extra_plugins or {})}
+    return bootstrap(settings, extra_plugins=plugins, **kwargs)
 
 
 @asynccontextmanager

@@ -1,0 +1,208 @@
+"""Settings: environment over TOML over defaults, typed getters, and secrets kept out of sight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import (
+    ConfigError,
+    MissingSettingError,
+    Settings,
+    default_data_dir,
+    env_name,
+    load_settings,
+)
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.fixture(autouse=True)
+def no_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # load_settings reads ./balance.toml when nothing is named: run where there is none.
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_need_no_server() -> None:
+    settings = load_settings({})
+    assert (settings.event_store, settings.read_model, settings.authenticator) == (
+        "sqlite",
+        "sqlite",
+        "jwt",
+    )
+    assert settings.disabled_plugins == frozenset()
+    assert settings.values == {}
+
+
+def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_data_dir() == tmp_path / "xdg" / "account-balance"
+    assert load_settings({}).data_dir == tmp_path / "xdg" / "account-balance"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_data_dir() == Path.home() / ".local" / "share" / "account-balance"
+
+
+def test_data_dir_is_expanded() -> None:
+    settings = load_settings({"BALANCE_DATA_DIR": "~/balances"})
+    assert settings.data_dir == Path.home() / "balances"
+
+
+def test_environment_over_toml_over_defaults(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "conf.toml",
+        'event_store = "memory"\nread_model = "memory"\nsnapshot_every = 7\ncache_size = 9\n',
+    )
+    settings = load_settings(
+        {"BALANCE_CONFIG": str(config), "BALANCE_READ_MODEL": "sqlite", "BALANCE_CACHE_SIZE": "3"}
+    )
+    assert settings.event_store == "memory"  # TOML over the default
+    assert settings.read_model == "sqlite"  # environment over TOML
+    assert settings.authenticator == "jwt"  # the default
+    assert settings.get_int("snapshot_every", 100) == 7
+    assert settings.get_int("cache_size", 100) == 3
+    assert "config" not in settings.values
+
+
+def test_toml_tables_flatten_to_the_variable_names(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "conf.toml",
+        '[kafka]\nbootstrap = "k:9092"\n[mongo.pool]\nmax-size = 5\n'
+        "[sqlite]\nreaders = 2\nwal = true\n",
+    )
+    settings = load_settings({}, config_file=config)
+    assert settings.get("kafka_bootstrap") == "k:9092"
+    assert settings.get_int("mongo_pool_max_size", 0) == 5
+    assert settings.get("sqlite_wal") == "true"
+    # The same key from the environment wins: BALANCE_KAFKA_BOOTSTRAP is kafka_bootstrap.
+    settings = load_settings({"BALANCE_KAFKA_BOOTSTRAP": "env:1"}, config_file=config)
+    assert settings.get("kafka_bootstrap") == "env:1"
+    assert env_name("kafka_bootstrap") == "BALANCE_KAFKA_BOOTSTRAP"
+
+
+def test_balance_toml_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    write(tmp_path / "balance.toml", 'authenticator = "fixed"\n')
+    assert load_settings({}).authenticator == "fixed"
+
+
+def test_named_file_replaces_the_local_one(tmp_path: Path) -> None:
+    write(tmp_path / "balance.toml", 'authenticator = "local"\n')
+    named = write(tmp_path / "other.toml", 'authenticator = "named"\n')
+    assert load_settings({"BALANCE_CONFIG": str(named)}).authenticator == "named"
+
+
+def test_missing_file_names_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(ConfigError, match="does not exist") as caught:
+        load_settings({"BALANCE_CONFIG": str(missing)})
+    assert str(missing) in str(caught.value)
+
+
+def test_invalid_toml_names_its_path_but_not_its_secrets(tmp_path: Path) -> None:
+    broken = write(tmp_path / "broken.toml", f'jwt_secret = "{SECRET}"\nthis is = not toml\n')
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_settings({}, config_file=broken)
+    assert str(broken) in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_require_names_the_variable() -> None:
+    settings = load_settings({"BALANCE_MONGO_URL": ""})
+    with pytest.raises(MissingSettingError, match="BALANCE_MONGO_URL") as caught:
+        settings.require("mongo_url")
+    assert caught.value.key == "mongo_url"
+    assert isinstance(caught.value, ConfigError)
+    assert load_settings({"BALANCE_MONGO_URL": "mongodb://h"}).require("mongo_url") == (
+        "mongodb://h"
+    )
+
+
+def test_typed_getters_default_and_name_the_variable() -> None:
+    settings = load_settings(
+        {"BALANCE_CACHE_SIZE": "many", "BALANCE_READ_WAIT_SECONDS": "soon", "BALANCE_EMPTY": ""}
+    )
+    assert settings.get_int("absent", 4) == 4
+    assert settings.get_int("empty", 4) == 4
+    assert settings.get_float("empty", 0.5) == 0.5
+    with pytest.raises(ConfigError, match="BALANCE_CACHE_SIZE must be a whole number"):
+        settings.get_int("cache_size", 1)
+    with pytest.raises(ConfigError, match="BALANCE_READ_WAIT_SECONDS must be a number"):
+        settings.get_float("read_wait_seconds", 1.0)
+    assert load_settings({"BALANCE_READ_WAIT_SECONDS": "0.25"}).get_float(
+        "read_wait_seconds", 1.0
+    ) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "key", ["jwt_secret", "db_password", "api_token", "jwt_private_key", "vendor_api_key"]
+)
+def test_masked_hides_secret_keys(key: str) -> None:
+    shown = load_settings({env_name(key): SECRET, "BALANCE_CACHE_SIZE": "10"}).masked()
+    assert shown[key] == "********"
+    assert shown["cache_size"] == "10"
+    assert SECRET not in repr(shown)
+
+
+def test_masked_hides_passwords_in_urls() -> None:
+    shown = load_settings(
+        {
+            "BALANCE_MONGO_URL": f"mongodb://app:{SECRET}@db:27017/balance",
+            "BALANCE_KAFKA_BOOTSTRAP": "kafka:9092",
+            "BALANCE_JWT_SECRET": "",
+        }
+    ).masked()
+    assert shown["mongo_url"] == "mongodb://app:********@db:27017/balance"
+    assert shown["kafka_bootstrap"] == "kafka:9092"
+    assert shown["jwt_secret"] == ""  # an unset secret is shown as unset
+
+
+def test_masked_shows_the_core_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "BALANCE_EVENT_STORE": "memory",
+            "BALANCE_DATA_DIR": str(tmp_path),
+            "BALANCE_DISABLED_PLUGINS": "sqlite,audit",
+        }
+    )
+    shown = settings.masked()
+    assert shown["event_store"] == "memory"
+    assert shown["data_dir"] == str(tmp_path)
+    assert shown["disabled_plugins"] == "audit,sqlite"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("jwt_secret", SECRET), ("mongo_url", f"mongodb://app:{SECRET}@db/balance")],
+)
+def test_secrets_stay_out_of_error_messages(key: str, value: str) -> None:
+    settings = load_settings({env_name(key): value})
+    with pytest.raises(ConfigError) as as_int:
+        settings.get_int(key, 1)
+    with pytest.raises(ConfigError) as as_float:
+        settings.get_float(key, 1.0)
+    for error in (as_int.value, as_float.value):
+        assert env_name(key) in str(error)
+        assert SECRET not in str(error)
+
+
+def test_disabled_plugins_from_the_environment() -> None:
+    settings = load_settings({"BALANCE_DISABLED_PLUGINS": " memory, audit ,,"})
+    assert settings.disabled_plugins == frozenset({"memory", "audit"})
+    assert "disabled_plugins" not in settings.values
+
+
+def test_disabled_plugins_from_a_toml_list(tmp_path: Path) -> None:
+    config = write(tmp_path / "conf.toml", 'disabled_plugins = ["sqlite", "audit"]\n')
+    settings = load_settings({}, config_file=config)
+    assert settings.disabled_plugins == frozenset({"sqlite", "audit"})
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.event_store = "memory"  # type: ignore[misc]
