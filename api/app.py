@@ -1,0 +1,130 @@
+"""The Litestar app factory. Nothing is built at import time: ``create_app`` takes (or bootstraps)
+the ``Application``, and the app's lifespan starts and closes it. Handlers get the mediator by
+dependency injection and talk to nothing else.
+
+``uvicorn --factory api.app:serve_app`` is what ``balance serve`` runs in each worker: it reads
+the settings, sets up JSON logs and builds the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from api.auth import provide_principal
+from api.body import JsonRequest
+from api.bootstrap import Application, bootstrap
+from api.dependencies import provide_context, provide_versioned_context
+from api.observability import Metrics, ObservabilityMiddleware, configure_logging
+from api.problems import problem_response
+from api.routes.accounts import AccountController
+from api.routes.health import HealthController, ProblemDocs
+from api.routes.transfers import TransferController
+from core.config import load_settings
+from core.mediator import Mediator
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"]
+
+DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="account-balance",
+        version="0.1.0",
+        description="Customer accounts and balances (CQRS, event sourced). Errors are RFC 9457 "
+        "problem documents; each `type` resolves under `/problems/`.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="A JWT with `sub`, `exp`, `scope` (`accounts:read`, "
+                    "`accounts:write`) and optionally `roles` (`teller`).",
+                )
+            }
+        ),
+        tags=[
+            Tag(name="accounts", description="Accounts, movements, statements"),
+            Tag(name="transfers", description="Transfers between accounts"),
+            Tag(name="operations", description="Health, metrics, problem types"),
+        ],
+    )
+
+
+def create_app(application: Application | None = None) -> Litestar:
+    app_ = application if application is not None else bootstrap()
+    settings = app_.settings
+    metrics = Metrics(projected=lambda: app_.projector.applied)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await app_.start()
+        try:
+            yield
+        finally:
+            await app_.close()
+
+    def provide_mediator() -> Mediator:
+        return app_.mediator
+
+    def provide_application() -> Application:
+        return app_
+
+    def provide_metrics() -> Metrics:
+        return metrics
+
+    plugin_routes: list[Any] = [handler for _plugin, handler in app_.routes()]
+    return Litestar(
+        route_handlers=[
+            AccountController,
+            TransferController,
+            HealthController,
+            ProblemDocs,
+            *plugin_routes,
+        ],
+        dependencies={
+            "mediator": Provide(provide_mediator, use_cache=True, sync_to_thread=False),
+            "application": Provide(provide_application, use_cache=True, sync_to_thread=False),
+            "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            "context": Provide(provide_context, sync_to_thread=False),
+            "versioned_context": Provide(provide_versioned_context, sync_to_thread=False),
+        },
+        exception_handlers={Exception: problem_response},
+        middleware=[
+            DefineMiddleware(
+                ObservabilityMiddleware,
+                metrics=metrics,
+                access_log=_flag(settings.get("access_log")),
+            )
+        ],
+        request_class=JsonRequest,
+        request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+        openapi_config=openapi_config(),
+        lifespan=[lifespan],
+        logging_config=None,
+        debug=False,
+    )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def serve_app() -> Litestar:
+    """The server's factory: settings from the environment, JSON logs, the app."""
+    settings = load_settings()
+    configure_logging(settings.get("log_level") or "INFO", _flag(settings.get("access_log")))
+    return create_app(bootstrap(settings))

@@ -1,0 +1,175 @@
+"""The ``balance`` command line: serve the API, mint a local token, rebuild the projections, show
+the configuration. Plugins add commands through the ``balance_cli_commands`` hook."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Final
+
+import click
+
+from api.bootstrap import BUILTIN_PLUGINS, bootstrap
+from core.config import ConfigError, Settings, env_name, load_settings
+from core.errors import BalanceError
+from core.plugins import collect, make_plugin_manager
+
+__all__ = ["cli", "build_cli", "main", "parse_ttl"]
+
+_TTL: Final = re.compile(r"(\d+)\s*([smhd]?)")
+_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(text: str) -> timedelta:
+    """``90``, ``90s``, ``15m``, ``1h`` or ``7d``."""
+    match = _TTL.fullmatch(text.strip().lower())
+    if match is None or int(match.group(1)) == 0:
+        raise click.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 1h or 7d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group(help="account-balance: customer accounts and balances.")
+def cli() -> None:
+    pass
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on [BALANCE_HOST, 127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port [BALANCE_PORT, 8000]")
+@click.option("--workers", type=int, default=None, help="Worker processes [BALANCE_WORKERS, 1]")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP API with uvicorn (the embedded SQLite backends unless configured)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.observability import configure_logging
+
+    settings = _settings()
+    host = host or settings.get("host") or "127.0.0.1"
+    port = port if port is not None else settings.get_int("port", 8000)
+    workers = workers if workers is not None else settings.get_int("workers", 1)
+    access_log = (settings.get("access_log") or "").lower() in {"1", "true", "yes", "on"}
+    configure_logging(settings.get("log_level") or "INFO", access_log)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "lifespan": "on",
+    }
+    if workers > 1:
+        # Each worker process builds its own app from the environment. Another worker may
+        # append to any stream, so no worker may answer from a cached state: caching is off.
+        os.environ[env_name("cache_size")] = "0"
+        uvicorn.run("api.app:serve_app", factory=True, workers=workers, **options)
+        return
+    try:
+        app = create_app(bootstrap(settings))
+    except BalanceError as error:
+        raise click.ClickException(str(error)) from None
+    uvicorn.run(app, **options)
+
+
+@cli.command()
+@click.option("--sub", required=True, help="The subject (the account owner's id).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Scopes, repeated or space-separated [accounts:read accounts:write].",
+)
+@click.option("--role", "roles", multiple=True, help="Roles, e.g. teller (repeatable).")
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h, 7d.")
+def token(sub: str, scopes: Sequence[str], roles: Sequence[str], ttl: str) -> None:
+    """Print a token signed with the local secret (BALANCE_JWT_SECRET or the generated one)."""
+    from plugins.jwt.tokens import DEFAULT_SCOPES, mint_token
+
+    settings = _settings()
+    words = [word for scope in scopes for word in scope.split()] or list(DEFAULT_SCOPES)
+    try:
+        click.echo(mint_token(settings, sub, words, roles, parse_ttl(ttl)))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cli.group()
+def projections() -> None:
+    """Manage the read-model projections."""
+
+
+@projections.command()
+def rebuild() -> None:
+    """Drop the read model and replay every event into it (stop the server first)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    settings = _settings()
+
+    async def run() -> int:
+        application = bootstrap(settings, run_projector=False)
+        await application.start()
+        try:
+            columns = (
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed} events"),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=Console(stderr=True)) as progress:
+                task = progress.add_task("rebuilding", total=None)
+                total = await application.projector.rebuild(
+                    lambda count: progress.advance(task, count)
+                )
+                progress.update(task, total=total, completed=total)
+            return total
+        finally:
+            await application.close()
+
+    try:
+        total = asyncio.run(run())
+    except BalanceError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"rebuilt the read model from {total} events")
+
+
+@cli.command("config")
+def show_config() -> None:
+    """Print the resolved configuration, secrets masked."""
+    for key, value in _settings().masked().items():
+        click.echo(f"{key} = {value}")
+
+
+def build_cli(
+    settings: Settings | None = None, extra_plugins: Mapping[str, object] | None = None
+) -> click.Group:
+    """The ``balance`` group with the commands that enabled plugins add."""
+    group = click.Group("balance", commands=dict(cli.commands), help=cli.help)
+    try:
+        settings = settings or load_settings()
+        manager = make_plugin_manager(BUILTIN_PLUGINS, settings.disabled_plugins, extra_plugins)
+    except BalanceError:
+        return group  # the built-in commands report the configuration error themselves
+    for _plugin, command in collect(manager, "balance_cli_commands"):
+        if isinstance(command, click.Command) and command.name not in group.commands:
+            group.add_command(command)
+    return group
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    build_cli().main(args=list(argv) if argv is not None else None, prog_name="balance")
+
+
+if __name__ == "__main__":
+    main()

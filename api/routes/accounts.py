@@ -1,0 +1,211 @@
+"""``/accounts``: open, list, read, close, deposit, withdraw, statement, balance at an instant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, TypeAlias
+
+from litestar import Controller, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from api.dependencies import etag
+from api.problems import problem_responses
+from api.schemas import (
+    AccountOut,
+    AccountPage,
+    BalanceOut,
+    MovementIn,
+    MovementOut,
+    OpenAccountIn,
+    StatementOut,
+    account_out,
+    amount_text,
+    balance_out,
+    movement_out,
+    parse_instant,
+)
+from core.mediator import Mediator
+from core.ports import Principal
+from handlers.accounts.requests import (
+    CloseAccount,
+    CommandContext,
+    Deposit,
+    GetAccount,
+    GetBalanceAt,
+    GetStatement,
+    ListAccounts,
+    OpenAccount,
+    Withdraw,
+)
+from handlers.accounts.views import Receipt
+
+__all__ = ["AccountController", "Caller", "Context", "Limit", "MinVersion", "Send"]
+
+Send: TypeAlias = NamedDependency[Mediator]
+Caller: TypeAlias = NamedDependency[Principal]
+Context: TypeAlias = NamedDependency[CommandContext]
+_MIN_VERSION = (
+    "Wait briefly until the read model has reached this version (read-your-writes): "
+    "pass the version a command returned"
+)
+MinVersion: TypeAlias = Annotated[int, QueryParameter(ge=0, description=_MIN_VERSION)]
+Limit: TypeAlias = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
+_INSTANT = "ISO-8601 date-time with offset, e.g. 2026-01-31T12:00:00Z"
+Instant: TypeAlias = Annotated[str | None, QueryParameter(description=_INSTANT)]
+From: TypeAlias = Annotated[str | None, QueryParameter(name="from", description=_INSTANT)]
+
+_ETAG = ResponseHeader(name="ETag", description='The version, e.g. "3"', documentation_only=True)
+_LOCATION = ResponseHeader(name="Location", description="/accounts/{id}", documentation_only=True)
+
+
+def _receipt(receipt: Receipt) -> Response[MovementOut]:
+    movement = receipt.movement
+    return Response(
+        movement_out(movement, receipt.currency),
+        status_code=201,
+        headers={"ETag": etag(movement.version)},
+    )
+
+
+class AccountController(Controller):
+    path = "/accounts"
+    tags = ["accounts"]  # noqa: RUF012
+    security = [{"BearerAuth": []}]  # noqa: RUF012
+
+    @post(
+        "/",
+        summary="Open an account",
+        description="Only a teller may set `owner`; otherwise the owner is the token's subject. "
+        "Honours `Idempotency-Key`.",
+        responses=problem_responses(400, 401, 403, 413, 415, 422),
+        response_headers=[_ETAG, _LOCATION],
+    )
+    async def open_account(
+        self, data: JSONBody[OpenAccountIn], mediator: Send, context: Context
+    ) -> Response[AccountOut]:
+        deposit = None if data.initial_deposit is None else amount_text(data.initial_deposit)
+        view = await mediator.send(OpenAccount(data.currency, context, deposit, data.owner))
+        return Response(
+            account_out(view),
+            status_code=201,
+            headers={"Location": f"/accounts/{view.id}", "ETag": etag(view.version)},
+        )
+
+    @get(
+        "/",
+        summary="List accounts",
+        description="The caller's accounts; a teller sees every account, or one owner's.",
+        responses=problem_responses(401, 403, 422),
+    )
+    async def list_accounts(
+        self,
+        mediator: Send,
+        principal: Caller,
+        owner: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+    ) -> AccountPage:
+        page = await mediator.send(ListAccounts(principal, owner, cursor, limit))
+        return AccountPage([account_out(view) for view in page.items], page.next_cursor)
+
+    @get(
+        "/{account_id:str}",
+        summary="Read an account",
+        responses=problem_responses(401, 403, 404, 422),
+        response_headers=[_ETAG],
+    )
+    async def get_account(
+        self,
+        account_id: FromPath[str],
+        mediator: Send,
+        principal: Caller,
+        min_version: MinVersion = 0,
+    ) -> Response[AccountOut]:
+        view = await mediator.send(GetAccount(account_id, principal, min_version))
+        return Response(account_out(view), headers={"ETag": etag(view.version)})
+
+    @delete(
+        "/{account_id:str}",
+        summary="Close an account",
+        description="Only at a zero balance. Honours `If-Match` and `Idempotency-Key`.",
+        responses=problem_responses(400, 401, 403, 404, 409, 412),
+    )
+    async def close_account(
+        self, account_id: FromPath[str], mediator: Send, versioned_context: Context
+    ) -> None:
+        await mediator.send(CloseAccount(account_id, versioned_context))
+
+    @post(
+        "/{account_id:str}/deposits",
+        summary="Deposit",
+        description="Honours `Idempotency-Key` and `If-Match`.",
+        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
+        response_headers=[_ETAG],
+    )
+    async def deposit(
+        self,
+        account_id: FromPath[str],
+        data: JSONBody[MovementIn],
+        mediator: Send,
+        versioned_context: Context,
+    ) -> Response[MovementOut]:
+        amount = amount_text(data.amount)
+        command = Deposit(account_id, amount, versioned_context, data.description)
+        return _receipt(await mediator.send(command))
+
+    @post(
+        "/{account_id:str}/withdrawals",
+        summary="Withdraw",
+        description="Honours `Idempotency-Key` and `If-Match`. More than the balance is "
+        "`insufficient-funds` (422) and changes nothing.",
+        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
+        response_headers=[_ETAG],
+    )
+    async def withdraw(
+        self,
+        account_id: FromPath[str],
+        data: JSONBody[MovementIn],
+        mediator: Send,
+        versioned_context: Context,
+    ) -> Response[MovementOut]:
+        amount = amount_text(data.amount)
+        command = Withdraw(account_id, amount, versioned_context, data.description)
+        return _receipt(await mediator.send(command))
+
+    @get(
+        "/{account_id:str}/transactions",
+        summary="Statement",
+        description="Movements oldest first, with `from <= occurred_at < to` where given; "
+        "pass `next_cursor` back as `cursor` for the next page.",
+        responses=problem_responses(401, 403, 404, 422),
+    )
+    async def statement(
+        self,
+        account_id: FromPath[str],
+        mediator: Send,
+        principal: Caller,
+        from_: From = None,
+        to: Instant = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+        min_version: MinVersion = 0,
+    ) -> StatementOut:
+        start, end = parse_instant("from", from_), parse_instant("to", to)
+        query = GetStatement(account_id, principal, start, end, cursor, limit, min_version)
+        statement = await mediator.send(query)
+        items = [movement_out(movement, statement.currency) for movement in statement.items]
+        return StatementOut(items, statement.next_cursor)
+
+    @get(
+        "/{account_id:str}/balance",
+        summary="Balance at an instant",
+        description="Folded from the account's events up to `at` (default: now).",
+        responses=problem_responses(401, 403, 404, 422),
+    )
+    async def balance_at(
+        self, account_id: FromPath[str], mediator: Send, principal: Caller, at: Instant = None
+    ) -> BalanceOut:
+        instant = parse_instant("at", at) or datetime.now(UTC)
+        return balance_out(await mediator.send(GetBalanceAt(account_id, principal, instant)))

@@ -1,0 +1,59 @@
+"""``/transfers``: move money between two accounts of one currency, and read a transfer."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+
+from api.problems import problem_responses
+from api.routes.accounts import Caller, Context, MinVersion, Send
+from api.schemas import TransferIn, TransferOut, amount_text, transfer_out
+from handlers.accounts.requests import GetTransfer, Transfer
+
+__all__ = ["TransferController"]
+
+_LOCATION = ResponseHeader(name="Location", description="/transfers/{id}", documentation_only=True)
+
+
+class TransferController(Controller):
+    path = "/transfers"
+    tags = ["transfers"]  # noqa: RUF012
+    security = [{"BearerAuth": []}]  # noqa: RUF012
+
+    @post(
+        "/",
+        summary="Transfer",
+        description="Only from the caller's own accounts (a teller: any). 201 once the transfer "
+        "completed or failed (see `reason`), 202 while it is still pending. Honours "
+        "`Idempotency-Key`.",
+        responses={
+            202: ResponseSpec(TransferOut, description="Accepted, still pending"),
+            **problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+        },
+        response_headers=[_LOCATION],
+    )
+    async def transfer(
+        self, data: JSONBody[TransferIn], mediator: Send, context: Context
+    ) -> Response[TransferOut]:
+        amount = amount_text(data.amount)
+        command = Transfer(data.source, data.destination, amount, context, data.description)
+        view = await mediator.send(command)
+        return Response(
+            transfer_out(view),
+            status_code=202 if view.status == "pending" else 201,
+            headers={"Location": f"/transfers/{view.id}"},
+        )
+
+    @get(
+        "/{transfer_id:str}", summary="Read a transfer", responses=problem_responses(401, 403, 404)
+    )
+    async def get_transfer(
+        self,
+        transfer_id: FromPath[str],
+        mediator: Send,
+        principal: Caller,
+        min_version: MinVersion = 0,
+    ) -> TransferOut:
+        return transfer_out(await mediator.send(GetTransfer(transfer_id, principal, min_version)))

@@ -1,0 +1,216 @@
+"""The JSON bodies of the REST API, as msgspec Structs, and their conversions from the views.
+
+Amounts are decimal strings in the account's currency (``"500.00"``). In a request an amount may
+also be a JSON number, taken exactly from its text (see ``api.body``); the domain then rejects
+zero, negatives, too many decimals and amounts over the maximum, naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from handlers.accounts.errors import InvalidRequestError
+from handlers.accounts.money import format_amount
+from handlers.accounts.views import AccountView, BalanceAt, Movement, MovementKind, TransferView
+
+__all__ = [
+    "AccountOut",
+    "AccountPage",
+    "BalanceOut",
+    "LiveOut",
+    "MovementIn",
+    "MovementOut",
+    "OpenAccountIn",
+    "ReadyOut",
+    "StatementOut",
+    "TransferIn",
+    "TransferOut",
+    "account_out",
+    "amount_text",
+    "balance_out",
+    "movement_out",
+    "parse_instant",
+    "transfer_out",
+]
+
+Amount = Annotated[
+    Decimal,
+    msgspec.Meta(
+        description='A decimal string in the account\'s currency, e.g. "500.00" (a JSON number '
+        "is accepted when exact)",
+        examples=["500.00"],
+    ),
+]
+Text = Annotated[str, msgspec.Meta(max_length=500)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+# ---- requests ----
+
+
+class OpenAccountIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    currency: Annotated[str, msgspec.Meta(min_length=1, max_length=8, examples=["EUR"])]
+    initial_deposit: Amount | None = None
+    # Only a teller may name the owner; anyone else opens an account of their own.
+    owner: Id | None = None
+
+
+class MovementIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    amount: Amount
+    description: Text | None = None
+
+
+class TransferIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    source: Id
+    destination: Id
+    amount: Amount
+    description: Text | None = None
+
+
+def amount_text(amount: Decimal) -> str:
+    """The amount as plain decimal text (``1E+2`` becomes ``100``), for the domain to parse."""
+    return format(amount, "f")
+
+
+# ---- responses ----
+
+
+class AccountOut(msgspec.Struct, frozen=True):
+    id: str
+    owner: str
+    currency: str
+    balance: str
+    status: Literal["open", "closed"]
+    version: int
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+class AccountPage(msgspec.Struct, frozen=True):
+    items: list[AccountOut]
+    next_cursor: str | None
+
+
+class MovementOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str
+    account: str
+    kind: MovementKind
+    amount: str
+    balance_after: str
+    version: int
+    occurred_at: datetime
+    description: str | None = None
+    transfer_id: str | None = None
+    counterparty: str | None = None
+
+
+class StatementOut(msgspec.Struct, frozen=True):
+    items: list[MovementOut]
+    next_cursor: str | None
+
+
+class TransferOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str
+    source: str
+    destination: str
+    amount: str
+    currency: str
+    status: Literal["pending", "completed", "failed"]
+    requested_at: datetime
+    description: str | None = None
+    reason: str | None = None
+
+
+class BalanceOut(msgspec.Struct, frozen=True):
+    account: str
+    at: datetime
+    balance: str
+    currency: str
+    version: int
+
+
+class LiveOut(msgspec.Struct, frozen=True):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(msgspec.Struct, frozen=True):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, bool]
+
+
+def account_out(view: AccountView) -> AccountOut:
+    return AccountOut(
+        id=view.id,
+        owner=view.owner,
+        currency=view.currency,
+        balance=format_amount(view.balance, view.currency),
+        status=view.status,
+        version=view.version,
+        opened_at=view.opened_at,
+        closed_at=view.closed_at,
+    )
+
+
+def movement_out(movement: Movement, currency: str) -> MovementOut:
+    return MovementOut(
+        id=movement.id,
+        account=movement.account,
+        kind=movement.kind,
+        amount=format_amount(movement.amount, currency),
+        balance_after=format_amount(movement.balance_after, currency),
+        version=movement.version,
+        occurred_at=movement.occurred_at,
+        description=movement.description,
+        transfer_id=movement.transfer_id,
+        counterparty=movement.counterparty,
+    )
+
+
+def transfer_out(view: TransferView) -> TransferOut:
+    return TransferOut(
+        id=view.id,
+        source=view.source,
+        destination=view.destination,
+        amount=format_amount(view.amount, view.currency),
+        currency=view.currency,
+        status=view.status,
+        requested_at=view.requested_at,
+        description=view.description,
+        reason=view.reason,
+    )
+
+
+def balance_out(view: BalanceAt) -> BalanceOut:
+    return BalanceOut(
+        account=view.account,
+        at=view.at,
+        balance=format_amount(view.balance, view.currency),
+        currency=view.currency,
+        version=view.version,
+    )
+
+
+# ---- query parameters ----
+
+# In a query string an unescaped "+" arrives as a space: "...T10:00:00 01:00" meant "+01:00".
+_SPACE_OFFSET: Final = re.compile(r" (\d{2}:?\d{2})$")
+
+
+def parse_instant(name: str, value: str | None) -> datetime | None:
+    """An ISO-8601 instant with a UTC offset (``Z`` or ``+01:00``); naive times are refused,
+    since they name no instant."""
+    if value is None or value == "":
+        return None
+    text = _SPACE_OFFSET.sub(r"+\1", value.strip())
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequestError(name, f"{value!r} is not an ISO-8601 date-time") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise InvalidRequestError(name, "needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
+    return instant.astimezone(UTC)

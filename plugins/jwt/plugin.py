@@ -1,0 +1,30 @@
+"""The ``jwt`` authenticator backend. Register this module with the plugin manager."""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Final
+
+from core.config import Settings
+from core.container import Container
+from core.hookspecs import hookimpl
+from core.registry import BackendOffer
+from plugins.jwt.authenticator import JwtAuthenticator
+from plugins.jwt.config import JwtConfig
+
+__all__ = ["NAME", "balance_backends", "plugin"]
+
+NAME: Final = "jwt"
+
+
+def _authenticator(settings: Settings, container: Container) -> JwtAuthenticator:
+    return JwtAuthenticator(JwtConfig.from_settings(settings))
+
+
+@hookimpl
+def balance_backends() -> list[BackendOffer]:
+    return [BackendOffer(port="authenticator", name=NAME, factory=_authenticator)]
+
+
+plugin: Final[ModuleType] = sys.modules[__name__]

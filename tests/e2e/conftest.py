@@ -1,0 +1,143 @@
+"""End-to-end over HTTP: the real app (``create_app(bootstrap(...))``) on the memory backends, with
+the real JWT authenticator and real tokens minted with the generated local secret."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.bootstrap import Application, bootstrap
+from core.config import Settings
+from handlers.accounts.services import Clock
+from plugins.jwt.tokens import mint_token
+from tests.support import FakeClock
+
+TELLER = "teller-1"
+
+
+def e2e_settings(data_dir: Path, backend: str = "memory", **values: str) -> Settings:
+    return Settings(
+        event_store=backend,
+        read_model=backend,
+        authenticator="jwt",
+        data_dir=data_dir,
+        values=values,
+    )
+
+
+@dataclass
+class Api:
+    """The client, the application behind it, and tokens minted for named users."""
+
+    client: AsyncTestClient[Any]
+    application: Application
+    settings: Settings
+    clock: FakeClock
+    _tokens: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = field(default_factory=dict)
+
+    def token(
+        self,
+        sub: str,
+        scopes: Iterable[str] = ("accounts:read", "accounts:write"),
+        roles: Iterable[str] = (),
+    ) -> str:
+        key = (sub, tuple(scopes), tuple(roles))
+        if key not in self._tokens:
+            self._tokens[key] = mint_token(self.settings, sub, key[1], key[2])
+        return self._tokens[key]
+
+    def auth(self, sub: str, **kwargs: Any) -> dict[str, str]:
+        if sub == TELLER:
+            kwargs.setdefault("roles", ("teller",))
+        return {"Authorization": f"Bearer {self.token(sub, **kwargs)}"}
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        as_: str | None = "alice",
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        sent = dict(self.auth(as_) if as_ is not None else {})
+        sent.update(headers or {})
+        return await self.client.request(method, path, json=json, headers=sent, **kwargs)
+
+    async def open(
+        self, as_: str = "alice", currency: str = "EUR", deposit: str | None = None, **body: Any
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"currency": currency, **body}
+        if deposit is not None:
+            payload["initial_deposit"] = deposit
+        response = await self.call("POST", "/accounts", as_, json=payload)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def move(
+        self, kind: str, account: str, amount: Any, as_: str = "alice", **kwargs: Any
+    ) -> httpx.Response:
+        path = f"/accounts/{account}/{kind}"
+        return await self.call("POST", path, as_, json={"amount": amount}, **kwargs)
+
+    async def account(
+        self, account: str, as_: str = "alice", min_version: int = 0
+    ) -> httpx.Response:
+        return await self.call("GET", f"/accounts/{account}?min_version={min_version}", as_)
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_api(tmp_path: Path, clock: FakeClock) -> AppFactory:
+    """Build an ``Api`` with extra settings, overrides or plugins; use as an async context."""
+
+    @asynccontextmanager
+    async def build(
+        backend: str = "memory",
+        values: Mapping[str, str] | None = None,
+        overrides: Mapping[type[Any], object] | None = None,
+        extra_plugins: Mapping[str, object] | None = None,
+    ) -> AsyncIterator[Api]:
+        settings = e2e_settings(tmp_path / backend, backend, **dict(values or {}))
+        application = bootstrap(
+            settings,
+            overrides={Clock: clock, **dict(overrides or {})},
+            extra_plugins=extra_plugins,
+        )
+        async with AsyncTestClient(create_app(application)) as client:
+            yield Api(client, application, settings, clock)
+
+    return build
+
+
+@pytest.fixture
+async def api(make_api: AppFactory) -> AsyncIterator[Api]:
+    async with make_api() as built:
+        yield built
+
+
+def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem response of ``status`` and type ``/problems/<slug>``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = dict(response.json())
+    assert body["type"] == f"/problems/{slug}", body
+    assert body["status"] == status
+    assert body["title"]
+    assert "instance" in body
+    return body
