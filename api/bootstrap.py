@@ -73,9 +73,10 @@ class Application:
                 await backend.start()
         if self.run_projector:
             await self.projector.catch_up()
-            resumed = await self.mediator.send(ResumeTransfers())
-            if resumed:
-                log.info("resumed %d pending transfers", resumed)
+        resumed = await self.mediator.send(ResumeTransfers())
+        if resumed:
+            log.info("resumed %d pending transfers", resumed)
+        if self.run_projector:
             self._stop.clear()
             self._tasks.append(asyncio.create_task(self.projector.run(self._stop)))
 
@@ -138,8 +139,10 @@ def bootstrap(
     *,
     overrides: Mapping[type[Any], object] | None = None,
     extra_plugins: Mapping[str, object] | None = None,
-    run_projector: bool = True,
+    run_projector: bool | None = None,
 ) -> Application:
+    """``run_projector``: keep the read model up to date in this process; by default unless
+    ``BALANCE_PROJECTOR=off`` (when ``balance projector`` runs it elsewhere)."""
     settings = settings or load_settings()
     manager = make_plugin_manager(BUILTIN_PLUGINS, settings.disabled_plugins, extra_plugins)
     container = Container()
@@ -154,4 +157,6 @@ def bootstrap(
         impl.function(Registry(builder, container, impl.plugin_name))
     mediator = builder.build()
     container.register_instance(Mediator, mediator)
+    if run_projector is None:
+        run_projector = (settings.get("projector") or "inline").lower() != "off"
     return Application(settings, container, mediator, manager, backends, run_projector)
