@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: Final[dict[str, str]] = {
     "auth": "handlers.auth_plugin",
     "memory": "plugins.memory.plugin",
     "sqlite": "plugins.sqlite.plugin",
+    "kafka": "plugins.kafka.plugin",
     "jwt": "plugins.jwt.plugin",
 }
 

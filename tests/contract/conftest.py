@@ -8,9 +8,10 @@ backend is one more entry in ``EVENT_STORES`` or ``READ_MODELS``, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,13 @@ import pytest
 from core.config import PREFIX, Settings
 from core.container import Container
 from core.registry import Port
+from tests.kafka import helpers as kafka_helpers
 
-EVENT_STORES = [pytest.param("memory"), pytest.param("sqlite")]
+EVENT_STORES = [
+    pytest.param("memory"),
+    pytest.param("sqlite"),
+    pytest.param("kafka", marks=pytest.mark.kafka),
+]
 READ_MODELS = [pytest.param("memory"), pytest.param("sqlite")]
 
 # Backends whose positions are one global counter from 1 (a Kafka position is a partition offset).
@@ -51,9 +57,31 @@ def global_positions(request: pytest.FixtureRequest) -> bool:
     return request.node.callspec.params.get("event_store") in GLOBAL_POSITIONS
 
 
+@pytest.fixture(scope="session")
+def kafka_topics() -> Iterator[None]:
+    """Deletes the topics the Kafka-backed tests created, at the end of the session."""
+    yield
+    bootstrap = os.environ.get(kafka_helpers.BOOTSTRAP_VARIABLE)
+    if bootstrap:
+        kafka_helpers.delete_topics(bootstrap)
+
+
+def kafka_settings(settings: Settings) -> Settings:
+    """Kafka: the broker (or skip), and a topic and transactional id of this test's own."""
+    kafka_helpers.kafka_bootstrap()
+    topic = kafka_helpers.unique_topic("test.contract")
+    values = {**settings.values, "kafka_topic": topic, "kafka_transactional_id": f"{topic}-w"}
+    return dataclasses.replace(settings, values=values)
+
+
 @pytest.fixture(params=EVENT_STORES)
-async def event_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    store = build_backend("event_store", request.param, backend_settings(tmp_path / "data"))
+async def event_store(
+    request: pytest.FixtureRequest, tmp_path: Path, kafka_topics: None
+) -> AsyncIterator[Any]:
+    settings = backend_settings(tmp_path / "data")
+    if request.param == "kafka":
+        settings = kafka_settings(settings)
+    store = build_backend("event_store", request.param, settings)
     await store.start()
     try:
         yield store

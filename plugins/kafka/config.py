@@ -1,0 +1,53 @@
+"""The Kafka backend's settings, from ``BALANCE_KAFKA_*`` (or a ``[kafka]`` TOML table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Self
+
+from core.config import ConfigError, Settings
+
+__all__ = ["INDEX_FILE", "KafkaConfig"]
+
+INDEX_FILE: Final = "kafka-index.db"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConfig:
+    """``bootstrap`` is required (``BALANCE_KAFKA_BOOTSTRAP``); everything else has a default."""
+
+    bootstrap: str
+    index_path: Path
+    topic: str = "balance.events"
+    partitions: int = 3
+    replication: int = 1
+    transactional_id: str = "balance-writer-0"
+    group_prefix: str = "balance"
+    # An append that the broker has not acknowledged after this many seconds fails with
+    # StoreUnavailableError (and nothing of it becomes visible).
+    append_timeout: float = 5.0
+    max_batch: int = 1000  # appends per Kafka transaction
+    batch_size: int = 1000  # events per subscription batch
+    readers: int = 4  # read connections on the local index
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        config = cls(
+            bootstrap=settings.require("kafka_bootstrap"),
+            index_path=settings.data_dir / INDEX_FILE,
+            topic=settings.get("kafka_topic") or "balance.events",
+            partitions=settings.get_int("kafka_partitions", 3),
+            replication=settings.get_int("kafka_replication", 1),
+            transactional_id=settings.get("kafka_transactional_id") or "balance-writer-0",
+            group_prefix=settings.get("kafka_group_prefix") or "balance",
+            append_timeout=settings.get_float("kafka_append_timeout", 5.0),
+            max_batch=settings.get_int("kafka_max_batch", 1000),
+            batch_size=settings.get_int("kafka_batch_size", 1000),
+            readers=settings.get_int("kafka_readers", 4),
+        )
+        if config.partitions < 1 or config.replication < 1:
+            raise ConfigError("BALANCE_KAFKA_PARTITIONS and BALANCE_KAFKA_REPLICATION must be >= 1")
+        if config.append_timeout <= 0:
+            raise ConfigError("BALANCE_KAFKA_APPEND_TIMEOUT must be more than 0 seconds")
+        return config

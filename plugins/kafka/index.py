@@ -1,0 +1,205 @@
+"""The local, disposable index of the events topic: ``<data_dir>/kafka-index.db``.
+
+Kafka is the source of truth; this SQLite file only makes reads, stream versions and start-up
+fast. It holds every committed event (with its partition and position), how far each partition
+has been indexed (``offsets``), snapshots (a cache too) and which topic it indexes (``meta``).
+Deleting the file is always safe: the next start rebuilds it from the topic. So
+``synchronous=NORMAL``: a power cut can lose a tail of it, which the next start re-reads.
+
+The functions below run on one connection in one thread: the store's writer thread writes, the
+reader pool reads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import msgspec
+
+from core.records import EventMetadata, EventRecord, Snapshot
+from plugins.sqlite.schema import from_micros, to_micros
+
+__all__ = [
+    "INDEX_DDL",
+    "clear",
+    "find_event_ids",
+    "insert_events",
+    "load_snapshot",
+    "meta",
+    "next_offsets",
+    "read_stream",
+    "save_snapshot",
+    "set_meta",
+    "set_offsets",
+    "stream_version",
+]
+
+INDEX_DDL: Final = """
+CREATE TABLE IF NOT EXISTS events (
+    stream_id   TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    schema      INTEGER NOT NULL,
+    event_id    TEXT    NOT NULL UNIQUE,
+    occurred_at INTEGER NOT NULL,
+    data        TEXT    NOT NULL,
+    metadata    TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (
+    partition   INTEGER PRIMARY KEY,
+    next_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id TEXT    PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    schema    INTEGER NOT NULL,
+    state     BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_COLUMNS: Final = (
+    "stream_id, version, type, schema, event_id, occurred_at, data, metadata, position"
+)
+# OR IGNORE: a catch-up may meet events this process already indexed right after its commit.
+_INSERT: Final = (
+    "INSERT OR IGNORE INTO events (stream_id, version, type, schema, event_id, occurred_at, data,"
+    " metadata, partition, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SET_OFFSET: Final = """
+INSERT INTO offsets (partition, next_offset) VALUES (?, ?)
+ON CONFLICT (partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)
+"""
+_SAVE_SNAPSHOT: Final = """
+INSERT INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, schema = excluded.schema, state = excluded.state
+WHERE excluded.version >= snapshots.version
+"""
+
+_IDS_PER_QUERY: Final = 500
+
+_encode_metadata = msgspec.json.Encoder().encode
+_decode_metadata = msgspec.json.Decoder(EventMetadata).decode
+_NO_METADATA: Final = EventMetadata()
+_NO_METADATA_JSON: Final = "{}"
+
+
+def _row(record: EventRecord, partition: int) -> tuple[Any, ...]:
+    metadata = record.metadata
+    return (
+        record.stream_id,
+        record.version,
+        record.type,
+        record.schema,
+        record.event_id,
+        to_micros(record.occurred_at),
+        bytes(record.data).decode(),
+        _NO_METADATA_JSON if metadata == _NO_METADATA else _encode_metadata(metadata).decode(),
+        partition,
+        record.position,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> EventRecord:
+    stream_id, version, type_, schema, event_id, occurred_at, data, metadata, position = row
+    return EventRecord(
+        stream_id=stream_id,
+        version=version,
+        type=type_,
+        schema=schema,
+        event_id=event_id,
+        occurred_at=from_micros(occurred_at),
+        data=msgspec.Raw(data.encode()),
+        metadata=_NO_METADATA if metadata == _NO_METADATA_JSON else _decode_metadata(metadata),
+        position=position,
+    )
+
+
+# -- writes (the store's writer thread; the caller owns the transaction) ---------------------
+
+
+def insert_events(
+    connection: sqlite3.Connection, events: Iterable[tuple[EventRecord, int]]
+) -> None:
+    """``(record, partition)`` pairs, records carrying their position."""
+    connection.executemany(_INSERT, (_row(record, partition) for record, partition in events))
+
+
+def set_offsets(connection: sqlite3.Connection, offsets: Mapping[int, int]) -> None:
+    """Partition → the next offset to index (never moves back)."""
+    connection.executemany(_SET_OFFSET, list(offsets.items()))
+
+
+def set_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
+    sql = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?"
+    connection.execute(sql, (key, value, value))
+
+
+def clear(connection: sqlite3.Connection) -> None:
+    """Forget everything: the index belonged to another topic."""
+    for table in ("events", "offsets", "snapshots", "meta"):
+        connection.execute(f"DELETE FROM {table}")
+
+
+def save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:
+    values = (snapshot.stream_id, snapshot.version, snapshot.schema, bytes(snapshot.state))
+    connection.execute(_SAVE_SNAPSHOT, values)
+
+
+# -- reads (any thread, any connection) ------------------------------------------------------
+
+
+def meta(connection: sqlite3.Connection, key: str) -> str | None:
+    row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def next_offsets(connection: sqlite3.Connection) -> dict[int, int]:
+    return {p: o for p, o in connection.execute("SELECT partition, next_offset FROM offsets")}
+
+
+def find_event_ids(connection: sqlite3.Connection, event_ids: list[str]) -> set[str]:
+    """Which of ``event_ids`` are already indexed."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), _IDS_PER_QUERY):  # under SQLite's variable limit
+        chunk = event_ids[start : start + _IDS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+        found.update(row[0] for row in connection.execute(sql, chunk))
+    return found
+
+
+def stream_version(stream_id: str, connection: sqlite3.Connection) -> int:
+    sql = "SELECT max(version) FROM events WHERE stream_id = ?"
+    found: int | None = connection.execute(sql, (stream_id,)).fetchone()[0]
+    return found or 0
+
+
+def read_stream(
+    stream_id: str, after_version: int, until: int | None, connection: sqlite3.Connection
+) -> list[EventRecord]:
+    sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
+    if until is None:
+        rows = connection.execute(sql + " ORDER BY version", (stream_id, after_version))
+    else:
+        sql += " AND occurred_at <= ? ORDER BY version"
+        rows = connection.execute(sql, (stream_id, after_version, until))
+    return [_record(row) for row in rows]
+
+
+def load_snapshot(stream_id: str, connection: sqlite3.Connection) -> Snapshot | None:
+    sql = "SELECT version, schema, state FROM snapshots WHERE stream_id = ?"
+    row = connection.execute(sql, (stream_id,)).fetchone()
+    if row is None:
+        return None
+    version, schema, state = row
+    return Snapshot(stream_id, version, schema, msgspec.Raw(bytes(state)))

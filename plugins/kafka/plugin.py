@@ -1,0 +1,38 @@
+"""The ``kafka`` event store backend (a topic as the source of truth, a local SQLite index).
+
+Settings: ``BALANCE_KAFKA_BOOTSTRAP`` (required), ``BALANCE_KAFKA_TOPIC`` (``balance.events``),
+``BALANCE_KAFKA_PARTITIONS`` (3), ``BALANCE_KAFKA_REPLICATION`` (1),
+``BALANCE_KAFKA_TRANSACTIONAL_ID`` (``balance-writer-0``), ``BALANCE_KAFKA_GROUP_PREFIX``
+(``balance``), ``BALANCE_KAFKA_APPEND_TIMEOUT`` (5 s), ``BALANCE_KAFKA_MAX_BATCH`` (1000
+appends per transaction), ``BALANCE_KAFKA_BATCH_SIZE`` (1000 events per subscription batch),
+``BALANCE_KAFKA_READERS`` (4). See docs/kafka.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Final
+
+from core.config import Settings
+from core.container import Container
+from core.hookspecs import hookimpl
+from core.registry import BackendOffer
+from plugins.kafka.config import KafkaConfig
+from plugins.kafka.store import KafkaEventStore
+
+__all__ = ["NAME", "balance_backends", "plugin"]
+
+NAME: Final = "kafka"
+
+
+def _event_store(settings: Settings, container: Container) -> KafkaEventStore:
+    return KafkaEventStore(KafkaConfig.from_settings(settings))
+
+
+@hookimpl
+def balance_backends() -> list[BackendOffer]:
+    return [BackendOffer(port="event_store", name=NAME, factory=_event_store)]
+
+
+plugin: Final[ModuleType] = sys.modules[__name__]

@@ -1,0 +1,105 @@
+"""The Kafka event store: one topic is the source of truth, a local SQLite file indexes it.
+
+- Appends: ``KafkaWriter`` (writer.py) — group commit into Kafka transactions, version check in
+  process (one writer process owns the topic), acknowledged after the broker's commit.
+- Message: key = stream_id (a stream stays in one partition, in order), value =
+  ``encode_record(record)`` (the same JSON as every store keeps, readable by any Kafka client;
+  its ``position`` is 0 there), header ``type``.
+- Positions: ``offset + 1`` within the record's partition, i.e. the offset a consumer commits
+  after it; so positions are > 0 and only comparable within one partition.
+- Reads, stream versions and snapshots come from the local index (index.py), which every commit
+  of this process and every start-up catch-up keep in step with the topic.
+- ``subscribe``: a consumer group per projection (subscription.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
+from confluent_kafka import KafkaException
+
+from core.ports import EventStore, SnapshotStore
+from core.records import EventRecord, Snapshot
+from plugins.kafka import index
+from plugins.kafka.config import KafkaConfig
+from plugins.kafka.subscription import KafkaSubscription
+from plugins.kafka.writer import KafkaWriter
+from plugins.memory.store import check_records
+from plugins.sqlite.schema import to_micros
+from plugins.sqlite.writer import ReaderPool
+
+__all__ = ["KafkaEventStore"]
+
+_READY_TIMEOUT = 1.0
+
+
+class KafkaEventStore:
+    """``EventStore``, ``SnapshotStore`` and ``Lifecycle`` on a Kafka topic.
+
+    Use it from the event loop that started it. ``close`` then ``start`` again is allowed.
+    """
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.config = config
+        self._writer = KafkaWriter(config)
+        self._readers = ReaderPool(config.index_path, config.readers)
+
+    @property
+    def writer(self) -> KafkaWriter:
+        """Diagnostics: batches, appends, caught_up."""
+        return self._writer
+
+    async def start(self) -> None:
+        if self._writer.alive:
+            return
+        self._writer = KafkaWriter(self.config)
+        await self._writer.start()
+        self._readers = ReaderPool(self.config.index_path, self.config.readers)
+        self._readers.start()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._readers.close()
+
+    async def ready(self) -> bool:
+        """True when the writer runs and the broker answers a metadata request within ~1 s."""
+        admin = self._writer.admin
+        if not self._writer.alive or admin is None:
+            return False
+        try:
+            await asyncio.to_thread(admin.list_topics, self.config.topic, _READY_TIMEOUT)
+        except KafkaException:
+            return False
+        return True
+
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        check_records(stream_id, expected_version, events)
+        return await self._writer.append(stream_id, expected_version, list(events))
+
+    async def read(
+        self, stream_id: str, after_version: int = 0, until: datetime | None = None
+    ) -> list[EventRecord]:
+        limit = None if until is None else to_micros(until)
+        return await self._readers.run(partial(index.read_stream, stream_id, after_version, limit))
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self._readers.run(partial(index.stream_version, stream_id))
+
+    def subscribe(self, group: str, after_checkpoint: int) -> KafkaSubscription:
+        return KafkaSubscription(self.config, group, after_checkpoint)
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        return await self._readers.run(partial(index.load_snapshot, stream_id))
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keeps the newest (snapshots are a local cache: they are not in the topic)."""
+        await self._writer.save_snapshot(snapshot)
+
+
+def _check_protocols(store: KafkaEventStore) -> tuple[EventStore, SnapshotStore]:
+    return store, store  # mypy checks the store against the ports here

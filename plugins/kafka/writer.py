@@ -1,0 +1,636 @@
+"""The writer thread: owns the transactional producer and the local index's write connection.
+
+Group commit, Kafka style. Appends queue up with a future each; the thread drains the queue,
+checks every append's expected version against the per-stream version index (in memory, backed
+by the local index), produces the accepted appends' records in ONE Kafka transaction, commits it
+once, writes them into the local index, and only then resolves the futures. So:
+
+- a multi-event append is atomic (one transaction; consumers read ``read_committed``);
+- an append is acknowledged only after the broker acknowledged the transaction;
+- if the transaction fails, every append in it gets ``StoreUnavailableError``, the version index
+  does not move, and nothing of it becomes visible to ``read_committed`` readers (the broker
+  aborts it: explicitly, on the next ``init_transactions`` of the same ``transactional.id``, or
+  after ``transaction.timeout.ms``).
+
+The version check is exact because ONE writer process owns the topic: its ``init_transactions``
+fences any older producer with the same ``transactional.id`` (a zombie's commit fails), and every
+new producer first re-reads the topic's tail into the index before it accepts an append. See
+docs/kafka.md for the multi-writer plan.
+
+Every confluent-kafka call that can block runs here, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from core.errors import ConcurrencyError, StoreUnavailableError
+from core.records import EventRecord, Snapshot, decode_record, encode_record
+from plugins.kafka import index
+from plugins.kafka.config import KafkaConfig
+from plugins.sqlite.schema import open_connection
+
+__all__ = ["KafkaWriter", "kafka_unavailable"]
+
+log = logging.getLogger(__name__)
+
+_ADMIN_TIMEOUT: Final = 10.0  # topic creation and description at start-up
+_CATCH_UP_IDLE: Final = 10.0  # a catch-up that receives nothing for this long gives up
+_ABORT_TIMEOUT: Final = 1.0
+
+
+def kafka_unavailable(message: str, error: BaseException | None = None) -> StoreUnavailableError:
+    failure = StoreUnavailableError(f"{message}: {error}" if error is not None else message)
+    failure.__cause__ = error
+    return failure
+
+
+@dataclass(slots=True)
+class _Append:
+    stream_id: str
+    expected: int
+    records: Sequence[EventRecord]
+    future: asyncio.Future[list[EventRecord]]
+    deadline: float  # time.monotonic()
+
+
+@dataclass(slots=True)
+class _SaveSnapshot:
+    snapshot: Snapshot
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _Stop:
+    future: asyncio.Future[None]
+
+
+_Item = _Append | _SaveSnapshot | _Stop
+_Outcome = tuple[asyncio.Future[Any], bool, Any]
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """Where one produced record landed (filled by the delivery callback)."""
+
+    partition: int = -1
+    offset: int = -1
+    error: KafkaError | None = None
+    done: bool = False
+
+    def __call__(self, error: KafkaError | None, message: Any) -> None:
+        self.done = True
+        if error is not None:
+            self.error = error
+        else:
+            self.partition = message.partition()
+            self.offset = message.offset()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The appends accepted into one transaction, and the outcomes decided without Kafka."""
+
+    accepted: list[_Append] = field(default_factory=list)
+    deliveries: list[list[_Delivery]] = field(default_factory=list)
+    outcomes: list[_Outcome] = field(default_factory=list)
+
+
+class KafkaWriter:
+    def __init__(self, config: KafkaConfig) -> None:
+        self._config = config
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False
+        self._connection: sqlite3.Connection | None = None
+        self._admin: AdminClient | None = None
+        self._producer: Producer | None = None
+        self._resync = True  # re-read the topic's tail before the next append
+        self._versions: dict[str, int] = {}  # stream → committed version (a cache of the index)
+        self.partitions = 0
+        self.batches = 0  # committed transactions, for diagnostics
+        self.appends = 0
+        self.caught_up = 0  # events indexed by catch-ups (start-up and resyncs)
+
+    # -- the event loop's side ----------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._accepting and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def admin(self) -> AdminClient | None:
+        return self._admin
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        opened: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, opened), name=f"kafka-writer:{self._config.topic}"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        await opened
+        self._accepting = True
+
+    def append(
+        self, stream_id: str, expected: int, records: Sequence[EventRecord]
+    ) -> asyncio.Future[list[EventRecord]]:
+        loop = self._check_open()
+        future: asyncio.Future[list[EventRecord]] = loop.create_future()
+        deadline = time.monotonic() + self._config.append_timeout
+        self._queue.put(_Append(stream_id, expected, records, future, deadline))
+        return future
+
+    def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None]:
+        loop = self._check_open()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_SaveSnapshot(snapshot, future))
+        return future
+
+    async def close(self) -> None:
+        if not self.alive or self._loop is None:
+            self._accepting = False
+            return
+        self._accepting = False
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put(_Stop(done))
+        await done
+
+    def _check_open(self) -> asyncio.AbstractEventLoop:
+        if not self.alive or self._loop is None:
+            raise StoreUnavailableError(f"the Kafka event store ({self._config.topic}) is closed")
+        return self._loop
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        try:
+            self._open()
+        except Exception as error:
+            self._release()
+            failure = error if isinstance(error, StoreUnavailableError) else None
+            if failure is None:
+                failure = kafka_unavailable("the Kafka event store cannot start", error)
+            loop.call_soon_threadsafe(_settle, [(opened, False, failure)])
+            return
+        loop.call_soon_threadsafe(_settle, [(opened, True, None)])
+        stop: _Stop | None = None
+        try:
+            while stop is None:
+                appends: list[_Append] = []
+                snapshots: list[_SaveSnapshot] = []
+                item = self._queue.get()
+                while True:
+                    if isinstance(item, _Stop):
+                        stop = item
+                        break
+                    if isinstance(item, _Append):
+                        appends.append(item)
+                    else:
+                        snapshots.append(item)
+                    if len(appends) >= self._config.max_batch:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                outcomes: list[_Outcome] = []
+                if snapshots:
+                    outcomes += self._save_snapshots(snapshots)
+                if appends:
+                    outcomes += self._commit(appends)
+                _call_soon(loop, _settle, outcomes)
+        except BaseException as error:  # a bug: fail what is queued rather than hang callers
+            log.exception("the Kafka writer thread failed")
+            self._accepting = False
+            self._drain(loop, kafka_unavailable("the Kafka writer thread failed", error))
+            raise
+        finally:
+            self._release()
+            if stop is not None:
+                _call_soon(loop, _settle, [(stop.future, True, None)])
+
+    def _drain(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
+        outcomes: list[_Outcome] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            ok = isinstance(item, _Stop)
+            outcomes.append((item.future, ok, None if ok else failure))
+        _call_soon(loop, _settle, outcomes)
+
+    def _open(self) -> None:
+        config = self._config
+        config.index_path.parent.mkdir(parents=True, exist_ok=True)
+        connection = open_connection(config.index_path, synchronous="NORMAL", writer=True)
+        self._connection = connection
+        connection.executescript(index.INDEX_DDL)
+        self._admin = AdminClient({"bootstrap.servers": config.bootstrap})
+        topic_id = self._ensure_topic(self._admin)
+        # The index is only valid for the topic (and its incarnation) it was built from.
+        if (index.meta(connection, "topic"), index.meta(connection, "topic_id")) != (
+            config.topic,
+            topic_id,
+        ):
+            with connection:
+                connection.execute("BEGIN")
+                index.clear(connection)
+                index.set_meta(connection, "topic", config.topic)
+                index.set_meta(connection, "topic_id", topic_id)
+        # Fence any older writer with our transactional.id (and settle its open transaction)
+        # BEFORE reading the tail: afterwards, nobody else can commit to the topic.
+        self._prepare(deadline=None)
+
+    def _ensure_topic(self, admin: AdminClient) -> str:
+        """Create the topic if missing; return its id (a deleted and re-created topic has a new
+        one, which invalidates the index)."""
+        config = self._config
+        new = NewTopic(
+            config.topic,
+            num_partitions=config.partitions,
+            replication_factor=config.replication,
+            config={
+                "retention.ms": "-1",  # the source of truth never expires
+                "retention.bytes": "-1",
+                "cleanup.policy": "delete",
+                "min.insync.replicas": str(max(1, min(2, config.replication - 1))),
+            },
+        )
+        try:
+            admin.create_topics([new], operation_timeout=_ADMIN_TIMEOUT)[config.topic].result(
+                _ADMIN_TIMEOUT
+            )
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise kafka_unavailable(f"cannot create topic {config.topic}", error) from error
+        except Exception as error:  # concurrent.futures.TimeoutError
+            raise kafka_unavailable(f"cannot create topic {config.topic}", error) from error
+        # Describe until the new topic's metadata has propagated.
+        deadline = time.monotonic() + _ADMIN_TIMEOUT
+        while True:
+            try:
+                futures = admin.describe_topics(
+                    TopicCollection([config.topic]), request_timeout=_ADMIN_TIMEOUT
+                )
+                description = futures[config.topic].result(_ADMIN_TIMEOUT)
+                self.partitions = len(description.partitions)
+                return str(description.topic_id)
+            except Exception as error:
+                if time.monotonic() > deadline:
+                    raise kafka_unavailable(
+                        f"cannot describe topic {config.topic}", error
+                    ) from error
+                time.sleep(0.1)
+
+    def _release(self) -> None:
+        if self._producer is not None:
+            self._dispose(self._producer)
+            self._producer = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # -- producer lifecycle -------------------------------------------------------------------
+
+    def _producer_config(self) -> dict[str, Any]:
+        config = self._config
+        timeout_ms = int(config.append_timeout * 1000)
+        return {
+            "bootstrap.servers": config.bootstrap,
+            "transactional.id": config.transactional_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 1,
+            # Java clients' partitioner: a stream lands in the same partition from any client.
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": timeout_ms,
+            "transaction.timeout.ms": max(2 * timeout_ms, 10_000),
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 500,
+            "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
+        }
+
+    def _prepare(self, deadline: float | None) -> Producer:
+        """A producer with initialised transactions, and an index caught up with the topic."""
+        if self._producer is None:
+            producer = Producer(self._producer_config())
+            timeout = 30.0 if deadline is None else max(deadline - time.monotonic(), 0.1)
+            try:
+                producer.init_transactions(timeout)
+            except KafkaException as error:
+                self._dispose(producer)
+                raise kafka_unavailable(
+                    "Kafka did not initialise the transactions", error
+                ) from error
+            self._producer = producer
+            self._resync = True
+        if self._resync:
+            self._catch_up(deadline)
+            self._resync = False
+        return self._producer
+
+    def _dispose(self, producer: Producer) -> None:
+        """Drop a producer whose transaction state is unknown or broken. Whatever it left open
+        on the broker is aborted by the next producer's ``init_transactions`` (fencing)."""
+        with contextlib.suppress(Exception):
+            producer.purge(in_queue=True, in_flight=True, blocking=False)
+            producer.poll(0)
+        self._resync = True
+        self._versions.clear()
+
+    def _lose_producer(self) -> None:
+        if self._producer is not None:
+            self._dispose(self._producer)
+            self._producer = None
+
+    # -- catch-up: the topic's tail into the index --------------------------------------------
+
+    def _catch_up(self, deadline: float | None) -> None:
+        config = self._config
+        connection = self._require_connection()
+        consumer = Consumer(
+            {
+                "bootstrap.servers": config.bootstrap,
+                "group.id": f"{config.group_prefix}-index",  # never joined nor committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            stored = index.next_offsets(connection)
+            consumer.assign(
+                [
+                    TopicPartition(config.topic, p, stored.get(p, OFFSET_BEGINNING))
+                    for p in range(self.partitions)
+                ]
+            )
+            at_end: set[int] = set()
+            last_progress = time.monotonic()
+            while len(at_end) < self.partitions:
+                now = time.monotonic()
+                if deadline is not None and now > deadline:
+                    raise kafka_unavailable(f"catching up with {config.topic} timed out")
+                if now - last_progress > _CATCH_UP_IDLE:
+                    raise kafka_unavailable(f"catching up with {config.topic}: no answer")
+                messages = consumer.consume(num_messages=config.batch_size, timeout=0.2)
+                if not messages:
+                    continue
+                last_progress = time.monotonic()
+                events: list[tuple[EventRecord, int]] = []
+                offsets: dict[int, int] = {}
+                for message in messages:
+                    partition, offset = message.partition() or 0, message.offset() or 0
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            at_end.add(partition)
+                            offsets[partition] = max(offsets.get(partition, 0), offset)
+                            continue
+                        raise KafkaException(error)
+                    at_end.discard(partition)
+                    offsets[partition] = offset + 1
+                    try:
+                        record = decode_record(message.value() or b"")
+                    except msgspec.DecodeError:
+                        log.warning(
+                            "%s[%d]@%d is not an event; skipped", config.topic, partition, offset
+                        )
+                        continue
+                    events.append((msgspec.structs.replace(record, position=offset + 1), partition))
+                with connection:
+                    connection.execute("BEGIN")
+                    index.insert_events(connection, events)
+                    index.set_offsets(connection, offsets)
+                self.caught_up += len(events)
+        except KafkaException as error:
+            raise kafka_unavailable(f"cannot read {config.topic}", error) from error
+        except sqlite3.Error as error:
+            raise kafka_unavailable(f"cannot write {config.index_path}", error) from error
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+        self._versions.clear()
+
+    # -- appends ------------------------------------------------------------------------------
+
+    def _require_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreUnavailableError(f"{self._config.index_path} is not open")
+        return self._connection
+
+    def _version(self, stream_id: str) -> int:
+        version = self._versions.get(stream_id)
+        if version is None:
+            version = index.stream_version(stream_id, self._require_connection())
+            self._versions[stream_id] = version
+        return version
+
+    def _check(self, appends: list[_Append]) -> _Batch:
+        """Decide each append's fate against the committed versions plus the batch's own."""
+        batch = _Batch()
+        pending: dict[str, int] = {}
+        ids: set[str] = set()
+        stored = index.find_event_ids(
+            self._require_connection(), [r.event_id for a in appends for r in a.records]
+        )
+        for append in appends:
+            actual = pending.get(append.stream_id)
+            if actual is None:
+                actual = self._version(append.stream_id)
+            if actual != append.expected:
+                failure = ConcurrencyError(append.stream_id, append.expected, actual)
+                batch.outcomes.append((append.future, False, failure))
+                continue
+            if not append.records:
+                batch.outcomes.append((append.future, True, []))
+                continue
+            taken = [
+                r.event_id for r in append.records if r.event_id in stored or r.event_id in ids
+            ]
+            if taken:
+                message = f"stream {append.stream_id!r}: event id {taken[0]} is already stored"
+                batch.outcomes.append((append.future, False, ValueError(message)))
+                continue
+            ids.update(r.event_id for r in append.records)
+            pending[append.stream_id] = append.records[-1].version
+            batch.accepted.append(append)
+        return batch
+
+    def _commit(self, appends: list[_Append]) -> list[_Outcome]:
+        now = time.monotonic()
+        late = [a for a in appends if a.deadline <= now]
+        appends = [a for a in appends if a.deadline > now]
+        outcomes: list[_Outcome] = [
+            (a.future, False, kafka_unavailable("the append waited too long for Kafka"))
+            for a in late
+        ]
+        if not appends:
+            return outcomes
+        deadline = min(a.deadline for a in appends)
+        try:
+            producer = self._prepare(deadline)
+            batch = self._check(appends)
+        except (StoreUnavailableError, sqlite3.Error) as error:
+            unavailable = (
+                error
+                if isinstance(error, StoreUnavailableError)
+                else kafka_unavailable("the local Kafka index failed", error)
+            )
+            return outcomes + [(a.future, False, unavailable) for a in appends]
+        outcomes += batch.outcomes
+        if not batch.accepted:
+            return outcomes
+        failure = self._transact(producer, batch, deadline)
+        if failure is not None:
+            return outcomes + [(a.future, False, failure) for a in batch.accepted]
+        return outcomes + self._indexed(batch)
+
+    def _transact(
+        self, producer: Producer, batch: _Batch, deadline: float
+    ) -> StoreUnavailableError | None:
+        """Produce and commit the batch; None when the broker acknowledged the commit."""
+        topic = self._config.topic
+        try:
+            producer.begin_transaction()
+            for append in batch.accepted:
+                deliveries = []
+                for record in append.records:
+                    delivery = _Delivery()
+                    producer.produce(
+                        topic,
+                        key=append.stream_id.encode(),
+                        value=encode_record(record),
+                        headers=[("type", record.type.encode())],
+                        on_delivery=delivery,
+                    )
+                    deliveries.append(delivery)
+                batch.deliveries.append(deliveries)
+            remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
+            failed = next(
+                (d.error for ds in batch.deliveries for d in ds if d.error is not None), None
+            )
+            if remaining or failed is not None:
+                reason = "timed out" if failed is None else str(failed)
+                self._abort(producer)
+                return kafka_unavailable(f"Kafka did not take the appends ({reason}); none written")
+        except (KafkaException, BufferError) as error:
+            self._abort(producer)
+            return kafka_unavailable("Kafka refused the appends; none written", error)
+        while True:
+            try:
+                producer.commit_transaction(max(deadline - time.monotonic(), 0.1))
+                return None
+            except KafkaException as exception:
+                kafka_error = exception.args[0]
+                if kafka_error.txn_requires_abort():
+                    self._abort(producer)
+                    return kafka_unavailable(
+                        "Kafka aborted the transaction; none written", exception
+                    )
+                if kafka_error.retriable() and time.monotonic() < deadline:
+                    continue
+                # The commit may or may not have happened: start over with a new producer
+                # (whose init_transactions settles it) and re-read the tail before the next
+                # version check.
+                self._lose_producer()
+                return kafka_unavailable(
+                    "Kafka did not confirm the commit; the appends may or may not be stored",
+                    exception,
+                )
+
+    def _abort(self, producer: Producer) -> None:
+        try:
+            producer.abort_transaction(_ABORT_TIMEOUT)
+        except KafkaException as error:
+            log.warning("Kafka transaction abort failed (%s); recreating the producer", error)
+            self._lose_producer()
+
+    def _indexed(self, batch: _Batch) -> list[_Outcome]:
+        """After the commit: index the records, advance the versions, resolve the futures."""
+        outcomes: list[_Outcome] = []
+        events: list[tuple[EventRecord, int]] = []
+        offsets: dict[int, int] = {}
+        for append, deliveries in zip(batch.accepted, batch.deliveries, strict=True):
+            stored = []
+            for record, delivery in zip(append.records, deliveries, strict=True):
+                placed = msgspec.structs.replace(record, position=delivery.offset + 1)
+                stored.append(placed)
+                events.append((placed, delivery.partition))
+                offsets[delivery.partition] = max(
+                    offsets.get(delivery.partition, 0), delivery.offset + 1
+                )
+            self._versions[append.stream_id] = append.records[-1].version
+            outcomes.append((append.future, True, stored))
+        connection = self._require_connection()
+        try:
+            with connection:
+                connection.execute("BEGIN")
+                index.insert_events(connection, events)
+                index.set_offsets(connection, offsets)
+        except sqlite3.Error:
+            # Kafka has them (the source of truth): acknowledge, and re-read them into the index
+            # before the next batch. The versions above stay right meanwhile.
+            log.exception("could not index a committed Kafka batch; will re-read the topic")
+            self._resync = True
+        self.batches += 1
+        self.appends += len(batch.accepted)
+        return outcomes
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def _save_snapshots(self, items: list[_SaveSnapshot]) -> list[_Outcome]:
+        connection = self._require_connection()
+        try:
+            with connection:
+                connection.execute("BEGIN")
+                for item in items:
+                    index.save_snapshot(item.snapshot, connection)
+        except sqlite3.Error as error:
+            failure = kafka_unavailable("cannot save the snapshot", error)
+            return [(item.future, False, failure) for item in items]
+        return [(item.future, True, None) for item in items]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)

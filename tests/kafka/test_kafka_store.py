@@ -1,0 +1,281 @@
+"""The Kafka event store against the real broker: the stored form on the topic, restarts and
+the local index, and an outage of the broker itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import msgspec
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from core.config import MissingSettingError, Settings
+from core.errors import StoreUnavailableError
+from core.records import EventMetadata, EventRecord, decode_record
+from plugins.kafka.config import INDEX_FILE, KafkaConfig
+from plugins.kafka.store import KafkaEventStore
+from tests.kafka.helpers import unique_topic
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPT = REPO / "scripts" / "servers" / "kafka"
+T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def record(stream_id: str, version: int, **metadata: str) -> EventRecord:
+    return EventRecord(
+        stream_id=stream_id,
+        version=version,
+        type="MoneyDeposited",
+        schema=1,
+        event_id=uuid4().hex,
+        occurred_at=T0 + timedelta(seconds=version),
+        data=msgspec.Raw(b'{"amount":100,"note":"caf\xc3\xa9"}'),
+        metadata=EventMetadata(**metadata),
+    )
+
+
+def records(stream_id: str, count: int, after: int = 0) -> list[EventRecord]:
+    return [record(stream_id, after + n) for n in range(1, count + 1)]
+
+
+def config_for(bootstrap: str, data_dir: Path, topic: str, **options: Any) -> KafkaConfig:
+    return KafkaConfig(
+        bootstrap=bootstrap,
+        index_path=data_dir / INDEX_FILE,
+        topic=topic,
+        transactional_id=f"{topic}-w",
+        **options,
+    )
+
+
+def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[Any]:
+    """Every message of the topic, with a plain confluent-kafka consumer (no group)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        messages: list[Any] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(at_end) < len(partitions):
+            assert time.monotonic() < deadline, "the topic was not read to its end"
+            for message in consumer.consume(100, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error
+                    at_end.add(message.partition() or 0)
+                else:
+                    messages.append(message)
+        return messages
+    finally:
+        consumer.close()
+
+
+def delete_index(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def kafka_script(command: str) -> None:
+    subprocess.run([str(KAFKA_SCRIPT), command], check=True, capture_output=True, timeout=180)
+
+
+@pytest.fixture
+def topic() -> str:
+    return unique_topic("test.kafka-store")
+
+
+@pytest.fixture
+async def store(bootstrap: str, tmp_path: Path, topic: str) -> AsyncIterator[KafkaEventStore]:
+    kafka_store = KafkaEventStore(config_for(bootstrap, tmp_path / "a", topic))
+    await kafka_store.start()
+    try:
+        yield kafka_store
+    finally:
+        await kafka_store.close()
+
+
+def test_the_bootstrap_setting_is_required(tmp_path: Path) -> None:
+    with pytest.raises(MissingSettingError, match="BALANCE_KAFKA_BOOTSTRAP"):
+        KafkaConfig.from_settings(Settings(data_dir=tmp_path))
+
+
+async def test_a_plain_consumer_reads_the_stored_json_form(
+    store: KafkaEventStore, bootstrap: str, topic: str
+) -> None:
+    stream = f"account-{uuid4().hex}"
+    sent = [
+        record(stream, 1),
+        record(stream, 2, correlation_id="c", causation_id="k", actor="alice", command_id="x"),
+    ]
+    stored = list(await store.append(stream, 0, sent))
+
+    messages = await asyncio.to_thread(read_topic, bootstrap, topic)
+
+    assert len(messages) == 2
+    fields = set(EventRecord.__struct_fields__)
+    for message, expected in zip(messages, stored, strict=True):
+        assert message.key() == stream.encode()
+        assert dict(message.headers() or []) == {"type": b"MoneyDeposited"}
+        document = json.loads(message.value())
+        assert set(document) == fields  # every field present, readable by any client
+        assert document["stream_id"] == stream
+        assert document["occurred_at"] == (
+            T0 + timedelta(seconds=expected.version)
+        ).isoformat().replace("+00:00", "Z")
+        decoded = decode_record(message.value())
+        assert msgspec.structs.replace(decoded, position=message.offset() + 1) == expected
+    assert json.loads(messages[1].value())["metadata"]["actor"] == "alice"
+    # One stream, one partition: the positions are its offsets (+1), in order.
+    assert len({m.partition() for m in messages}) == 1
+    assert [r.position for r in stored] == [m.offset() + 1 for m in messages]
+
+
+async def test_restart_continues_the_versions_and_catches_up_the_tail(
+    bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    stream = f"account-{uuid4().hex}"
+    first = KafkaEventStore(config_for(bootstrap, tmp_path / "a", topic))
+    await first.start()
+    await first.append(stream, 0, records(stream, 3))
+    await first.close()
+
+    # Another node (its own, cold index) writes while the first is down: same topic, same
+    # transactional.id (it fences the first one), so the first one's index misses this tail.
+    other = KafkaEventStore(config_for(bootstrap, tmp_path / "b", topic))
+    await other.start()
+    assert await other.stream_version(stream) == 3
+    await other.append(stream, 3, records(stream, 2, after=3))
+    await other.close()
+
+    await first.start()
+    try:
+        assert first.writer.caught_up == 2  # only the tail was read, not the whole history
+        assert await first.stream_version(stream) == 5
+        assert [r.version for r in await first.read(stream)] == [1, 2, 3, 4, 5]
+        appended = await first.append(stream, 5, records(stream, 1, after=5))
+        assert appended[0].version == 6
+    finally:
+        await first.close()
+
+
+async def test_a_deleted_local_index_is_rebuilt_from_the_topic(
+    bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    config = config_for(bootstrap, tmp_path / "a", topic)
+    streams = [f"account-{uuid4().hex}" for _ in range(5)]
+    store = KafkaEventStore(config)
+    await store.start()
+    for n, stream in enumerate(streams, start=1):
+        await store.append(stream, 0, records(stream, n))
+    before = {stream: await store.read(stream) for stream in streams}
+    await store.close()
+
+    await asyncio.to_thread(delete_index, config.index_path)
+
+    await store.start()
+    try:
+        assert store.writer.caught_up == sum(range(1, 6))
+        for n, stream in enumerate(streams, start=1):
+            assert await store.stream_version(stream) == n
+            assert await store.read(stream) == before[stream]
+        await store.append(streams[0], 1, records(streams[0], 1, after=1))
+    finally:
+        await store.close()
+
+
+async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
+    bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    store = KafkaEventStore(config_for(bootstrap, tmp_path / "a", topic, append_timeout=2.0))
+    await store.start()
+    stream = f"account-{uuid4().hex}"
+    await store.append(stream, 0, records(stream, 1))
+    lost = records(stream, 2, after=1)
+    try:
+        await asyncio.to_thread(kafka_script, "stop")
+        assert not await store.ready()
+
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            await store.append(stream, 1, lost)
+        assert time.monotonic() - started < 6.0
+        assert await store.stream_version(stream) == 1
+    finally:
+        await asyncio.to_thread(kafka_script, "start")
+
+    try:
+        # The same store recovers by itself: a new producer, a fresh init_transactions.
+        retried = await retry_while_unavailable(
+            lambda: store.append(stream, 1, records(stream, 1, after=1)), within=60
+        )
+        assert [r.version for r in retried] == [2]
+        assert await store.ready()
+        assert [r.version for r in await store.read(stream)] == [1, 2]
+    finally:
+        await store.close()
+
+    committed = await asyncio.to_thread(read_topic, bootstrap, topic)
+    seen = {decode_record(m.value()).event_id for m in committed}
+    assert not seen & {r.event_id for r in lost}
+    assert len(committed) == 2
+
+
+async def retry_while_unavailable(attempt: Callable[[], Any], within: float) -> list[EventRecord]:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return list(await attempt())
+        except StoreUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def test_the_group_holds_progress_and_a_rebuild_starts_from_the_beginning(
+    store: KafkaEventStore,
+) -> None:
+    streams = [f"account-{uuid4().hex}" for _ in range(4)]  # likely over several partitions
+    for stream in streams:
+        await store.append(stream, 0, records(stream, 2))
+    everything = {(s, v) for s in streams for v in (1, 2)}
+
+    async def drain(group: str, checkpoint: int = 0) -> set[tuple[str, int]]:
+        subscription = store.subscribe(group, checkpoint)
+        seen: set[tuple[str, int]] = set()
+        try:
+            while batch := await subscription.next_batch(timeout=5.0 if not seen else 0.5):
+                seen |= {(e.stream_id, e.version) for e in batch.events}
+                await subscription.commit(batch)
+        finally:
+            await subscription.close()
+        return seen
+
+    group = f"accounts-{uuid4().hex}"
+    assert await drain(group) == everything
+    later = await store.append(streams[0], 2, records(streams[0], 1, after=2))
+    # Committed offsets win over any checkpoint given: only the new event comes.
+    assert await drain(group, checkpoint=0) == {(streams[0], 3)}
+    assert later[0].position > 0
+
+    rebuild = f"accounts-{uuid4().hex}-rebuild"
+    assert await drain(rebuild) == everything | {(streams[0], 3)}
+    assert await drain(rebuild) == everything | {(streams[0], 3)}  # committed, yet from zero
