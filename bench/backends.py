@@ -1,0 +1,88 @@
+"""The backends the HTTP and lag benches run against, and why one cannot be measured.
+
+A backend is a set of ``BALANCE_*`` variables, given both to the in-process application (through
+``core.config.load_settings``) and to the server process, so both resolve the same settings.
+Kafka + Mongo is measured when its servers are configured and its plugins exist; adding it is
+then nothing more than making ``kafka_mongo()`` return no reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from api.bootstrap import BUILTIN_PLUGINS
+from bench.common import JWT_SECRET
+from core.config import Settings, load_settings
+
+__all__ = ["EMBEDDED", "Backend", "all_backends", "kafka_mongo"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    key: str
+    label: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    # HTTP: the share of the baseline's req/s to reach, and the p99 ceiling.
+    http_ratio: float = 0.5
+    http_p99_ms: float = 25.0
+    lag_p99_ms: float = 50.0
+    # Why it is not measured in this run, or None.
+    missing: str | None = None
+
+    def server_env(self, data_dir: Path) -> dict[str, str]:
+        return {
+            **self.env,
+            "BALANCE_DATA_DIR": str(data_dir),
+            "BALANCE_JWT_SECRET": JWT_SECRET,
+        }
+
+    def settings(self, data_dir: Path) -> Settings:
+        return load_settings(self.server_env(data_dir), config_file=None)
+
+
+EMBEDDED = Backend(
+    "embedded",
+    "embedded (SQLite)",
+    {"BALANCE_EVENT_STORE": "sqlite", "BALANCE_READ_MODEL": "sqlite"},
+)
+
+_KAFKA_MONGO_VARS = ("BALANCE_KAFKA_BOOTSTRAP", "BALANCE_MONGO_URL")
+
+
+def kafka_mongo() -> Backend:
+    reasons: list[str] = []
+    unset = [name for name in _KAFKA_MONGO_VARS if not os.environ.get(name)]
+    if unset:
+        reasons.append(f"{' and '.join(unset)} not set")
+    for name in ("kafka", "mongo"):
+        if name not in BUILTIN_PLUGINS and importlib.util.find_spec(f"plugins.{name}") is None:
+            reasons.append(f"no {name} plugin yet")
+    env = {"BALANCE_EVENT_STORE": "kafka", "BALANCE_READ_MODEL": "mongo"}
+    env |= {name: os.environ[name] for name in os.environ if name.startswith("BALANCE_KAFKA_")}
+    env |= {name: os.environ[name] for name in os.environ if name.startswith("BALANCE_MONGO_")}
+    return Backend(
+        "kafka_mongo",
+        "Kafka + Mongo",
+        env,
+        http_ratio=0.3,
+        http_p99_ms=50.0,
+        lag_p99_ms=250.0,
+        missing="; ".join(reasons) or None,
+    )
+
+
+def all_backends() -> list[Backend]:
+    """Every backend; ``BENCH_BACKENDS=embedded,...`` keeps only those named (the others are
+    reported as not measured)."""
+    backends = [EMBEDDED, kafka_mongo()]
+    wanted = {n.strip() for n in os.environ.get("BENCH_BACKENDS", "").split(",") if n.strip()}
+    if not wanted:
+        return backends
+    return [
+        b if b.key in wanted or b.missing else replace(b, missing="left out by BENCH_BACKENDS")
+        for b in backends
+    ]

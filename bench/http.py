@@ -1,0 +1,168 @@
+"""1. HTTP deposits under wrk, against the plain Litestar baseline on the same server settings.
+
+For each backend: 1,000 accounts, each with its own owner, are opened in-process (through the
+mediator, on the data directory the server then uses); a real token is minted per owner with the
+JWT plugin's ``mint_token`` and the server's secret. The server is ``python -m api.cli serve``,
+which is ``balance serve`` with its defaults (uvicorn, one worker). wrk (``bench/deposit.lua``)
+sends ``POST /accounts/<id>/deposits`` with the owner's Bearer token, uniformly over the accounts.
+
+Every round runs, in turn, the baseline then each backend: a warm-up, then the measured run. The
+ratio is taken within each round and the median of the rounds is reported. Any socket error,
+timeout or non-2xx answer makes the row a miss, so a failing server can never look fast.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.backends import Backend
+from bench.common import Outcome, Row, Sizes, app_on, median, open_accounts, run_async
+from bench.servers import Server, serve
+from bench.wrk import WrkResult, run_wrk, wrk_path
+from core.config import Settings
+from plugins.jwt.tokens import mint_token
+
+__all__ = ["API_SERVER", "prepare_accounts", "run", "write_accounts_file"]
+
+# ``balance serve`` with its defaults; ``serve`` adds --host 127.0.0.1 --port <free>.
+API_SERVER = ["api.cli", "serve"]
+
+
+async def prepare_accounts(settings: Settings, owners: list[str]) -> list[str]:
+    async with app_on(settings.data_dir, settings=settings) as application:
+        return await open_accounts(application, owners)
+
+
+def write_accounts_file(path: Path, settings: Settings, ids: list[str], owners: list[str]) -> None:
+    tokens: dict[str, str] = {}
+    with path.open("w") as out:
+        for account_id, owner in zip(ids, owners, strict=True):
+            if owner not in tokens:
+                tokens[owner] = mint_token(settings, owner, ttl=6 * 3600)
+            out.write(f"{account_id} {tokens[owner]}\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    key: str
+    server: Server
+    accounts_file: Path
+
+
+def _load(target: _Target, sizes: Sizes, seconds: int) -> WrkResult:
+    return run_wrk(
+        target.server.url,
+        target.accounts_file,
+        seconds=seconds,
+        connections=sizes.wrk_connections,
+        threads=sizes.wrk_threads,
+    )
+
+
+def _not_measured(backend: Backend, reason: str) -> Row:
+    return Row(
+        f"1. HTTP deposits, {backend.label}",
+        "",
+        "",
+        "",
+        f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
+        "not measured",
+        reason,
+    )
+
+
+def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
+    if wrk_path() is None:
+        reason = "wrk is not installed (bench/run installs it; --quick does not)"
+        return Outcome([_not_measured(b, reason) for b in backends], {"skipped": reason})
+    measured = [b for b in backends if b.missing is None]
+    rows_skipped = [_not_measured(b, b.missing) for b in backends if b.missing is not None]
+    owners = [f"user-{i}" for i in range(sizes.http_accounts)]
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        root = Path(tmp)
+        files: dict[str, Path] = {}
+        for backend in measured:
+            settings = backend.settings(root / backend.key)
+            ids = run_async(prepare_accounts(settings, owners))
+            files[backend.key] = root / f"{backend.key}.accounts"
+            write_accounts_file(files[backend.key], settings, ids, owners)
+        rounds = _rounds(sizes, measured, files, root)
+    figures: dict[str, Any] = {"rounds": rounds, "backends": [b.key for b in measured]}
+    baseline = _summary(rounds, "baseline")
+    figures["baseline"] = baseline
+    rows = [
+        Row(
+            "1. HTTP deposits, baseline: plain Litestar, msgspec body → JSON",
+            "",
+            f"{baseline['per_s']:,.0f} req/s, p50 {baseline['p50_ms']:.1f} ms, "
+            f"p99 {baseline['p99_ms']:.1f} ms",
+            "1.00",
+            "reference",
+            "info" if baseline["errors"] == 0 else "miss",
+            _errors_note(baseline),
+        )
+    ]
+    for backend in measured:
+        summary = _summary(rounds, backend.key)
+        ratio = median(r[backend.key]["per_s"] / r["baseline"]["per_s"] for r in rounds)
+        summary["ratio"] = ratio
+        figures[backend.key] = summary
+        ok = (
+            ratio >= backend.http_ratio
+            and summary["p99_ms"] <= backend.http_p99_ms
+            and summary["errors"] == 0
+        )
+        rows.append(
+            Row(
+                f"1. HTTP deposits, {backend.label}",
+                f"{baseline['per_s']:,.0f} req/s",
+                f"{summary['per_s']:,.0f} req/s, p50 {summary['p50_ms']:.1f} ms, "
+                f"p99 {summary['p99_ms']:.1f} ms",
+                f"{ratio:.2f}",
+                f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
+                "pass" if ok else "miss",
+                _errors_note(summary),
+            )
+        )
+    return Outcome(rows + rows_skipped, figures)
+
+
+def _rounds(
+    sizes: Sizes, backends: list[Backend], files: dict[str, Path], root: Path
+) -> list[dict[str, dict[str, Any]]]:
+    logs = root / "logs"
+    logs.mkdir()
+    rounds: list[dict[str, dict[str, Any]]] = []
+    with ExitStack() as servers:
+        baseline = servers.enter_context(serve("baseline", ["bench.baseline_app"], {}, logs))
+        # The baseline ignores the tokens; it gets the same requests as the first backend.
+        targets = [_Target("baseline", baseline, files[backends[0].key])]
+        for backend in backends:
+            env = backend.server_env(root / backend.key)
+            server = servers.enter_context(serve(f"api-{backend.key}", API_SERVER, env, logs))
+            targets.append(_Target(backend.key, server, files[backend.key]))
+        for _ in range(sizes.rounds):
+            results: dict[str, dict[str, Any]] = {}
+            for target in targets:
+                _load(target, sizes, sizes.wrk_warmup_seconds)
+                results[target.key] = _load(target, sizes, sizes.wrk_seconds).as_dict()
+            rounds.append(results)
+    return rounds
+
+
+def _summary(rounds: list[dict[str, dict[str, Any]]], key: str) -> dict[str, Any]:
+    return {
+        "per_s": median(r[key]["per_s"] for r in rounds),
+        "p50_ms": median(r[key]["p50_ms"] for r in rounds),
+        "p99_ms": median(r[key]["p99_ms"] for r in rounds),
+        "errors": sum(r[key]["errors"] for r in rounds),
+    }
+
+
+def _errors_note(summary: dict[str, Any]) -> str:
+    errors = summary["errors"]
+    return f"{errors} failed requests (errors, timeouts, non-2xx)" if errors else ""
