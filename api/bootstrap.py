@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: Final[dict[str, str]] = {
     "sqlite": "plugins.sqlite.plugin",
     "kafka": "plugins.kafka.plugin",
     "jwt": "plugins.jwt.plugin",
+    "mongo": "plugins.mongo.plugin",
 }
 
 # The service types a backend selected for each port is registered under.

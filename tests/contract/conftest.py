@@ -27,7 +27,11 @@ EVENT_STORES = [
     pytest.param("sqlite"),
     pytest.param("kafka", marks=pytest.mark.kafka),
 ]
-READ_MODELS = [pytest.param("memory"), pytest.param("sqlite")]
+READ_MODELS = [
+    pytest.param("memory"),
+    pytest.param("sqlite"),
+    pytest.param("mongo", marks=pytest.mark.mongo),
+]
 
 # Backends whose positions are one global counter from 1 (a Kafka position is a partition offset).
 GLOBAL_POSITIONS = frozenset({"memory", "sqlite"})
@@ -91,9 +95,22 @@ async def event_store(
 
 @pytest.fixture(params=READ_MODELS)
 async def read_model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    model = build_backend("read_model", request.param, backend_settings(tmp_path / "data"))
+    settings = backend_settings(tmp_path / "data")
+    database = None
+    if request.param == "mongo":
+        # A database of the test's own (the server may be shared), dropped afterwards.
+        from tests.mongo.support import mongo_url, unique_database
+
+        database = unique_database()
+        values = {**settings.values, "mongo_url": mongo_url(), "mongo_database": database}
+        settings = dataclasses.replace(settings, values=values)
+    model = build_backend("read_model", request.param, settings)
     await model.start()
     try:
         yield model
     finally:
         await model.close()
+        if database is not None:
+            from tests.mongo.support import drop_database
+
+            await drop_database(settings.require("mongo_url"), database)

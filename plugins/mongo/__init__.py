@@ -1,0 +1,1 @@
+"""The ``mongo`` read model: the accounts views on MongoDB (or FerretDB) with Beanie."""

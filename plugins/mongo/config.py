@@ -1,0 +1,58 @@
+"""The Mongo plugin's settings (``BALANCE_MONGO_*``).
+
+``BALANCE_MONGO_URL`` (required when ``BALANCE_READ_MODEL=mongo``), ``BALANCE_MONGO_DATABASE``
+(``account_balance``), ``BALANCE_MONGO_TIMEOUT_MS`` (server selection and connect timeout, 3000),
+``BALANCE_MONGO_UPDATE_CHUNK`` (update statements per command, 32: FerretDB v1 holds one SQLite
+connection per matched update until the command ends, and its pool has 100, so a larger command
+can deadlock it; see docs/mongo.md), ``BALANCE_MONGO_INSERT_CHUNK`` (inserts per command, 1000).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from core.config import ConfigError, Settings, env_name
+
+__all__ = ["DEFAULT_DATABASE", "MongoConfig"]
+
+DEFAULT_DATABASE: Final = "account_balance"
+# MongoDB refuses these characters in database names; 63 bytes is its length limit.
+_DATABASE_NAME: Final = re.compile(r'[^/\\. "$*<>:|?\x00]{1,63}')
+
+
+@dataclass(frozen=True, slots=True)
+class MongoConfig:
+    url: str
+    database: str = DEFAULT_DATABASE
+    timeout_ms: int = 3000
+    update_chunk: int = 32
+    insert_chunk: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MongoConfig:
+        config = cls(
+            url=settings.require("mongo_url"),
+            database=settings.get("mongo_database") or DEFAULT_DATABASE,
+            timeout_ms=settings.get_int("mongo_timeout_ms", 3000),
+            update_chunk=settings.get_int("mongo_update_chunk", 32),
+            insert_chunk=settings.get_int("mongo_insert_chunk", 1000),
+        )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if not self.url.startswith(("mongodb://", "mongodb+srv://")):
+            raise ConfigError(f"{env_name('mongo_url')} must be a mongodb:// or mongodb+srv:// URL")
+        if _DATABASE_NAME.fullmatch(self.database) is None:
+            raise ConfigError(
+                f"{env_name('mongo_database')}: {self.database!r} is not a MongoDB database name"
+            )
+        for key, value in (
+            ("mongo_timeout_ms", self.timeout_ms),
+            ("mongo_update_chunk", self.update_chunk),
+            ("mongo_insert_chunk", self.insert_chunk),
+        ):
+            if value < 1:
+                raise ConfigError(f"{env_name(key)} must be at least 1, got {value}")

@@ -1,0 +1,43 @@
+"""The ``mongo`` plugin: the accounts read model on MongoDB (``BALANCE_READ_MODEL=mongo``), and
+the ``balance projector`` command that keeps it up to date from its own process.
+
+Settings: see ``plugins.mongo.config`` (``BALANCE_MONGO_URL`` is required when selected).
+Register this module with the plugin manager; ``plugin`` names it for the host.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Final
+
+import click
+
+from core.config import Settings
+from core.container import Container
+from core.hookspecs import hookimpl
+from core.registry import BackendOffer
+from plugins.mongo.cli import projector
+from plugins.mongo.config import MongoConfig
+from plugins.mongo.readmodel import MongoReadModel
+
+__all__ = ["NAME", "balance_backends", "balance_cli_commands", "plugin"]
+
+NAME: Final = "mongo"
+
+
+def _read_model(settings: Settings, container: Container) -> MongoReadModel:
+    return MongoReadModel(MongoConfig.from_settings(settings))
+
+
+@hookimpl
+def balance_backends() -> list[BackendOffer]:
+    return [BackendOffer(port="read_model", name=NAME, factory=_read_model)]
+
+
+@hookimpl
+def balance_cli_commands() -> list[click.Command]:
+    return [projector]
+
+
+plugin: Final[ModuleType] = sys.modules[__name__]

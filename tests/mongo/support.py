@@ -1,0 +1,42 @@
+"""Helpers for tests on the real MongoDB-wire server (``scripts/servers/mongo``)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from pymongo import AsyncMongoClient
+
+__all__ = ["MONGO_URL_VARIABLE", "drop_database", "mongo_url", "unique_database"]
+
+MONGO_URL_VARIABLE = "BALANCE_MONGO_URL"
+
+
+def mongo_url() -> str:
+    """The server's URL; without one the test fails on CI (CI=true) and is skipped elsewhere."""
+    url = os.environ.get(MONGO_URL_VARIABLE, "")
+    if url:
+        return url
+    reason = (
+        f"{MONGO_URL_VARIABLE} is not set: start the server with `scripts/servers/mongo start` "
+        "and `eval export $(scripts/servers/mongo env)`"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def unique_database() -> str:
+    """A database of the test's own: another engineer or test may use the same server."""
+    return f"test_balance_{uuid.uuid4().hex[:12]}"
+
+
+async def drop_database(url: str, name: str) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=3000
+    )
+    try:
+        await client.drop_database(name)
+    finally:
+        await client.close()
