@@ -8,7 +8,7 @@ from handlers.accounts.money import parse_amount
 from handlers.accounts.requests import TELLER, CloseAccount, Deposit, OpenAccount, Withdraw
 from handlers.accounts.services import command_hash, derived_id, new_id
 from handlers.accounts.views import AccountView, Receipt
-from handlers.accounts.writer import AccountWriter, account_view, movement_of
+from handlers.accounts.writer import AccountWriter, account_view, movement_from
 
 __all__ = ["CloseAccountHandler", "DepositHandler", "OpenAccountHandler", "WithdrawHandler"]
 
@@ -21,10 +21,11 @@ class OpenAccountHandler:
         context = command.context
         actor = context.actor
         owner = command.owner if command.owner and actor.has_role(TELLER) else actor.subject
-        fingerprint = command_hash("open", owner, command.currency, command.initial_deposit)
+        fingerprint = None
         if context.command_id is not None:
             # The same command id opens the same account, so a repeat finds it.
             account_id = derived_id(actor.subject, context.command_id)
+            fingerprint = command_hash("open", owner, command.currency, command.initial_deposit)
         else:
             account_id = new_id()
         accounts = self._writer.accounts
@@ -50,9 +51,12 @@ class _MovementHandler:
     async def handle(self, command: Deposit | Withdraw) -> Receipt:
         writer = self._writer
         context = command.context
-        fingerprint = command_hash(
-            self.kind, command.account_id, command.amount, command.description
-        )
+        # Only a command id needs the fingerprint (to tell a replay from a reused id).
+        fingerprint = None
+        if context.command_id is not None:
+            fingerprint = command_hash(
+                self.kind, command.account_id, command.amount, command.description
+            )
         async with writer.exclusive(command.account_id):
             state = await writer.load(command.account_id, context.actor)
             version = await writer.replayed(state, context, fingerprint)
@@ -62,7 +66,7 @@ class _MovementHandler:
             amount = parse_amount(command.amount, state.currency)
             events = self.decide(state, amount, command.description)
             new_state, records = await writer.append(state, events, context, fingerprint)
-        return Receipt(movement_of(records[-1]), new_state.currency)
+        return Receipt(movement_from(events[-1], records[-1]), new_state.currency)
 
     def decide(self, state: AccountState, amount: int, description: str | None) -> list[ev.Event]:
         raise NotImplementedError
@@ -89,7 +93,9 @@ class CloseAccountHandler:
     async def handle(self, command: CloseAccount) -> AccountView:
         writer = self._writer
         context = command.context
-        fingerprint = command_hash("close", command.account_id)
+        fingerprint = None
+        if context.command_id is not None:
+            fingerprint = command_hash("close", command.account_id)
         async with writer.exclusive(command.account_id):
             state = await writer.load(command.account_id, context.actor)
             if await writer.replayed(state, context, fingerprint) is not None:

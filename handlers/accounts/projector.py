@@ -64,14 +64,20 @@ class Projector:
                 await self.close()
                 await asyncio.sleep(1.0)
 
-    async def rebuild(self, on_progress: Callable[[int], None] | None = None) -> int:
-        """Drop the views and replay every event from the start."""
+    async def rebuild(
+        self, on_progress: Callable[[int], None] | None = None, idle: float = 0.05
+    ) -> int:
+        """Drop the views and replay every event from the start. A rebuild runs with the writers
+        stopped, so the stream has ended when no event arrives for ``idle`` seconds once events
+        flow (the first batch may wait 0.5 s, for a subscription that takes time to start)."""
         await self.close()
         await self._read_model.reset()
         self._subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
         total = 0
-        while count := await self.step(0.5):
+        timeout = 0.5
+        while count := await self.step(timeout):
             total += count
+            timeout = idle
             if on_progress is not None:
                 on_progress(count)
         await self.close()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from core.errors import ConcurrencyError
 from core.locks import KeyedLocks
@@ -17,9 +17,9 @@ from handlers.accounts.projection import project
 from handlers.accounts.readmodel import MovementAdded
 from handlers.accounts.requests import TELLER, CommandContext
 from handlers.accounts.services import Accounts, Clock, new_id
-from handlers.accounts.views import AccountView, Movement
+from handlers.accounts.views import AccountView, Movement, MovementKind
 
-__all__ = ["AccountWriter", "account_view", "can_access", "movement_of"]
+__all__ = ["AccountWriter", "account_view", "can_access", "movement_from", "movement_of"]
 
 
 def can_access(actor: Principal, owner: str) -> bool:
@@ -48,18 +48,38 @@ def movement_of(record: EventRecord) -> Movement:
     raise LookupError(f"{record.stream_id}@{record.version} is not a movement")
 
 
+def movement_from(event: ev.Event, record: EventRecord) -> Movement:
+    """What ``movement_of(record)`` returns, where ``record`` is ``event`` just encoded: built
+    from the event itself instead of decoding the record again (the deposit/withdrawal path)."""
+    match event:
+        case ev.MoneyDeposited():
+            kind: MovementKind = "deposit"
+        case ev.MoneyWithdrawn():
+            kind = "withdrawal"
+        case _:
+            return movement_of(record)
+    return Movement(
+        id=record.event_id,
+        account=record.stream_id.removeprefix("account-"),
+        kind=kind,
+        amount=event.amount,
+        balance_after=event.balance_after,
+        version=record.version,
+        occurred_at=record.occurred_at,
+        description=event.description,
+    )
+
+
 class AccountWriter:
     def __init__(self, accounts: Accounts, clock: Clock) -> None:
         self.accounts = accounts
         self._clock = clock
         self._locks = KeyedLocks()
 
-    @asynccontextmanager
-    async def exclusive(self, account_id: str) -> AsyncIterator[None]:
+    def exclusive(self, account_id: str) -> AbstractAsyncContextManager[None]:
         """Hold while loading, deciding and appending, so that commands on one account in this
         process take turns rather than conflict."""
-        async with self._locks.hold(account_id):
-            yield
+        return self._locks.hold(account_id)
 
     async def load(self, account_id: str, actor: Principal | None) -> AccountState:
         """The account, if it exists and ``actor`` may act on it (None: the system itself);
@@ -75,7 +95,7 @@ class AccountWriter:
             raise ConcurrencyError(account_stream(state.id), expected, state.version)
 
     async def replayed(
-        self, state: AccountState, context: CommandContext, fingerprint: str
+        self, state: AccountState, context: CommandContext, fingerprint: str | None
     ) -> int | None:
         """The version where this command's first run ended, when ``context.command_id`` was
         already applied with the same content; IdempotencyConflictError if with other content."""

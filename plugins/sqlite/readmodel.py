@@ -15,6 +15,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from core.errors import StoreUnavailableError
 from handlers.accounts.readmodel import (
     AccountChanged,
@@ -56,6 +58,50 @@ _INSERT_TRANSFER: Final = (
 _CHANGE_TRANSFER: Final = (
     "UPDATE transfers SET version = ?, status = ?, reason = ? WHERE id = ? AND version < ?"
 )
+# UPDATE ... FROM needs SQLite 3.33 and ``->>`` 3.38; older libraries apply the changes one by one.
+_SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
+_encode_rows: Final = msgspec.json.Encoder().encode
+
+
+def _columns(names: str) -> str:
+    """The columns of a row of ``json_each`` over a JSON array of rows (each row an array)."""
+    return ", ".join(
+        f"value ->> {index} AS {name.strip()}" for index, name in enumerate(names.split(","))
+    )
+
+
+# An account's merged changes (see _plan): each field with the version it came with.
+_CHANGED_COLUMNS: Final = (
+    "id, version, balance, balance_version, status, status_version, closed_at, closed_version"
+)
+# One statement per table and batch, each taking the batch's rows as one JSON array (see _plan).
+_BATCH_SQL: Final = (
+    f"INSERT OR IGNORE INTO accounts ({_ACCOUNT_COLUMNS}) SELECT {_columns(_ACCOUNT_COLUMNS)} "
+    "FROM json_each(?)",
+    f"""
+UPDATE accounts SET version = c.version,
+    balance = CASE WHEN c.balance_version > accounts.version
+        THEN c.balance ELSE accounts.balance END,
+    status = CASE WHEN c.status_version > accounts.version
+        THEN c.status ELSE accounts.status END,
+    closed_at = CASE WHEN c.closed_version > accounts.version
+        THEN c.closed_at ELSE accounts.closed_at END
+FROM (
+    SELECT {_columns(_CHANGED_COLUMNS)} FROM json_each(?)
+) AS c
+WHERE accounts.id = c.id AND accounts.version < c.version
+""",
+    f"INSERT OR IGNORE INTO movements ({_MOVEMENT_COLUMNS}) SELECT {_columns(_MOVEMENT_COLUMNS)} "
+    "FROM json_each(?)",
+    f"INSERT OR IGNORE INTO transfers ({_TRANSFER_COLUMNS}) SELECT {_columns(_TRANSFER_COLUMNS)} "
+    "FROM json_each(?)",
+    f"""
+UPDATE transfers SET version = c.version, status = c.status, reason = c.reason
+FROM (SELECT {_columns("id, version, status, reason")} FROM json_each(?)) AS c
+WHERE transfers.id = c.id AND transfers.version < c.version
+""",
+)
+
 _SAVE_CHECKPOINT: Final = """
 INSERT INTO checkpoints (projection, position) VALUES (?, ?)
 ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.position)
@@ -102,9 +148,77 @@ def _write(change: ViewChange, connection: sqlite3.Connection) -> None:
 def _apply(
     projection: str, changes: Sequence[ViewChange], checkpoint: int, connection: sqlite3.Connection
 ) -> None:
-    for change in changes:
-        _write(change, connection)
+    plan = _plan(changes) if _SET_BASED else None
+    if plan is None:
+        for change in changes:
+            _write(change, connection)
+    else:
+        # One statement per table: every execute releases the GIL and has to win it back from
+        # the busy event loop, so a statement per change would cost a thread switch per change.
+        for sql, rows in zip(_BATCH_SQL, plan, strict=True):
+            if rows:
+                connection.execute(sql, (_encode_rows(rows).decode(),))
     connection.execute(_SAVE_CHECKPOINT, (projection, checkpoint))
+
+
+def _plan(changes: Sequence[ViewChange]) -> tuple[list[list[Any]], ...] | None:
+    """The batch as rows for the set-based statements (``_BATCH_SQL``, in that order), or None
+    when applying them in that order could differ from applying the changes one by one.
+
+    The guarded updates of one row are merged: with versions increasing along the batch (as they
+    do on a stream), applying them one by one keeps, for each field, the last non-null value
+    whose version is above the stored one; so the merged row carries each field's value with the
+    version it came with, and the statement keeps the ``version < :version`` guard per field.
+    Inserts run before updates, so a row updated in the batch before its insert (which never
+    happens on a stream, but ``apply`` accepts any changes) falls back to one by one.
+    """
+    opened: list[list[Any]] = []
+    accounts: dict[str, list[Any]] = {}
+    movements: list[list[Any]] = []
+    requested: list[list[Any]] = []
+    transfers: dict[str, list[Any]] = {}
+    for change in changes:
+        match change:
+            case AccountOpenedView(account=a):
+                if a.id in accounts:
+                    return None
+                opened.append([
+                    a.id, a.owner, a.currency, a.balance, a.status, a.version,
+                    to_micros(a.opened_at), _micros(a.closed_at),
+                ])  # fmt: skip
+            case AccountChanged(account_id=account_id, version=version):
+                # [id, version, balance, its version, status, its version, closed_at, its version]
+                row = accounts.get(account_id)
+                if row is None:
+                    row = accounts[account_id] = [account_id, version, *[None] * 6]
+                elif version <= row[1]:
+                    return None
+                row[1] = version
+                if change.balance is not None:
+                    row[2:4] = change.balance, version
+                if change.status is not None:
+                    row[4:6] = change.status, version
+                if change.closed_at is not None:
+                    row[6:8] = to_micros(change.closed_at), version
+            case MovementAdded(movement=m):
+                movements.append([
+                    m.id, m.account, m.kind, m.amount, m.balance_after, m.version,
+                    to_micros(m.occurred_at), m.description, m.transfer_id, m.counterparty,
+                ])  # fmt: skip
+            case TransferRequestedView(transfer=t):
+                if t.id in transfers:
+                    return None
+                requested.append([
+                    t.id, t.source, t.destination, t.amount, t.currency, t.status, t.version,
+                    to_micros(t.requested_at), t.owner, t.description, t.reason,
+                ])  # fmt: skip
+            case TransferStatusChanged(transfer_id=transfer_id, version=version):
+                # Status and reason are both set by every change: the last one wins.
+                last = transfers.get(transfer_id)
+                if last is not None and version <= last[1]:
+                    return None
+                transfers[transfer_id] = [transfer_id, version, change.status, change.reason]
+    return opened, list(accounts.values()), movements, requested, list(transfers.values())
 
 
 def _reset(connection: sqlite3.Connection) -> None:
