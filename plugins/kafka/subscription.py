@@ -5,9 +5,10 @@
   synchronously, and the projector calls it only after the view write. A crash in between
   replays the batch, which the views absorb (each change is guarded by stream and version).
 - Progress is the group's committed offsets. ``after_checkpoint`` (a position: the offset after
-  the last event seen) only applies to partitions where the group has committed nothing yet:
-  they start at that offset. It is exact for one partition; with several partitions a new group
-  should start from 0 (see docs/kafka.md).
+  the last event seen) is one number, so it can only stand for one partition: it is used for a
+  one-partition topic where the group has committed nothing yet. With several partitions a
+  partition without a committed offset starts from its beginning; the views absorb the replay.
+- A session timeout of 10 s: a killed projector's partitions move to its successor quickly.
 - A group whose name ends with ``-rebuild`` always starts from the beginning of every partition
   (``Projector.rebuild`` drops the views and replays everything).
 
@@ -56,7 +57,8 @@ class KafkaSubscription:
         self._config = config
         self.group_id = f"{config.group_prefix}-{group}"
         self._from_start = group.endswith(_REBUILD_SUFFIX)
-        self._after = 0 if self._from_start else max(after_checkpoint, 0)
+        single = config.partitions == 1
+        self._after = max(after_checkpoint, 0) if single and not self._from_start else 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-sub:{group}")
         self._consumer: Consumer | None = None
         self._closed = False
@@ -123,6 +125,8 @@ class KafkaSubscription:
                     "enable.auto.offset.store": False,
                     "auto.offset.reset": "earliest",
                     "reconnect.backoff.max.ms": 1000,
+                    "session.timeout.ms": 10_000,
+                    "heartbeat.interval.ms": 2_000,
                 }
             )
             consumer.subscribe([self._config.topic], on_assign=self._on_assign)

@@ -264,9 +264,11 @@ class KafkaWriter:
                 index.clear(connection)
                 index.set_meta(connection, "topic", config.topic)
                 index.set_meta(connection, "topic_id", topic_id)
-        # Fence any older writer with our transactional.id (and settle its open transaction)
-        # BEFORE reading the tail: afterwards, nobody else can commit to the topic.
-        self._prepare(deadline=None)
+        # Catch the index up now, so reads are served at once. The transactional producer is
+        # made by the first append (_prepare): its init_transactions fences any older writer
+        # with our transactional.id and re-reads the tail, so a process that only reads (a
+        # projector, a query-only node) never fences the writer.
+        self._catch_up(deadline=None)
 
     def _ensure_topic(self, admin: AdminClient) -> str:
         """Create the topic if missing; return its id (a deleted and re-created topic has a new
