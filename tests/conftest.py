@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from api.bootstrap import Application
-from tests.support import running, settings_for
+from tests.support import SCENARIO_BACKENDS, running, settings_for
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=SCENARIO_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

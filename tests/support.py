@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
 from core.hookspecs import hookimpl
@@ -54,12 +56,40 @@ class FakeClock(Clock):
         return self.current
 
 
-def settings_for(backend: str, data_dir: Path, **values: str) -> Settings:
+# The backends the scenario suites run on: the embedded ones, and the production pair on the
+# real servers that scripts/test starts (skipped without them, a failure on CI).
+SCENARIO_BACKENDS = [
+    pytest.param("memory"),
+    pytest.param("sqlite"),
+    pytest.param("kafka+mongo", marks=[pytest.mark.kafka, pytest.mark.mongo]),
+]
+
+
+def settings_for(
+    backend: str, data_dir: Path, authenticator: str = "fixed", **values: str
+) -> Settings:
+    """Settings on ``backend``; ``kafka+mongo`` gets a topic and a database of its own."""
+    event_store = read_model = backend
+    if backend == "kafka+mongo":
+        from tests.kafka.helpers import kafka_bootstrap, unique_topic
+        from tests.mongo.support import mongo_url, unique_database
+
+        event_store, read_model = "kafka", "mongo"
+        topic = unique_topic("test.scenario")
+        values = {
+            "kafka_bootstrap": kafka_bootstrap(),
+            "kafka_topic": topic,
+            "kafka_transactional_id": f"{topic}-w",
+            "kafka_group_prefix": topic,
+            "mongo_url": mongo_url(),
+            "mongo_database": unique_database(),
+            **values,
+        }
     return replace(
         Settings(),
-        event_store=backend,
-        read_model=backend,
-        authenticator="fixed",
+        event_store=event_store,
+        read_model=read_model,
+        authenticator=authenticator,
         data_dir=data_dir,
         values=values,
     )

@@ -95,14 +95,17 @@ async def test_append_and_read_round_trip_every_field(event_store: Store) -> Non
     assert read[1].occurred_at.utcoffset() == timedelta(0)
 
 
-async def test_positions_are_one_global_counter_from_one(
-    event_store: Store, global_positions: bool
-) -> None:
-    if not global_positions:
-        pytest.skip("this backend's positions are per partition")
+async def test_positions_count_up_from_one(event_store: Store, global_positions: bool) -> None:
+    """One global counter from 1 (SQLite, memory); on Kafka the offset + 1 in the contract
+    topic's one partition, which transaction markers also occupy: increasing, with gaps."""
     first = await append_new(event_store, new_stream(), 2)
     second = await append_new(event_store, new_stream(), 1)
-    assert [r.position for r in first + second] == [1, 2, 3]
+    positions = [r.position for r in first + second]
+    if global_positions:
+        assert positions == [1, 2, 3]
+    else:
+        assert positions[0] == 1
+        assert positions == sorted(set(positions))
 
 
 async def test_a_stale_expected_version_raises_and_writes_nothing(event_store: Store) -> None:

@@ -18,19 +18,13 @@ from api.bootstrap import Application, bootstrap
 from core.config import Settings
 from handlers.accounts.services import Clock
 from plugins.jwt.tokens import mint_token
-from tests.support import FakeClock
+from tests.support import FakeClock, settings_for
 
 TELLER = "teller-1"
 
 
 def e2e_settings(data_dir: Path, backend: str = "memory", **values: str) -> Settings:
-    return Settings(
-        event_store=backend,
-        read_model=backend,
-        authenticator="jwt",
-        data_dir=data_dir,
-        values=values,
-    )
+    return settings_for(backend, data_dir, authenticator="jwt", **values)
 
 
 @dataclass

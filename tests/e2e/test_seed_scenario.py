@@ -1,14 +1,15 @@
-"""The seed scenario over HTTP, on each embedded backend: two accounts, deposits, withdrawals,
-balances and statements."""
+"""The seed scenario over HTTP on each backend (embedded, and Kafka + MongoDB on the real
+servers): two accounts, deposits, withdrawals, balances and statements."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.e2e.conftest import AppFactory
+from tests.support import SCENARIO_BACKENDS
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("backend", SCENARIO_BACKENDS)
 async def test_seed_scenario(make_api: AppFactory, backend: str) -> None:
     async with make_api(backend=backend) as api:
         a = (await api.open())["id"]
