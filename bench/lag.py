@@ -192,7 +192,7 @@ def run_rebuild(sizes: Sizes) -> Outcome:
             "",
             f"≥ {TARGET_REBUILD_PER_S:,.0f} events/s",
             "pass" if rate >= TARGET_REBUILD_PER_S else "miss",
-            f"wall time of rebuild() {wall:.2f} s, incl. its 0.5 s end-of-stream wait",
+            f"wall time of rebuild() {wall:.2f} s, incl. its 50 ms end-of-stream wait",
         )
     ]
     return Outcome(rows, figures)
