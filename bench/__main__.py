@@ -66,18 +66,9 @@ def run(sizes: Sizes) -> dict[str, Any]:
     measures["aggregate_load"] = _attempt("aggregate_load", lambda: load.run(sizes))
     measures["appends"] = _attempt("appends", lambda: appends.run(sizes))
     rate = measures["appends"].get("figures", {}).get("rates_per_s", {}).get("ours_concurrent")
-    if rate:
-        measures["projection_lag"] = _attempt("projection_lag", lambda: lag.run(sizes, rate))
-    else:
-        row = Row("5. projection lag", "", "", "", "", "not measured", "measure 2 failed")
-        measures["projection_lag"] = {"status": "not measured", "rows": report.rows_of([row])}
-    for backend in backends[1:]:
-        reason = backend.missing or "lag on this backend is not wired into the bench yet"
-        row = Row(
-            f"5. projection lag, {backend.label}",
-            "", "", "", f"p99 ≤ {backend.lag_p99_ms:g} ms", "not measured", reason,
-        )  # fmt: skip
-        measures["projection_lag"]["rows"].append(report.rows_of([row])[0])
+    measures["projection_lag"] = _attempt(
+        "projection_lag", lambda: lag.run(sizes, rate, backends[1:])
+    )
     measures["rebuild"] = _attempt("rebuild", lambda: lag.run_rebuild(sizes))
     measures["memory"] = _attempt("memory", lambda: memory.run(sizes))
     measures["http"] = _attempt("http", lambda: http.run(sizes, backends))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +43,24 @@ class Backend:
 
     def settings(self, data_dir: Path) -> Settings:
         return load_settings(self.server_env(data_dir), config_file=None)
+
+    def own_names(self, prefix: str) -> Backend:
+        """This backend on a Kafka topic (with its transactional id and consumer groups) and a
+        Mongo database of its own, so that a measure starts empty and shares nothing with another
+        run or engineer on the same servers. Unchanged on the embedded backend."""
+        if self.env.get("BALANCE_EVENT_STORE") != "kafka":
+            return self
+        name = f"{prefix}.{uuid.uuid4().hex[:12]}"
+        return replace(
+            self,
+            env={
+                **self.env,
+                "BALANCE_KAFKA_TOPIC": name,
+                "BALANCE_KAFKA_TRANSACTIONAL_ID": f"{name}-w",
+                "BALANCE_KAFKA_GROUP_PREFIX": name,
+                "BALANCE_MONGO_DATABASE": name.replace(".", "_"),
+            },
+        )
 
 
 EMBEDDED = Backend(
