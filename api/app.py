@@ -99,8 +99,8 @@ def create_app(application: Application | None = None) -> Litestar:
             "application": Provide(provide_application, use_cache=True, sync_to_thread=False),
             "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
             "principal": Provide(provide_principal),
-            "context": Provide(provide_context, sync_to_thread=False),
-            "versioned_context": Provide(provide_versioned_context, sync_to_thread=False),
+            "context": Provide(provide_context),
+            "versioned_context": Provide(provide_versioned_context),
         },
         exception_handlers={Exception: problem_response},
         middleware=[

@@ -16,10 +16,12 @@ from typing import Any, Final
 from litestar import Request
 from litestar.di import NamedDependency
 
+from api.auth import bearer_token
 from api.observability import current_request_id
 from api.problems import InvalidHeaderError
-from core.ports import Principal
+from core.mediator import Mediator
 from handlers.accounts.requests import CommandContext
+from handlers.auth import Authenticate
 
 __all__ = ["etag", "provide_context", "provide_versioned_context"]
 
@@ -57,9 +59,14 @@ def _expected_version(request: Request[Any, Any, Any]) -> int | None:
     return int(match.group(1))
 
 
-def provide_context(
-    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+# Each context provider authenticates the caller itself (one dependency, not principal ->
+# context): Litestar resolves and validates every dependency in the chain on each request.
+
+
+async def provide_context(
+    request: Request[Any, Any, Any], mediator: NamedDependency[Mediator]
 ) -> CommandContext:
+    principal = await mediator.send(Authenticate(bearer_token(request)))
     return CommandContext(
         actor=principal,
         command_id=_idempotency_key(request),
@@ -67,9 +74,10 @@ def provide_context(
     )
 
 
-def provide_versioned_context(
-    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+async def provide_versioned_context(
+    request: Request[Any, Any, Any], mediator: NamedDependency[Mediator]
 ) -> CommandContext:
+    principal = await mediator.send(Authenticate(bearer_token(request)))
     return CommandContext(
         actor=principal,
         command_id=_idempotency_key(request),

@@ -147,7 +147,11 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", encoded)]
+                headers = message.get("headers")
+                if isinstance(headers, list):
+                    headers.append((b"x-request-id", encoded))
+                else:
+                    message["headers"] = [*(headers or ()), (b"x-request-id", encoded)]
             await send(message)
 
         try:
