@@ -53,7 +53,9 @@ wait_ready() {
     local timeout=$1 start=$SECONDS
     shift
     until "$@"; do
-        if ! pid >/dev/null; then
+        # Only whether the launched process still exists: just after launch its command line
+        # may not be the server's yet (setsid has not exec'd it), which `pid` would reject.
+        if ! alive "$(<"$pidfile")"; then
             tail -n 40 "$log" >&2 || true
             die "server exited during start-up (log: $log)"
         fi
