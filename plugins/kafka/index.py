@@ -16,10 +16,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-import msgspec
-
-from core.records import EventMetadata, EventRecord, Snapshot
-from plugins.sqlite.schema import from_micros, to_micros
+from core.records import EventRecord
+from plugins.sqlite.rows import load_snapshot, record_columns, record_from_row, save_snapshot
 
 __all__ = [
     "INDEX_DDL",
@@ -78,50 +76,11 @@ _SET_OFFSET: Final = """
 INSERT INTO offsets (partition, next_offset) VALUES (?, ?)
 ON CONFLICT (partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)
 """
-_SAVE_SNAPSHOT: Final = """
-INSERT INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE
-SET version = excluded.version, schema = excluded.schema, state = excluded.state
-WHERE excluded.version >= snapshots.version
-"""
-
 _IDS_PER_QUERY: Final = 500
-
-_encode_metadata = msgspec.json.Encoder().encode
-_decode_metadata = msgspec.json.Decoder(EventMetadata).decode
-_NO_METADATA: Final = EventMetadata()
-_NO_METADATA_JSON: Final = "{}"
 
 
 def _row(record: EventRecord, partition: int) -> tuple[Any, ...]:
-    metadata = record.metadata
-    return (
-        record.stream_id,
-        record.version,
-        record.type,
-        record.schema,
-        record.event_id,
-        to_micros(record.occurred_at),
-        bytes(record.data).decode(),
-        _NO_METADATA_JSON if metadata == _NO_METADATA else _encode_metadata(metadata).decode(),
-        partition,
-        record.position,
-    )
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    stream_id, version, type_, schema, event_id, occurred_at, data, metadata, position = row
-    return EventRecord(
-        stream_id=stream_id,
-        version=version,
-        type=type_,
-        schema=schema,
-        event_id=event_id,
-        occurred_at=from_micros(occurred_at),
-        data=msgspec.Raw(data.encode()),
-        metadata=_NO_METADATA if metadata == _NO_METADATA_JSON else _decode_metadata(metadata),
-        position=position,
-    )
+    return (*record_columns(record), partition, record.position)
 
 
 # -- writes (the store's writer thread; the caller owns the transaction) ---------------------
@@ -148,11 +107,6 @@ def clear(connection: sqlite3.Connection) -> None:
     """Forget everything: the index belonged to another topic."""
     for table in ("events", "offsets", "snapshots", "meta"):
         connection.execute(f"DELETE FROM {table}")
-
-
-def save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:
-    values = (snapshot.stream_id, snapshot.version, snapshot.schema, bytes(snapshot.state))
-    connection.execute(_SAVE_SNAPSHOT, values)
 
 
 # -- reads (any thread, any connection) ------------------------------------------------------
@@ -193,13 +147,4 @@ def read_stream(
     else:
         sql += " AND occurred_at <= ? ORDER BY version"
         rows = connection.execute(sql, (stream_id, after_version, until))
-    return [_record(row) for row in rows]
-
-
-def load_snapshot(stream_id: str, connection: sqlite3.Connection) -> Snapshot | None:
-    sql = "SELECT version, schema, state FROM snapshots WHERE stream_id = ?"
-    row = connection.execute(sql, (stream_id,)).fetchone()
-    if row is None:
-        return None
-    version, schema, state = row
-    return Snapshot(stream_id, version, schema, msgspec.Raw(bytes(state)))
+    return [record_from_row(row) for row in rows]

@@ -20,9 +20,10 @@ import msgspec
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.ports import EventBatch
-from core.records import EventMetadata, EventRecord, Snapshot
+from core.records import EventRecord, Snapshot
 from plugins.memory.store import check_records
-from plugins.sqlite.schema import EVENTS_DDL, EVENTS_FILE, from_micros, to_micros
+from plugins.sqlite.rows import load_snapshot, record_columns, record_from_row, save_snapshot
+from plugins.sqlite.schema import EVENTS_DDL, EVENTS_FILE, to_micros
 from plugins.sqlite.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
 
 __all__ = ["SqliteEventStore", "SqliteSubscription"]
@@ -36,49 +37,6 @@ _INSERT: Final = (
     "INSERT INTO events (stream_id, version, type, schema, event_id, occurred_at, data, metadata)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SAVE_SNAPSHOT: Final = """
-INSERT INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE
-SET version = excluded.version, schema = excluded.schema, state = excluded.state
-WHERE excluded.version >= snapshots.version
-"""
-
-_encode_metadata = msgspec.json.Encoder().encode
-_decode_metadata = msgspec.json.Decoder(EventMetadata).decode
-_NO_METADATA: Final = EventMetadata()
-_NO_METADATA_JSON: Final = "{}"
-
-
-def _row(record: EventRecord) -> tuple[Any, ...]:
-    metadata = record.metadata
-    return (
-        record.stream_id,
-        record.version,
-        record.type,
-        record.schema,
-        record.event_id,
-        to_micros(record.occurred_at),
-        bytes(record.data).decode(),
-        _NO_METADATA_JSON if metadata == _NO_METADATA else _encode_metadata(metadata).decode(),
-    )
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    stream_id, version, type_, schema, event_id, occurred_at, data, metadata, position = row
-    return EventRecord(
-        stream_id=stream_id,
-        version=version,
-        type=type_,
-        schema=schema,
-        event_id=event_id,
-        occurred_at=from_micros(occurred_at),
-        data=msgspec.Raw(data.encode()),
-        metadata=_NO_METADATA if metadata == _NO_METADATA_JSON else _decode_metadata(metadata),
-        position=position,
-    )
-
-
-# -- jobs: each runs in the writer thread or a reader thread, on that thread's connection --------
 
 
 def _version(stream_id: str, connection: sqlite3.Connection) -> int:
@@ -114,26 +72,12 @@ def _read(
     else:
         sql += " AND occurred_at <= ? ORDER BY version"
         rows = connection.execute(sql, (stream_id, after_version, until))
-    return [_record(row) for row in rows]
+    return [record_from_row(row) for row in rows]
 
 
 def _after(position: int, limit: int, connection: sqlite3.Connection) -> list[EventRecord]:
     sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-    return [_record(row) for row in connection.execute(sql, (position, limit))]
-
-
-def _save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:
-    values = (snapshot.stream_id, snapshot.version, snapshot.schema, bytes(snapshot.state))
-    connection.execute(_SAVE_SNAPSHOT, values)
-
-
-def _load_snapshot(stream_id: str, connection: sqlite3.Connection) -> Snapshot | None:
-    sql = "SELECT version, schema, state FROM snapshots WHERE stream_id = ?"
-    row = connection.execute(sql, (stream_id,)).fetchone()
-    if row is None:
-        return None
-    version, schema, state = row
-    return Snapshot(stream_id, version, schema, msgspec.Raw(bytes(state)))
+    return [record_from_row(row) for row in connection.execute(sql, (position, limit))]
 
 
 class SqliteEventStore:
@@ -192,7 +136,7 @@ class SqliteEventStore:
             if actual != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, actual)
             return []
-        rows = [_row(record) for record in events]
+        rows = [record_columns(record) for record in events]
         job = partial(_append, stream_id, expected_version, rows)
         # One record is one INSERT, which SQLite undoes alone if it fails: no savepoint needed.
         first = await self._writer.submit(job, savepoint=len(rows) > 1)
@@ -214,11 +158,11 @@ class SqliteEventStore:
         return SqliteSubscription(self, after_checkpoint)
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        return await self._readers.run(partial(_load_snapshot, stream_id))
+        return await self._readers.run(partial(load_snapshot, stream_id))
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keeps the newest: a late save of an older state does not replace a newer one."""
-        await self._writer.submit(partial(_save_snapshot, snapshot))
+        await self._writer.submit(partial(save_snapshot, snapshot))
 
     async def _events_after(self, position: int) -> list[EventRecord]:
         return await self._readers.run(partial(_after, position, self._batch_size))

@@ -1,0 +1,72 @@
+"""Event records and snapshots as SQLite rows: shared by the SQLite event store and the Kafka
+plugin's local index, which keep the same columns."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Final
+
+import msgspec
+
+from core.records import EventMetadata, EventRecord, Snapshot
+from plugins.sqlite.schema import from_micros, to_micros
+
+__all__ = ["load_snapshot", "record_columns", "record_from_row", "save_snapshot"]
+
+_encode_metadata = msgspec.json.Encoder().encode
+_decode_metadata = msgspec.json.Decoder(EventMetadata).decode
+_NO_METADATA: Final = EventMetadata()
+_NO_METADATA_JSON: Final = "{}"
+
+_SAVE_SNAPSHOT: Final = """
+INSERT INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, schema = excluded.schema, state = excluded.state
+WHERE excluded.version >= snapshots.version
+"""
+
+
+def record_columns(record: EventRecord) -> tuple[Any, ...]:
+    """stream_id, version, type, schema, event_id, occurred_at, data, metadata."""
+    metadata = record.metadata
+    return (
+        record.stream_id,
+        record.version,
+        record.type,
+        record.schema,
+        record.event_id,
+        to_micros(record.occurred_at),
+        bytes(record.data).decode(),
+        _NO_METADATA_JSON if metadata == _NO_METADATA else _encode_metadata(metadata).decode(),
+    )
+
+
+def record_from_row(row: tuple[Any, ...]) -> EventRecord:
+    """The record from ``record_columns`` followed by its position."""
+    stream_id, version, type_, schema, event_id, occurred_at, data, metadata, position = row
+    return EventRecord(
+        stream_id=stream_id,
+        version=version,
+        type=type_,
+        schema=schema,
+        event_id=event_id,
+        occurred_at=from_micros(occurred_at),
+        data=msgspec.Raw(data.encode()),
+        metadata=_NO_METADATA if metadata == _NO_METADATA_JSON else _decode_metadata(metadata),
+        position=position,
+    )
+
+
+def save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:
+    """Keeps the newest: an older snapshot never replaces a newer one."""
+    values = (snapshot.stream_id, snapshot.version, snapshot.schema, bytes(snapshot.state))
+    connection.execute(_SAVE_SNAPSHOT, values)
+
+
+def load_snapshot(stream_id: str, connection: sqlite3.Connection) -> Snapshot | None:
+    sql = "SELECT version, schema, state FROM snapshots WHERE stream_id = ?"
+    row = connection.execute(sql, (stream_id,)).fetchone()
+    if row is None:
+        return None
+    version, schema, state = row
+    return Snapshot(stream_id, version, schema, msgspec.Raw(bytes(state)))
