@@ -1,9 +1,9 @@
 """The SQLite event store and snapshot store: ``events.db`` in the data directory.
 
-Appends go through the group-commit writer (one transaction and one fsync per batch, a savepoint
-per append); reads, stream versions and subscriptions use the reader pool. The version check runs
-inside the writer's transaction, which holds SQLite's write lock, so it is exact even if another
-process writes the same file.
+Appends go through the group-commit writer: one transaction and one fsync per batch, with all
+the batch's appends checked by one query and inserted by one statement. Reads, stream versions
+and subscriptions use the reader pool. The version check runs inside the writer's transaction,
+which holds SQLite's write lock, so it is exact even if another process writes the same file.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import msgspec
 
@@ -33,10 +34,20 @@ DEFAULT_BATCH_SIZE: Final = 1000
 _COLUMNS: Final = (
     "stream_id, version, type, schema, event_id, occurred_at, data, metadata, position"
 )
-_INSERT: Final = (
-    "INSERT INTO events (stream_id, version, type, schema, event_id, occurred_at, data, metadata)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERTED: Final = "stream_id, version, type, schema, event_id, occurred_at, data, metadata"
+_INSERT: Final = f"INSERT INTO events ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# ``->>`` needs SQLite 3.38; older libraries insert the rows with executemany.
+_SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
+_INSERT_ALL: Final = (
+    f"INSERT INTO events ({_INSERTED}) SELECT "
+    + ", ".join(f"value ->> {index}" for index in range(len(_INSERTED.split(","))))
+    + " FROM json_each(?) ORDER BY key"
 )
+_VERSIONS: Final = (
+    "SELECT stream_id, max(version) FROM events"
+    " WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id"
+)
+_encode_rows: Final = msgspec.json.Encoder().encode
 
 
 def _version(stream_id: str, connection: sqlite3.Connection) -> int:
@@ -45,22 +56,56 @@ def _version(stream_id: str, connection: sqlite3.Connection) -> int:
     return found or 0
 
 
-def _append(
-    stream_id: str, expected: int, rows: list[tuple[Any, ...]], connection: sqlite3.Connection
-) -> int:
-    """Insert ``rows`` if the stream is at ``expected``; the position of the first one."""
-    actual = _version(stream_id, connection)
-    if actual != expected:
-        raise ConcurrencyError(stream_id, expected, actual)
+@dataclass(frozen=True, slots=True)
+class _Append:
+    stream_id: str
+    expected: int
+    rows: list[tuple[Any, ...]]
+
+
+def _append_all(connection: sqlite3.Connection, appends: list[_Append]) -> list[int | Exception]:
+    """Every append of one transaction, set-based: one query for the streams' versions and one
+    INSERT for all the accepted rows (each statement releases the GIL and has to win it back
+    from the busy event loop, so a statement or two per append would cost as many switches).
+    Gives each append the position of its first event, or its ConcurrencyError."""
+    versions = _versions({append.stream_id for append in appends}, connection)
+    accepted: list[tuple[Any, ...]] = []
+    offsets: list[int | Exception] = []
+    for append in appends:
+        actual = versions.get(append.stream_id, 0)
+        if actual != append.expected:
+            offsets.append(ConcurrencyError(append.stream_id, append.expected, actual))
+            continue
+        # Appends to one stream in one batch: the next one expects the version this one ends at.
+        versions[append.stream_id] = append.expected + len(append.rows)
+        offsets.append(len(accepted))
+        accepted.extend(append.rows)
+    if not accepted:
+        return offsets
     try:
-        if len(rows) == 1:
-            return cast(int, connection.execute(_INSERT, rows[0]).lastrowid)
-        connection.executemany(_INSERT, rows)
+        if len(accepted) == 1:
+            last = connection.execute(_INSERT, accepted[0]).lastrowid
+        elif _SET_BASED:
+            last = connection.execute(_INSERT_ALL, (_encode_rows(accepted).decode(),)).lastrowid
+        else:
+            connection.executemany(_INSERT, accepted)
+            last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
     except sqlite3.IntegrityError as error:
-        raise ValueError(f"stream {stream_id!r}: an event id is already stored ({error})") from None
-    # One writer assigns positions max + 1, max + 2... so this append's are contiguous.
-    last: int = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-    return last - len(rows) + 1
+        # Only an event id already stored gets here (versions were checked above); the writer
+        # runs the appends again one by one, so that only the one that holds it fails.
+        raise ValueError(f"an event id is already stored ({error})") from None
+    # One writer assigns positions max + 1, max + 2... so the batch's are contiguous, in order.
+    assert last is not None
+    first: int = last - len(accepted) + 1
+    return [offset if isinstance(offset, Exception) else first + offset for offset in offsets]
+
+
+def _versions(streams: set[str], connection: sqlite3.Connection) -> dict[str, int]:
+    if len(streams) == 1:
+        (stream_id,) = streams
+        return {stream_id: _version(stream_id, connection)}
+    rows = connection.execute(_VERSIONS, (_encode_rows(sorted(streams)).decode(),))
+    return dict(rows.fetchall())
 
 
 def _read(
@@ -137,9 +182,9 @@ class SqliteEventStore:
                 raise ConcurrencyError(stream_id, expected_version, actual)
             return []
         rows = [record_columns(record) for record in events]
-        job = partial(_append, stream_id, expected_version, rows)
-        # One record is one INSERT, which SQLite undoes alone if it fails: no savepoint needed.
-        first = await self._writer.submit(job, savepoint=len(rows) > 1)
+        append = _Append(stream_id, expected_version, rows)
+        # One INSERT, which SQLite undoes alone if it fails, so no savepoint is needed.
+        first: int = await self._writer.submit_batched(_append_all, append, savepoint=False)
         return [
             msgspec.structs.replace(record, position=first + offset)
             for offset, record in enumerate(events)

@@ -13,7 +13,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,14 @@ from typing import Any, Final, Literal, TypeVar
 from core.errors import StoreUnavailableError
 from plugins.sqlite.schema import open_connection
 
-__all__ = ["GroupCommitWriter", "ReaderPool", "translate_error"]
+__all__ = ["BatchJob", "GroupCommitWriter", "ReaderPool", "translate_error"]
 
 T = TypeVar("T")
+P = TypeVar("P")
 Job = Callable[[sqlite3.Connection], T]
+# A batch job takes the payloads of every job of its kind queued for one transaction, and gives
+# each its result or its error, in order: a few statements for the lot instead of a few each.
+BatchJob = Callable[[sqlite3.Connection, list[P]], list[T | Exception]]
 
 DEFAULT_MAX_BATCH: Final = 1000
 
@@ -45,6 +49,14 @@ def translate_error(error: BaseException, path: Path) -> BaseException:
 @dataclass(slots=True)
 class _Item:
     job: Job[Any]
+    future: asyncio.Future[Any]
+    savepoint: bool
+
+
+@dataclass(slots=True)
+class _BatchItem:
+    batch: BatchJob[Any, Any]
+    payload: Any
     future: asyncio.Future[Any]
     savepoint: bool
 
@@ -82,7 +94,7 @@ class GroupCommitWriter:
         self._synchronous = synchronous
         self._max_batch = max(max_batch, 1)
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Item | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | _BatchItem | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
@@ -117,6 +129,22 @@ class GroupCommitWriter:
         self._queue.put(_Item(job, future, savepoint))
         return future
 
+    def submit_batched(
+        self, batch: BatchJob[P, T], payload: P, *, savepoint: bool = True
+    ) -> asyncio.Future[T]:
+        """Queue ``payload`` for ``batch``, which runs once for all the payloads queued for it in
+        the same transaction; the future resolves once that transaction committed.
+
+        If ``batch`` raises, its statements are rolled back and it runs again for each payload
+        alone, so one bad payload fails alone, as a plain job would. ``savepoint=False`` is for a
+        batch that writes with at most one statement, as for ``submit``.
+        """
+        if not self.alive or self._loop is None:
+            raise StoreUnavailableError(f"SQLite database {self._path} is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_BatchItem(batch, payload, future, savepoint))
+        return future
+
     async def close(self) -> None:
         """Stop accepting jobs, commit those already queued, then close the connection."""
         if not self.alive or self._loop is None:
@@ -144,7 +172,7 @@ class GroupCommitWriter:
         stop: _Stop | None = None
         try:
             while stop is None:
-                items: list[_Item] = []
+                items: list[_Item | _BatchItem] = []
                 item = self._queue.get()
                 while True:
                     if isinstance(item, _Stop):
@@ -165,28 +193,17 @@ class GroupCommitWriter:
             if stop is not None:
                 _call_soon(loop, _settle, [(stop.done, True, None)])
 
-    def _commit(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
+    def _commit(
+        self, connection: sqlite3.Connection, items: list[_Item | _BatchItem]
+    ) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for item in items:
-                if item.savepoint:
-                    connection.execute("SAVEPOINT job")
-                try:
-                    value = item.job(connection)
-                except Exception as error:
-                    if not connection.in_transaction:
-                        # SQLite itself rolled the whole transaction back (I/O error, disk
-                        # full): the jobs before this one are gone too.
-                        raise
-                    if item.savepoint:
-                        connection.execute("ROLLBACK TO job")
-                        connection.execute("RELEASE job")
-                    outcomes.append((item.future, False, translate_error(error, self._path)))
+            for group in _groups(items):
+                if isinstance(group, _Item):
+                    outcomes.append(self._run_job(connection, group))
                 else:
-                    if item.savepoint:
-                        connection.execute("RELEASE job")
-                    outcomes.append((item.future, True, value))
+                    outcomes.extend(self._run_batch(connection, group))
             connection.execute("COMMIT")
         except Exception as error:
             with contextlib.suppress(sqlite3.Error):
@@ -196,6 +213,51 @@ class GroupCommitWriter:
         self.batches += 1
         self.jobs += len(items)
         return outcomes
+
+    def _run_job(self, connection: sqlite3.Connection, item: _Item) -> _Outcome:
+        if item.savepoint:
+            connection.execute("SAVEPOINT job")
+        try:
+            value = item.job(connection)
+        except Exception as error:
+            if not connection.in_transaction:
+                # SQLite itself rolled the whole transaction back (I/O error, disk full): the
+                # jobs before this one are gone too.
+                raise
+            if item.savepoint:
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+            return (item.future, False, translate_error(error, self._path))
+        if item.savepoint:
+            connection.execute("RELEASE job")
+        return (item.future, True, value)
+
+    def _run_batch(self, connection: sqlite3.Connection, items: list[_BatchItem]) -> list[_Outcome]:
+        batch, savepoint = items[0].batch, items[0].savepoint
+        if savepoint:
+            connection.execute("SAVEPOINT batch")
+        try:
+            results = batch(connection, [item.payload for item in items])
+            if len(results) != len(items):
+                raise RuntimeError(f"{batch!r} gave {len(results)} results for {len(items)}")
+        except Exception as error:
+            if not connection.in_transaction:
+                raise
+            if savepoint:
+                connection.execute("ROLLBACK TO batch")
+                connection.execute("RELEASE batch")
+            if len(items) == 1:
+                return [(items[0].future, False, translate_error(error, self._path))]
+            # Each payload alone, so that only the one at fault fails.
+            return [outcome for item in items for outcome in self._run_batch(connection, [item])]
+        if savepoint:
+            connection.execute("RELEASE batch")
+        return [
+            (item.future, False, translate_error(result, self._path))
+            if isinstance(result, Exception)
+            else (item.future, True, result)
+            for item, result in zip(items, results, strict=True)
+        ]
 
     def _failed(self, error: BaseException) -> StoreUnavailableError:
         failure = StoreUnavailableError(
@@ -209,6 +271,28 @@ class GroupCommitWriter:
         _settle(outcomes)
         if self._on_commit is not None:
             self._on_commit()
+
+
+def _groups(items: list[_Item | _BatchItem]) -> Iterator[_Item | list[_BatchItem]]:
+    """The items in order, with the batch items of one kind that follow each other together."""
+    run: list[_BatchItem] = []
+    for item in items:
+        if isinstance(item, _BatchItem) and (not run or _same_kind(run[0], item)):
+            run.append(item)
+            continue
+        if run:
+            yield run
+            run = []
+        if isinstance(item, _BatchItem):
+            run.append(item)
+        else:
+            yield item
+    if run:
+        yield run
+
+
+def _same_kind(one: _BatchItem, other: _BatchItem) -> bool:
+    return one.batch == other.batch and one.savepoint == other.savepoint
 
 
 def _settle(outcomes: list[_Outcome]) -> None:

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,3 +302,100 @@ async def test_an_unusable_data_directory_fails_start_with_a_typed_error(tmp_pat
     (garbage / "events.db").write_bytes(b"this is not an SQLite database, not at all" * 100)
     with pytest.raises(StoreUnavailableError):
         await SqliteEventStore(garbage).start()
+
+
+async def test_batched_jobs_run_once_per_transaction_and_a_failure_is_retried_alone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    writer = GroupCommitWriter(path, ddl="CREATE TABLE t (n INTEGER);", synchronous="FULL")
+    calls: list[list[int]] = []
+
+    def insert_all(connection: sqlite3.Connection, numbers: list[int]) -> list[int | Exception]:
+        calls.append(list(numbers))
+        connection.executemany("INSERT INTO t VALUES (?)", [(n,) for n in numbers])
+        if 13 in numbers:
+            raise ValueError("13 is refused")
+        # An error for one payload leaves the others' rows in place.
+        return [KeyError(n) if n == 7 else n * 10 for n in numbers]
+
+    await writer.start()
+    try:
+        async with held(writer):  # so that the four are queued before the writer takes any
+            futures = [writer.submit_batched(insert_all, n) for n in (1, 7, 13, 2)]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        await writer.close()
+
+    assert results[0] == 10
+    assert isinstance(results[1], KeyError)
+    assert isinstance(results[2], ValueError)
+    assert results[3] == 20
+    assert calls[0] == [1, 7, 13, 2]  # first all together; it raised, so then one by one
+    assert calls[1:] == [[1], [7], [13], [2]]
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT n FROM t ORDER BY n").fetchall()
+    assert rows == [(1,), (2,), (7,)]
+
+
+async def test_appends_in_one_batch_are_checked_in_order_and_get_contiguous_positions(
+    store: SqliteEventStore,
+) -> None:
+    a, b = "account-a", "account-b"
+    duplicate = record(b, 1)
+    await store.append(b, 0, [duplicate])
+    taken = msgspec.structs.replace(record(a, 3), event_id=duplicate.event_id)
+    batches_before = store._writer.batches
+    async with held(store._writer):  # all five in one transaction
+        appends = [
+            asyncio.ensure_future(append)
+            for append in (
+                store.append(a, 0, [record(a, 1), record(a, 2)]),
+                store.append(a, 2, [taken]),  # follows the first, but its event id is stored
+                store.append(a, 2, [record(a, 3)]),  # follows the first
+                store.append(a, 0, [record(a, 1)]),  # conflicts with the first
+                store.append(b, 1, [record(b, 2)]),
+            )
+        ]
+        await asyncio.sleep(0)  # each append runs up to its submit
+    results = await asyncio.gather(*appends, return_exceptions=True)
+    assert store._writer.batches - batches_before == 2  # the gate's, and the five's
+    first, duplicated, third, conflict, other = results
+    assert isinstance(duplicated, ValueError)
+    assert isinstance(conflict, ConcurrencyError)
+    assert conflict.actual == 3
+    assert not isinstance(first, BaseException)
+    assert not isinstance(third, BaseException)
+    assert not isinstance(other, BaseException)
+    acknowledged = [*first, *third, *other]
+    stored = await reopened_positions(store, [a, b])
+    assert {(r.stream_id, r.version): r.position for r in acknowledged} == {
+        (r.stream_id, r.version): r.position for r in stored if r.version > 1 or r.stream_id == a
+    }
+    assert [r.version for r in stored if r.stream_id == a] == [1, 2, 3]
+    positions = sorted(r.position for r in stored)
+    assert positions == list(range(positions[0], positions[0] + len(positions)))
+
+
+@contextlib.asynccontextmanager
+async def held(writer: GroupCommitWriter) -> AsyncIterator[None]:
+    """Keeps ``writer`` busy with a job that waits until the block ends, so that the jobs
+    submitted inside the block all go into the next transaction."""
+    gate = threading.Event()
+    started = threading.Event()
+
+    def wait(connection: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(10)
+
+    blocker = writer.submit(wait)
+    await asyncio.to_thread(started.wait, 10)
+    try:
+        yield
+    finally:
+        gate.set()
+        await blocker
+
+
+async def reopened_positions(store: SqliteEventStore, streams: list[str]) -> list[EventRecord]:
+    return [record for stream in streams for record in await store.read(stream)]
