@@ -28,6 +28,7 @@ from api.problems import problem_response
 from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
 from api.routes.transfers import TransferController
+from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
 from core.config import load_settings
 from core.mediator import Mediator
 
@@ -124,7 +125,13 @@ def _flag(value: str | None) -> bool:
 
 
 def serve_app() -> Litestar:
-    """The server's factory: settings from the environment, JSON logs, the app."""
+    """The factory each ``--workers`` process calls: settings from the environment, JSON logs,
+    the runtime settings of ``balance serve`` (api.runtime), the app."""
     settings = load_settings()
     configure_logging(settings.get("log_level") or "INFO", _flag(settings.get("access_log")))
-    return create_app(bootstrap(settings))
+    set_switch_interval(settings)
+    freeze = set_gc_threshold(settings)
+    app = create_app(bootstrap(settings))
+    if freeze:
+        freeze_startup_objects()
+    return app

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
@@ -14,6 +13,7 @@ from typing import Any, Final
 import click
 
 from api.bootstrap import BUILTIN_PLUGINS, bootstrap
+from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
 from core.config import ConfigError, Settings, env_name, load_settings
 from core.errors import BalanceError
 from core.plugins import collect, make_plugin_manager
@@ -22,8 +22,6 @@ __all__ = ["cli", "build_cli", "main", "parse_ttl"]
 
 _TTL: Final = re.compile(r"(\d+)\s*([smhd]?)")
 _UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-# Seconds; see _set_switch_interval.
-DEFAULT_SWITCH_INTERVAL: Final = 0.0005
 
 
 def parse_ttl(text: str) -> timedelta:
@@ -46,24 +44,14 @@ def cli() -> None:
     pass
 
 
-def _set_switch_interval(settings: Settings) -> None:
-    """The server's threads (the SQLite writers and readers) release the GIL around every
-    statement and then wait for the event-loop thread to give it back, which it does only every
-    switch interval (Python's default 5 ms) while it is busy: under load each hand-off costs up
-    to 5 ms of latency. A shorter interval hands the GIL back sooner. This is process-wide, so it
-    is set here, in the server's entry point, not in library code. BALANCE_SWITCH_INTERVAL, in
-    seconds (default 0.0005); "0" leaves Python's default."""
-    text = settings.get("switch_interval")
+def _tune_runtime(settings: Settings) -> bool:
+    """The switch interval and GC thresholds (see api.runtime); whether to freeze start-up
+    objects once the app is built."""
     try:
-        seconds = DEFAULT_SWITCH_INTERVAL if text is None or not text.strip() else float(text)
-    except ValueError:
-        raise click.ClickException(
-            f"BALANCE_SWITCH_INTERVAL must be a number of seconds, not {text!r}"
-        ) from None
-    if not seconds >= 0:  # also refuses NaN
-        raise click.ClickException(f"BALANCE_SWITCH_INTERVAL must not be negative: {text!r}")
-    if seconds > 0:
-        sys.setswitchinterval(seconds)
+        set_switch_interval(settings)
+        return set_gc_threshold(settings)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.command()
@@ -78,7 +66,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from api.observability import configure_logging
 
     settings = _settings()
-    _set_switch_interval(settings)
+    freeze = _tune_runtime(settings)
     host = host or settings.get("host") or "127.0.0.1"
     port = port if port is not None else settings.get_int("port", 8000)
     workers = workers if workers is not None else settings.get_int("workers", 1)
@@ -102,6 +90,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         app = create_app(bootstrap(settings))
     except BalanceError as error:
         raise click.ClickException(str(error)) from None
+    if freeze:
+        freeze_startup_objects()
     uvicorn.run(app, **options)
 
 

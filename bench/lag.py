@@ -12,7 +12,7 @@ counts as 0. Kafka + Mongo runs on a topic, transactional id, consumer-group pre
 of its own (deleted afterwards), from ``BALANCE_KAFKA_BOOTSTRAP`` and ``BALANCE_MONGO_URL``.
 
 **Switch interval.** These measures run in the bench's process; ``balance serve`` sets the
-interpreter's switch interval (``BALANCE_SWITCH_INTERVAL``, default 0.5 ms, see ``api.cli``) so
+interpreter's switch interval (``BALANCE_SWITCH_INTERVAL``, default 0.5 ms, see ``api.runtime``) so
 that the store's threads get the GIL back sooner. The lag and rebuild measures run with that same
 server setting, read the same way, and put the previous value back afterwards.
 
@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from api.cli import _set_switch_interval
+from api.runtime import set_switch_interval
 from bench.backends import Backend
 from bench.common import (
     Outcome,
@@ -69,7 +69,7 @@ def server_switch_interval() -> Iterator[float]:
     default 0.5 ms; "0" leaves Python's), for the duration of a measure; the previous one after."""
     previous = sys.getswitchinterval()
     text = os.environ.get("BALANCE_SWITCH_INTERVAL")
-    _set_switch_interval(Settings(values={} if text is None else {"switch_interval": text}))
+    set_switch_interval(Settings(values={} if text is None else {"switch_interval": text}))
     try:
         yield sys.getswitchinterval()
     finally:
