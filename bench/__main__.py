@@ -66,9 +66,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
     measures["aggregate_load"] = _attempt("aggregate_load", lambda: load.run(sizes))
     measures["appends"] = _attempt("appends", lambda: appends.run(sizes))
     rate = measures["appends"].get("figures", {}).get("rates_per_s", {}).get("ours_concurrent")
-    measures["projection_lag"] = _attempt(
-        "projection_lag", lambda: lag.run(sizes, rate, backends[1:])
-    )
+    measures["projection_lag"] = _attempt("projection_lag", lambda: lag.run(sizes, rate, backends))
     measures["rebuild"] = _attempt("rebuild", lambda: lag.run_rebuild(sizes))
     measures["memory"] = _attempt("memory", lambda: memory.run(sizes))
     measures["http"] = _attempt("http", lambda: http.run(sizes, backends))

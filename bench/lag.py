@@ -1,20 +1,21 @@
 """5. Projection lag and rebuild rate.
 
 **Lag.** One application with its projector running, as in the API process. Deposits are sent
-open-loop at a fixed rate, half of the backend's own concurrent append rate (embedded: measure 2
-in this run; Kafka + Mongo: ``in_flight`` deposits at once for ``KAFKA_MAX_SECONDS`` on a topic and
-database of their own, just before):
-a new command starts every 1/rate seconds whether or not earlier ones finished. The lag of a
+open-loop at a fixed rate: half of the maximum that same configuration sustains, measured just
+before (``in_flight`` deposits at once for ``MAX_SECONDS``, projector on, on a store of its own).
+Measure 2's rate is the write side alone: offering half of it to a process that also projects
+saturates it (command p99 in seconds), and the lag then measures queueing, not the projection. A
+new command starts every 1/rate seconds whether or not earlier ones finished. The lag of a
 deposit is the time from its acknowledgement (``send`` returned: the append is committed) to the
 end of the read-model transaction that made it visible. The read model's ``apply`` is wrapped on
 the instance to stamp that moment. A projection that lands before the command's coroutine resumes
 counts as 0. Kafka + Mongo runs on a topic, transactional id, consumer-group prefix and database
 of its own (deleted afterwards), from ``BALANCE_KAFKA_BOOTSTRAP`` and ``BALANCE_MONGO_URL``.
 
-**Switch interval.** These measures run in the bench's process; ``balance serve`` sets the
-interpreter's switch interval (``BALANCE_SWITCH_INTERVAL``, default 0.5 ms, see ``api.runtime``) so
-that the store's threads get the GIL back sooner. The lag and rebuild measures run with that same
-server setting, read the same way, and put the previous value back afterwards.
+**Runtime settings.** These measures run in the bench's process; ``balance serve`` sets the
+interpreter's switch interval and garbage-collector thresholds and freezes its start-up objects
+(``api.runtime``). The lag and rebuild measures run with those same server settings, read the
+same way, and put the previous ones back afterwards.
 
 **Rebuild.** A store of ``rebuild_events`` events (1,000 accounts x 100 events, built fast, see
 ``bench.streams``), then ``Application.projector.rebuild()`` into SQLite. The rate counts up to the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import tempfile
@@ -35,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from api.runtime import set_switch_interval
+from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
 from bench.backends import Backend
 from bench.common import (
     Outcome,
@@ -56,28 +58,33 @@ from handlers.accounts.services import Accounts
 
 __all__ = ["run", "run_rebuild"]
 
-TARGET_LAG_P99_MS = 50.0
 TARGET_REBUILD_PER_S = 50_000.0
 EVENTS_PER_ACCOUNT = 100
-KAFKA_MAX_SECONDS = 3.0
+MAX_SECONDS = 3.0
 Key = tuple[str, int]
 
 
 @contextlib.contextmanager
-def server_switch_interval() -> Iterator[float]:
-    """The switch interval ``balance serve`` sets, read as it reads it (``BALANCE_SWITCH_INTERVAL``,
-    default 0.5 ms; "0" leaves Python's), for the duration of a measure; the previous one after."""
-    previous = sys.getswitchinterval()
-    text = os.environ.get("BALANCE_SWITCH_INTERVAL")
-    set_switch_interval(Settings(values={} if text is None else {"switch_interval": text}))
+def server_runtime() -> Iterator[float]:
+    """The switch interval and GC settings ``balance serve`` applies, read as it reads them
+    (``BALANCE_SWITCH_INTERVAL``, ``BALANCE_GC_THRESHOLD``), for the duration of a measure; the
+    previous ones after. Yields the switch interval."""
+    previous_interval, previous_threshold = sys.getswitchinterval(), gc.get_threshold()
+    names = {"switch_interval": "BALANCE_SWITCH_INTERVAL", "gc_threshold": "BALANCE_GC_THRESHOLD"}
+    settings = Settings(values={k: v for k, n in names.items() if (v := os.environ.get(n))})
+    set_switch_interval(settings)
+    if set_gc_threshold(settings):
+        freeze_startup_objects()
     try:
         yield sys.getswitchinterval()
     finally:
-        sys.setswitchinterval(previous)
+        sys.setswitchinterval(previous_interval)
+        gc.set_threshold(*previous_threshold)
+        gc.unfreeze()
 
 
 def _interval_note(seconds: float) -> str:
-    return f"switch interval {seconds * 1000:g} ms, as `balance serve` sets it"
+    return f"switch interval {seconds * 1000:g} ms and GC settings as `balance serve` sets them"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -163,14 +170,14 @@ async def _lag(
 
 
 async def _max_rate(settings: Settings, sizes: Sizes) -> float:
-    """Deposits/s, ``in_flight`` at once for ``KAFKA_MAX_SECONDS``, projector off (as measure 2)."""
-    async with app_on(settings.data_dir, settings=settings) as application:
+    """Deposits/s, ``in_flight`` at once for ``MAX_SECONDS``, with the projector running."""
+    async with app_on(settings.data_dir, projector=True, settings=settings) as application:
         ids = await open_accounts(application, [f"user-{i}" for i in range(sizes.accounts)])
         send = application.mediator.send
         contexts = [ctx(f"user-{i}") for i in range(len(ids))]
         done = 0
         loop = asyncio.get_running_loop()
-        end = loop.time() + (1.0 if sizes.quick else KAFKA_MAX_SECONDS)
+        end = loop.time() + (1.0 if sizes.quick else MAX_SECONDS)
 
         async def worker(offset: int) -> None:
             nonlocal done
@@ -229,22 +236,13 @@ def _not_measured(backend: Backend, reason: str) -> Row:
     )  # fmt: skip
 
 
-def _embedded(sizes: Sizes, max_rate: float) -> tuple[Row, dict[str, Any]]:
-    rate = max_rate / 2
+def _measure(
+    sizes: Sizes, backend: Backend, write_only: float | None
+) -> tuple[Row, dict[str, Any]]:
+    """Half the maximum with the projector on, then the lag at that rate; ``write_only`` is
+    measure 2's rate (projector off), shown beside it for the embedded backend."""
     with (
-        server_switch_interval() as interval,
-        tempfile.TemporaryDirectory(prefix="bench-lag-") as tmp,
-    ):
-        figures = _summary(run_async(_lag(Path(tmp), sizes, rate)))
-    figures["switch_interval_s"] = interval
-    offered = f"{rate:,.0f} deposits/s offered (½ of measure 2)"
-    row = _row("embedded", offered, figures, TARGET_LAG_P99_MS, _interval_note(interval))
-    return row, figures
-
-
-def _other(sizes: Sizes, backend: Backend) -> tuple[Row, dict[str, Any]]:
-    with (
-        server_switch_interval() as interval,
+        server_runtime() as interval,
         tempfile.TemporaryDirectory(prefix=f"bench-lag-{backend.key}-") as tmp,
     ):
         probe = backend.own_names("bench.lag.max").settings(Path(tmp) / "max")
@@ -260,32 +258,28 @@ def _other(sizes: Sizes, backend: Backend) -> tuple[Row, dict[str, Any]]:
             _drop(settings)
     figures |= {"max_append_per_s": max_rate, "switch_interval_s": interval}
     offered = (
-        f"{rate:,.0f} deposits/s offered (½ of its own {max_rate:,.0f}/s, "
-        f"{sizes.in_flight} in flight)"
+        f"{rate:,.0f} deposits/s offered (½ of its own {max_rate:,.0f}/s with the projector on, "
+        f"{sizes.in_flight} in flight"
     )
-    row = _row(backend.label, offered, figures, backend.lag_p99_ms, _interval_note(interval))
+    if write_only:
+        figures["write_only_per_s"] = write_only
+        offered += f"; {write_only:,.0f}/s without it, measure 2"
+    row = _row(backend.label, offered + ")", figures, backend.lag_p99_ms, _interval_note(interval))
     return row, figures
 
 
-def run(sizes: Sizes, max_rate: float | None, others: Sequence[Backend] = ()) -> Outcome:
-    """The embedded lag at half of measure 2's rate (not measured without it), then every other
-    backend that can be measured in this run."""
+def run(sizes: Sizes, write_only: float | None, backends: Sequence[Backend]) -> Outcome:
+    """The lag on every backend that can be measured in this run (``write_only``: measure 2's
+    rate, shown beside the embedded one)."""
     rows: list[Row] = []
     figures: dict[str, Any] = {}
-    if max_rate:
-        row, figures = _embedded(sizes, max_rate)
-        rows.append(row)
-    else:
-        rows.append(
-            Row("5. projection lag, embedded", "", "", "", f"p99 ≤ {TARGET_LAG_P99_MS:g} ms",
-                "not measured", "measure 2 failed")
-        )  # fmt: skip
-    for backend in others:
+    for backend in backends:
         if backend.missing:
             rows.append(_not_measured(backend, backend.missing))
             continue
         try:
-            row, figures[backend.key] = _other(sizes, backend)
+            key_rate = write_only if backend.key == "embedded" else None
+            row, figures[backend.key] = _measure(sizes, backend, key_rate)
         except Exception as error:  # the other rows still stand; this one says why it failed
             traceback.print_exc()
             figures[backend.key] = {"error": repr(error)}
@@ -325,7 +319,7 @@ async def _rebuild(data_dir: Path, sizes: Sizes) -> list[dict[str, float]]:
 
 def run_rebuild(sizes: Sizes) -> Outcome:
     with (
-        server_switch_interval() as interval,
+        server_runtime() as interval,
         tempfile.TemporaryDirectory(prefix="bench-rebuild-") as tmp,
     ):
         rounds = run_async(_rebuild(Path(tmp), sizes))
