@@ -166,15 +166,22 @@ def account_document(account: AccountView) -> dict[str, Any]:
     }
 
 
-def account_view(doc: dict[str, Any]) -> AccountView:
+def account_view(doc: dict[str, Any], latest_line: dict[str, Any] | None = None) -> AccountView:
+    """The account document overlaid with its latest movement line, which carries the current
+    balance (every balance change has its line) and, unless the account changed since (closed),
+    the current version."""
     closed_us = doc.get("closed_us")
+    balance, version = int(doc["balance"]), int(doc["version"])
+    if latest_line is not None:
+        balance = int(latest_line["balance_after"])
+        version = max(version, int(latest_line["version"]))
     return AccountView(
         id=doc["_id"],
         owner=doc["owner"],
         currency=doc["currency"],
-        balance=int(doc["balance"]),
+        balance=balance,
         status=doc["status"],
-        version=int(doc["version"]),
+        version=version,
         opened_at=from_micros(doc["opened_us"]),
         closed_at=None if closed_us is None else from_micros(closed_us),
     )

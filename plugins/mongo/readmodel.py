@@ -16,6 +16,13 @@ that batch again and every write already done matches nothing. See docs/mongo.md
 Consecutive changes of one account (versions v, v+1, ...) within a batch are merged into one
 guarded update, which gives the same result as applying them one by one (proof in docs/mongo.md);
 changes of different documents go out together in unordered bulk writes.
+
+**Balances are read from the movements.** Every change of a balance comes with its movement
+line (``balance_after`` at that version), so the account document is not updated for it: only
+opening, closing and any change that is not a movement's write it. An account is read as its
+document overlaid with its latest movement (the balance, and the higher of the two versions).
+An insert costs a MongoDB-wire server a fraction of an update (FerretDB 1.24 here: 0.09 ms per
+inserted document against 0.7 ms per updated one), so a deposit is one insert, not one of each.
 """
 
 from __future__ import annotations
@@ -95,6 +102,17 @@ class _Change:
 
 
 _Op = _Insert | _Change
+
+
+def _lines(changes: Sequence[ViewChange]) -> Iterator[MovementAdded]:
+    return (change for change in changes if isinstance(change, MovementAdded))
+
+
+def _carried_by_movement(change: AccountChanged, lines: set[tuple[str, int]]) -> bool:
+    """A balance-only change whose movement line is in the same batch: reads take the balance
+    and version from that line, so the account document needs no write."""
+    only_balance = change.status is None and change.closed_at is None
+    return only_balance and (change.account_id, change.version) in lines
 
 
 def _account_fields(change: AccountChanged) -> Doc:
@@ -238,6 +256,7 @@ class MongoReadModel:
         movements: list[InsertOne[Doc]] = []
         accounts: dict[str, list[_Op]] = {}
         transfers: dict[str, list[_Op]] = {}
+        lines = {(c.movement.account, c.movement.version) for c in _lines(changes)}
         for change in changes:
             match change:
                 case MovementAdded(movement=m):
@@ -245,6 +264,8 @@ class MongoReadModel:
                 case AccountOpenedView(account=a):
                     accounts.setdefault(a.id, []).append(_Insert(account_document(a)))
                 case AccountChanged():
+                    if _carried_by_movement(change, lines):
+                        continue
                     fields = _account_fields(change)
                     _add_change(accounts, change.account_id, change.version, fields)
                 case TransferRequestedView(transfer=t):
@@ -317,7 +338,16 @@ class MongoReadModel:
     async def get_account(self, account_id: str) -> AccountView | None:
         with _reachable("get_account"):
             doc = await self._collection(AccountDoc).find_one({"_id": account_id})
-        return None if doc is None else account_view(doc)
+            if doc is None:
+                return None
+            return account_view(doc, await self._latest_line(account_id))
+
+    async def _latest_line(self, account_id: str) -> Doc | None:
+        """The account's latest movement line (its balance and version), if it has one."""
+        query = {"_id": movement_range(account_id, 0), "account": account_id}
+        fields = {"balance_after": 1, "version": 1}
+        movements = self._collection(MovementDoc)
+        return await movements.find_one(query, fields, sort=[("_id", -1)])
 
     async def list_accounts(
         self, owner: str | None, after: str | None, limit: int
@@ -332,7 +362,8 @@ class MongoReadModel:
         with _reachable("list_accounts"):
             cursor = self._collection(AccountDoc).find(query).sort("_id", 1).limit(limit)
             docs = await cursor.to_list()
-        return [account_view(doc) for doc in docs]
+            lines = await asyncio.gather(*(self._latest_line(doc["_id"]) for doc in docs))
+        return [account_view(doc, line) for doc, line in zip(docs, lines, strict=True)]
 
     async def statement(
         self,

@@ -203,9 +203,11 @@ async def test_a_crash_between_the_movement_and_the_account_update_is_repaired_b
 
     assert await mongo.checkpoint(P) == 100  # the checkpoint was not moved: it is redelivered
     moved = [c for c in second if isinstance(c, MovementAdded)]
-    stale = await mongo.get_account(moved[-1].movement.account)
-    assert stale is not None
-    assert stale.version < moved[-1].movement.version  # the line is there, the balance is not
+    line = moved[-1].movement
+    current = await mongo.get_account(line.account)
+    assert current is not None
+    # The line is there, and the account's balance is read from it: no half-applied state.
+    assert (current.version, current.balance) == (line.version, line.balance_after)
 
     await mongo.apply(P, second, 200)  # the redelivery
     for number, batch in enumerate(rest, start=3):
@@ -311,3 +313,20 @@ async def test_apply_rate_for_a_10k_event_projection(mongo: MongoReadModel) -> N
     accounts = await mongo.list_accounts(None, None, 1000)
     assert {a.id: a.balance for a in accounts} == book.balances
     assert rate > 200
+
+
+async def test_a_deposit_writes_its_line_and_leaves_the_account_document_alone(
+    mongo: MongoReadModel,
+) -> None:
+    book = ledger(120)
+    await apply_all(mongo, book, 40)
+    await assert_folded(mongo, book)
+    accounts = mongo._collection(AccountDoc)
+    lines = [c.movement for event in book.events for c in event if isinstance(c, MovementAdded)]
+    touched = {line.account for line in lines}
+    for account_id in touched:
+        doc = await accounts.find_one({"_id": account_id})
+        assert doc is not None
+        latest = max(line.version for line in lines if line.account == account_id)
+        if doc["status"] == "open":
+            assert doc["version"] < latest  # only the opening wrote it; the lines carry the rest
