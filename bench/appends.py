@@ -12,6 +12,10 @@ Contenders, each on a fresh data directory, in turn within every round:
 
 The rate is deposits per second over the deposit phase (opening is not timed). Our projector is
 off, as the library has none. The target compares ours concurrent with the library's best.
+
+Every contender runs under the interpreter settings ``balance serve`` applies (switch interval,
+GC thresholds and a freeze of the objects alive at the start, ``bench.common.server_runtime``):
+the library's rows as well as ours, since they share the process.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from bench.common import (
     open_accounts,
     run_async,
     run_concurrently,
+    server_runtime,
 )
 from bench.es_baseline import Bank, bank, synchronous_level
 from handlers.accounts.requests import Deposit
@@ -116,7 +121,7 @@ def _round(sizes: Sizes, order: list[int], tmp: Path, number: int) -> dict[str, 
 
 def run(sizes: Sizes) -> Outcome:
     order = _sequence(sizes)
-    with tempfile.TemporaryDirectory(prefix="bench-appends-") as tmp:
+    with server_runtime(), tempfile.TemporaryDirectory(prefix="bench-appends-") as tmp:
         rounds = [_round(sizes, order, Path(tmp), n) for n in range(sizes.rounds)]
     rates = {key: median(r[key] for r in rounds) for key in rounds[0]}
     library_keys = [key for key in rounds[0] if key.startswith("library")]

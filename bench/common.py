@@ -9,17 +9,21 @@ commands carry a ``Principal`` as the HTTP layer would after checking the token)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import secrets
 import socket
 import statistics
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from api.bootstrap import Application, bootstrap
+from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
 from core.config import Settings
 from core.ports import Principal
 from handlers.accounts.requests import CommandContext, OpenAccount
@@ -38,6 +42,7 @@ __all__ = [
     "open_accounts",
     "run_async",
     "run_concurrently",
+    "server_runtime",
     "sizes_for",
     "sqlite_settings",
 ]
@@ -230,3 +235,22 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def server_runtime() -> Iterator[float]:
+    """The switch interval and GC settings ``balance serve`` applies, read as it reads them
+    (``BALANCE_SWITCH_INTERVAL``, ``BALANCE_GC_THRESHOLD``), for the duration of a measure; the
+    previous ones after. Yields the switch interval."""
+    previous_interval, previous_threshold = sys.getswitchinterval(), gc.get_threshold()
+    names = {"switch_interval": "BALANCE_SWITCH_INTERVAL", "gc_threshold": "BALANCE_GC_THRESHOLD"}
+    settings = Settings(values={k: v for k, n in names.items() if (v := os.environ.get(n))})
+    set_switch_interval(settings)
+    if set_gc_threshold(settings):
+        freeze_startup_objects()
+    try:
+        yield sys.getswitchinterval()
+    finally:
+        sys.setswitchinterval(previous_interval)
+        gc.set_threshold(*previous_threshold)
+        gc.unfreeze()

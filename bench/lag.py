@@ -27,17 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import os
-import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
 from bench.backends import Backend
 from bench.common import (
     Outcome,
@@ -49,6 +45,7 @@ from bench.common import (
     open_accounts,
     run_async,
     run_concurrently,
+    server_runtime,
 )
 from bench.streams import build_account
 from core.config import Settings
@@ -62,25 +59,6 @@ TARGET_REBUILD_PER_S = 50_000.0
 EVENTS_PER_ACCOUNT = 100
 MAX_SECONDS = 3.0
 Key = tuple[str, int]
-
-
-@contextlib.contextmanager
-def server_runtime() -> Iterator[float]:
-    """The switch interval and GC settings ``balance serve`` applies, read as it reads them
-    (``BALANCE_SWITCH_INTERVAL``, ``BALANCE_GC_THRESHOLD``), for the duration of a measure; the
-    previous ones after. Yields the switch interval."""
-    previous_interval, previous_threshold = sys.getswitchinterval(), gc.get_threshold()
-    names = {"switch_interval": "BALANCE_SWITCH_INTERVAL", "gc_threshold": "BALANCE_GC_THRESHOLD"}
-    settings = Settings(values={k: v for k, n in names.items() if (v := os.environ.get(n))})
-    set_switch_interval(settings)
-    if set_gc_threshold(settings):
-        freeze_startup_objects()
-    try:
-        yield sys.getswitchinterval()
-    finally:
-        sys.setswitchinterval(previous_interval)
-        gc.set_threshold(*previous_threshold)
-        gc.unfreeze()
 
 
 def _interval_note(seconds: float) -> str:
