@@ -28,7 +28,7 @@ from api.problems import problem_response
 from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
 from api.routes.transfers import TransferController
-from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
+from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import load_settings
 from core.mediator import Mediator
 
@@ -129,8 +129,7 @@ def serve_app() -> Litestar:
     the runtime settings of ``balance serve`` (api.runtime), the app."""
     settings = load_settings()
     configure_logging(settings.get("log_level") or "INFO", _flag(settings.get("access_log")))
-    set_switch_interval(settings)
-    freeze = set_gc_threshold(settings)
+    freeze = apply_runtime(settings)
     app = create_app(bootstrap(settings))
     if freeze:
         freeze_startup_objects()

@@ -13,7 +13,7 @@ from typing import Any, Final
 import click
 
 from api.bootstrap import BUILTIN_PLUGINS, bootstrap
-from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
+from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import ConfigError, Settings, env_name, load_settings
 from core.errors import BalanceError
 from core.plugins import collect, make_plugin_manager
@@ -48,8 +48,7 @@ def _tune_runtime(settings: Settings) -> bool:
     """The switch interval and GC thresholds (see api.runtime); whether to freeze start-up
     objects once the app is built."""
     try:
-        set_switch_interval(settings)
-        return set_gc_threshold(settings)
+        return apply_runtime(settings)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 

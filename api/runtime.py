@@ -27,6 +27,7 @@ from core.config import ConfigError, Settings
 __all__ = [
     "DEFAULT_GC_THRESHOLD",
     "DEFAULT_SWITCH_INTERVAL",
+    "apply_runtime",
     "freeze_startup_objects",
     "gc_threshold",
     "set_gc_threshold",
@@ -95,3 +96,10 @@ def freeze_startup_objects() -> None:
     when the app is built and before it serves."""
     gc.collect()
     gc.freeze()
+
+
+def apply_runtime(settings: Settings) -> bool:
+    """Both settings at once (what every entry point applies); whether to freeze the start-up
+    objects once the app is built (``freeze_startup_objects``)."""
+    set_switch_interval(settings)
+    return set_gc_threshold(settings)

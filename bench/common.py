@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from api.bootstrap import Application, bootstrap
-from api.runtime import freeze_startup_objects, set_gc_threshold, set_switch_interval
+from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import Settings
 from core.ports import Principal
 from handlers.accounts.requests import CommandContext, OpenAccount
@@ -245,8 +245,7 @@ def server_runtime() -> Iterator[float]:
     previous_interval, previous_threshold = sys.getswitchinterval(), gc.get_threshold()
     names = {"switch_interval": "BALANCE_SWITCH_INTERVAL", "gc_threshold": "BALANCE_GC_THRESHOLD"}
     settings = Settings(values={k: v for k, n in names.items() if (v := os.environ.get(n))})
-    set_switch_interval(settings)
-    if set_gc_threshold(settings):
+    if apply_runtime(settings):
         freeze_startup_objects()
     try:
         yield sys.getswitchinterval()

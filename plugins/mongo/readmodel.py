@@ -104,10 +104,6 @@ class _Change:
 _Op = _Insert | _Change
 
 
-def _lines(changes: Sequence[ViewChange]) -> Iterator[MovementAdded]:
-    return (change for change in changes if isinstance(change, MovementAdded))
-
-
 def _carried_by_movement(change: AccountChanged, lines: set[tuple[str, int]]) -> bool:
     """A balance-only change whose movement line is in the same batch: reads take the balance
     and version from that line, so the account document needs no write."""
@@ -256,7 +252,11 @@ class MongoReadModel:
         movements: list[InsertOne[Doc]] = []
         accounts: dict[str, list[_Op]] = {}
         transfers: dict[str, list[_Op]] = {}
-        lines = {(c.movement.account, c.movement.version) for c in _lines(changes)}
+        lines = {
+            (c.movement.account, c.movement.version)
+            for c in changes
+            if isinstance(c, MovementAdded)
+        }
         for change in changes:
             match change:
                 case MovementAdded(movement=m):

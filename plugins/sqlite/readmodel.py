@@ -15,8 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
-
 from core.errors import StoreUnavailableError
 from handlers.accounts.readmodel import (
     AccountChanged,
@@ -27,7 +25,15 @@ from handlers.accounts.readmodel import (
     ViewChange,
 )
 from handlers.accounts.views import AccountView, Movement, TransferView
-from plugins.sqlite.schema import VIEWS_DDL, VIEWS_FILE, from_micros, to_micros
+from plugins.sqlite.schema import (
+    SET_BASED,
+    VIEWS_DDL,
+    VIEWS_FILE,
+    from_micros,
+    json_columns,
+    json_rows,
+    to_micros,
+)
 from plugins.sqlite.writer import GroupCommitWriter, ReaderPool
 
 __all__ = ["SqliteReadModel"]
@@ -58,25 +64,13 @@ _INSERT_TRANSFER: Final = (
 _CHANGE_TRANSFER: Final = (
     "UPDATE transfers SET version = ?, status = ?, reason = ? WHERE id = ? AND version < ?"
 )
-# UPDATE ... FROM needs SQLite 3.33 and ``->>`` 3.38; older libraries apply the changes one by one.
-_SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
-_encode_rows: Final = msgspec.json.Encoder().encode
-
-
-def _columns(names: str) -> str:
-    """The columns of a row of ``json_each`` over a JSON array of rows (each row an array)."""
-    return ", ".join(
-        f"value ->> {index} AS {name.strip()}" for index, name in enumerate(names.split(","))
-    )
-
-
 # An account's merged changes (see _plan): each field with the version it came with.
 _CHANGED_COLUMNS: Final = (
     "id, version, balance, balance_version, status, status_version, closed_at, closed_version"
 )
 # One statement per table and batch, each taking the batch's rows as one JSON array (see _plan).
 _BATCH_SQL: Final = (
-    f"INSERT OR IGNORE INTO accounts ({_ACCOUNT_COLUMNS}) SELECT {_columns(_ACCOUNT_COLUMNS)} "
+    f"INSERT OR IGNORE INTO accounts ({_ACCOUNT_COLUMNS}) SELECT {json_columns(_ACCOUNT_COLUMNS)} "
     "FROM json_each(?)",
     f"""
 UPDATE accounts SET version = c.version,
@@ -87,17 +81,17 @@ UPDATE accounts SET version = c.version,
     closed_at = CASE WHEN c.closed_version > accounts.version
         THEN c.closed_at ELSE accounts.closed_at END
 FROM (
-    SELECT {_columns(_CHANGED_COLUMNS)} FROM json_each(?)
+    SELECT {json_columns(_CHANGED_COLUMNS)} FROM json_each(?)
 ) AS c
 WHERE accounts.id = c.id AND accounts.version < c.version
 """,
-    f"INSERT OR IGNORE INTO movements ({_MOVEMENT_COLUMNS}) SELECT {_columns(_MOVEMENT_COLUMNS)} "
-    "FROM json_each(?)",
-    f"INSERT OR IGNORE INTO transfers ({_TRANSFER_COLUMNS}) SELECT {_columns(_TRANSFER_COLUMNS)} "
-    "FROM json_each(?)",
+    f"INSERT OR IGNORE INTO movements ({_MOVEMENT_COLUMNS}) "
+    f"SELECT {json_columns(_MOVEMENT_COLUMNS)} FROM json_each(?)",
+    f"INSERT OR IGNORE INTO transfers ({_TRANSFER_COLUMNS}) "
+    f"SELECT {json_columns(_TRANSFER_COLUMNS)} FROM json_each(?)",
     f"""
 UPDATE transfers SET version = c.version, status = c.status, reason = c.reason
-FROM (SELECT {_columns("id, version, status, reason")} FROM json_each(?)) AS c
+FROM (SELECT {json_columns("id, version, status, reason")} FROM json_each(?)) AS c
 WHERE transfers.id = c.id AND transfers.version < c.version
 """,
 )
@@ -148,7 +142,7 @@ def _write(change: ViewChange, connection: sqlite3.Connection) -> None:
 def _apply(
     projection: str, changes: Sequence[ViewChange], checkpoint: int, connection: sqlite3.Connection
 ) -> None:
-    plan = _plan(changes) if _SET_BASED else None
+    plan = _plan(changes) if SET_BASED else None
     if plan is None:
         for change in changes:
             _write(change, connection)
@@ -157,7 +151,7 @@ def _apply(
         # the busy event loop, so a statement per change would cost a thread switch per change.
         for sql, rows in zip(_BATCH_SQL, plan, strict=True):
             if rows:
-                connection.execute(sql, (_encode_rows(rows).decode(),))
+                connection.execute(sql, (json_rows(rows),))
     connection.execute(_SAVE_CHECKPOINT, (projection, checkpoint))
 
 

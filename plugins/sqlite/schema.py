@@ -7,21 +7,31 @@ correctly in SQL, and convert back exactly (no float on the way).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+import msgspec
 
 __all__ = [
     "EVENTS_DDL",
     "EVENTS_FILE",
+    "SET_BASED",
     "VIEWS_DDL",
     "VIEWS_FILE",
     "from_micros",
+    "json_columns",
+    "json_rows",
     "open_connection",
     "to_micros",
 ]
 
 EVENTS_FILE: Final = "events.db"
+# Set-based writes take a batch's rows as one JSON array through ``json_each``, read with ``->>``
+# (SQLite 3.38; ``UPDATE ... FROM`` needs 3.33): older libraries write the rows one by one.
+SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
+_encode: Final = msgspec.json.Encoder().encode
 VIEWS_FILE: Final = "views.db"
 
 EVENTS_DDL: Final = """
@@ -103,6 +113,20 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def json_rows(rows: Sequence[Any]) -> str:
+    """The JSON array a ``json_each(?)`` parameter takes: of rows (each an array, read with
+    ``json_columns``) or of single values (read as ``value``)."""
+    return _encode(rows).decode()
+
+
+def json_columns(names: str) -> str:
+    """``value ->> 0 AS a, value ->> 1 AS b, ...``: the columns of a row of ``json_each`` over
+    ``json_rows``, named after ``names`` ("a, b, ...")."""
+    return ", ".join(
+        f"value ->> {index} AS {name.strip()}" for index, name in enumerate(names.split(","))
+    )
 
 
 def open_connection(path: Path, *, synchronous: str, writer: bool) -> sqlite3.Connection:

@@ -24,7 +24,14 @@ from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
 from plugins.memory.store import check_records
 from plugins.sqlite.rows import load_snapshot, record_columns, record_from_row, save_snapshot
-from plugins.sqlite.schema import EVENTS_DDL, EVENTS_FILE, to_micros
+from plugins.sqlite.schema import (
+    EVENTS_DDL,
+    EVENTS_FILE,
+    SET_BASED,
+    json_columns,
+    json_rows,
+    to_micros,
+)
 from plugins.sqlite.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
 
 __all__ = ["SqliteEventStore", "SqliteSubscription"]
@@ -36,18 +43,14 @@ _COLUMNS: Final = (
 )
 _INSERTED: Final = "stream_id, version, type, schema, event_id, occurred_at, data, metadata"
 _INSERT: Final = f"INSERT INTO events ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# ``->>`` needs SQLite 3.38; older libraries insert the rows with executemany.
-_SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
 _INSERT_ALL: Final = (
-    f"INSERT INTO events ({_INSERTED}) SELECT "
-    + ", ".join(f"value ->> {index}" for index in range(len(_INSERTED.split(","))))
-    + " FROM json_each(?) ORDER BY key"
+    f"INSERT INTO events ({_INSERTED}) SELECT {json_columns(_INSERTED)}"
+    " FROM json_each(?) ORDER BY key"
 )
 _VERSIONS: Final = (
     "SELECT stream_id, max(version) FROM events"
     " WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id"
 )
-_encode_rows: Final = msgspec.json.Encoder().encode
 
 
 def _version(stream_id: str, connection: sqlite3.Connection) -> int:
@@ -85,8 +88,8 @@ def _append_all(connection: sqlite3.Connection, appends: list[_Append]) -> list[
     try:
         if len(accepted) == 1:
             last = connection.execute(_INSERT, accepted[0]).lastrowid
-        elif _SET_BASED:
-            last = connection.execute(_INSERT_ALL, (_encode_rows(accepted).decode(),)).lastrowid
+        elif SET_BASED:
+            last = connection.execute(_INSERT_ALL, (json_rows(accepted),)).lastrowid
         else:
             connection.executemany(_INSERT, accepted)
             last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -104,7 +107,7 @@ def _versions(streams: set[str], connection: sqlite3.Connection) -> dict[str, in
     if len(streams) == 1:
         (stream_id,) = streams
         return {stream_id: _version(stream_id, connection)}
-    rows = connection.execute(_VERSIONS, (_encode_rows(sorted(streams)).decode(),))
+    rows = connection.execute(_VERSIONS, (json_rows(sorted(streams)),))
     return dict(rows.fetchall())
 
 

@@ -48,13 +48,8 @@ def translate_error(error: BaseException, path: Path) -> BaseException:
 
 @dataclass(slots=True)
 class _Item:
-    job: Job[Any]
-    future: asyncio.Future[Any]
-    savepoint: bool
+    """A payload for a batch job; a plain job is a batch job of its own with no payload."""
 
-
-@dataclass(slots=True)
-class _BatchItem:
     batch: BatchJob[Any, Any]
     payload: Any
     future: asyncio.Future[Any]
@@ -94,7 +89,7 @@ class GroupCommitWriter:
         self._synchronous = synchronous
         self._max_batch = max(max_batch, 1)
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Item | _BatchItem | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
@@ -125,9 +120,7 @@ class GroupCommitWriter:
         """
         if not self.alive or self._loop is None:
             raise StoreUnavailableError(f"SQLite database {self._path} is not open")
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Item(job, future, savepoint))
-        return future
+        return self.submit_batched(_alone(job), None, savepoint=savepoint)
 
     def submit_batched(
         self, batch: BatchJob[P, T], payload: P, *, savepoint: bool = True
@@ -142,7 +135,7 @@ class GroupCommitWriter:
         if not self.alive or self._loop is None:
             raise StoreUnavailableError(f"SQLite database {self._path} is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_BatchItem(batch, payload, future, savepoint))
+        self._queue.put(_Item(batch, payload, future, savepoint))
         return future
 
     async def close(self) -> None:
@@ -172,7 +165,7 @@ class GroupCommitWriter:
         stop: _Stop | None = None
         try:
             while stop is None:
-                items: list[_Item | _BatchItem] = []
+                items: list[_Item] = []
                 item = self._queue.get()
                 while True:
                     if isinstance(item, _Stop):
@@ -193,17 +186,12 @@ class GroupCommitWriter:
             if stop is not None:
                 _call_soon(loop, _settle, [(stop.done, True, None)])
 
-    def _commit(
-        self, connection: sqlite3.Connection, items: list[_Item | _BatchItem]
-    ) -> list[_Outcome]:
+    def _commit(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
             for group in _groups(items):
-                if isinstance(group, _Item):
-                    outcomes.append(self._run_job(connection, group))
-                else:
-                    outcomes.extend(self._run_batch(connection, group))
+                outcomes.extend(self._run_batch(connection, group))
             connection.execute("COMMIT")
         except Exception as error:
             with contextlib.suppress(sqlite3.Error):
@@ -214,25 +202,7 @@ class GroupCommitWriter:
         self.jobs += len(items)
         return outcomes
 
-    def _run_job(self, connection: sqlite3.Connection, item: _Item) -> _Outcome:
-        if item.savepoint:
-            connection.execute("SAVEPOINT job")
-        try:
-            value = item.job(connection)
-        except Exception as error:
-            if not connection.in_transaction:
-                # SQLite itself rolled the whole transaction back (I/O error, disk full): the
-                # jobs before this one are gone too.
-                raise
-            if item.savepoint:
-                connection.execute("ROLLBACK TO job")
-                connection.execute("RELEASE job")
-            return (item.future, False, translate_error(error, self._path))
-        if item.savepoint:
-            connection.execute("RELEASE job")
-        return (item.future, True, value)
-
-    def _run_batch(self, connection: sqlite3.Connection, items: list[_BatchItem]) -> list[_Outcome]:
+    def _run_batch(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
         batch, savepoint = items[0].batch, items[0].savepoint
         if savepoint:
             connection.execute("SAVEPOINT batch")
@@ -242,6 +212,8 @@ class GroupCommitWriter:
                 raise RuntimeError(f"{batch!r} gave {len(results)} results for {len(items)}")
         except Exception as error:
             if not connection.in_transaction:
+                # SQLite itself rolled the whole transaction back (I/O error, disk full): the
+                # jobs before these are gone too.
                 raise
             if savepoint:
                 connection.execute("ROLLBACK TO batch")
@@ -273,25 +245,28 @@ class GroupCommitWriter:
             self._on_commit()
 
 
-def _groups(items: list[_Item | _BatchItem]) -> Iterator[_Item | list[_BatchItem]]:
-    """The items in order, with the batch items of one kind that follow each other together."""
-    run: list[_BatchItem] = []
+def _groups(items: list[_Item]) -> Iterator[list[_Item]]:
+    """The items in order, those of one batch job that follow each other together."""
+    run: list[_Item] = []
     for item in items:
-        if isinstance(item, _BatchItem) and (not run or _same_kind(run[0], item)):
-            run.append(item)
-            continue
-        if run:
+        if run and not _same_kind(run[0], item):
             yield run
             run = []
-        if isinstance(item, _BatchItem):
-            run.append(item)
-        else:
-            yield item
+        run.append(item)
     if run:
         yield run
 
 
-def _same_kind(one: _BatchItem, other: _BatchItem) -> bool:
+def _alone(job: Job[T]) -> BatchJob[None, T]:
+    """``job`` as a batch job of its own: a new function per job, so never grouped."""
+
+    def run(connection: sqlite3.Connection, payloads: list[None]) -> list[T | Exception]:
+        return [job(connection)]
+
+    return run
+
+
+def _same_kind(one: _Item, other: _Item) -> bool:
     return one.batch == other.batch and one.savepoint == other.savepoint
 
 
