@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import logging
 import logging.handlers
-import os
 import queue
 import re
 import sys
@@ -39,6 +38,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from core.entropy import random_bytes
+
 __all__ = [
     "METRICS_CONTENT_TYPE",
     "JsonFormatter",
@@ -61,7 +62,7 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    return random_bytes(16).hex()
 
 
 class _Projection(Collector):
