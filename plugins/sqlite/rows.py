@@ -4,7 +4,7 @@ plugin's local index, which keep the same columns."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ RECORD_COLUMNS: Final = (
 )
 _decode_rows = msgspec.json.Decoder(list[tuple[str, int, str, int, str, int, str, str, int]]).decode
 _position: Final = itemgetter(8)
+_version: Final = itemgetter(1)
 
 _encode_metadata = msgspec.json.Encoder().encode
 _decode_metadata = msgspec.json.Decoder(EventMetadata).decode
@@ -74,9 +75,12 @@ def record_from_row(row: tuple[Any, ...]) -> EventRecord:
 
 
 def select_records(
-    connection: sqlite3.Connection, condition: str, params: Sequence[Any]
+    connection: sqlite3.Connection,
+    condition: str,
+    params: Sequence[Any],
+    order: Callable[[tuple[Any, ...]], int] = _position,
 ) -> list[EventRecord]:
-    """The records of ``SELECT ... FROM events <condition>``, in position order, fetched as one
+    """The records of ``SELECT ... FROM events <condition>``, in ``order``, fetched as one
     JSON row. sqlite3 releases the GIL for every row it steps to, and on a busy server each
     release lets the event loop's thread take the interpreter for up to a switch interval:
     measured with a busy thread beside it, 1,000 rows took 35 ms one by one and 1.8 ms as JSON.
@@ -87,7 +91,7 @@ def select_records(
     )
     (text,) = connection.execute(sql, params).fetchone()
     rows = _decode_rows(text)
-    rows.sort(key=_position)  # SQLite does not promise the aggregate keeps the inner order
+    rows.sort(key=order)  # SQLite does not promise the aggregate keeps the inner order
     return [record_from_row(row) for row in rows]
 
 
@@ -95,12 +99,12 @@ def read_stream(
     stream_id: str, after_version: int, until: int | None, connection: sqlite3.Connection
 ) -> list[EventRecord]:
     """A stream's records after ``after_version``, up to the instant ``until`` (microseconds)."""
-    if until is None:
-        return select_records(
-            connection, "WHERE stream_id = ? AND version > ?", (stream_id, after_version)
-        )
-    condition = "WHERE stream_id = ? AND version > ? AND occurred_at <= ?"
-    return select_records(connection, condition, (stream_id, after_version, until))
+    condition = "WHERE stream_id = ? AND version > ?"
+    params: tuple[Any, ...] = (stream_id, after_version)
+    if until is not None:
+        condition += " AND occurred_at <= ?"
+        params += (until,)
+    return select_records(connection, condition, params, _version)
 
 
 def save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:
