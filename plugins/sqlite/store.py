@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,6 +147,9 @@ class SqliteEventStore:
             on_commit=self._signal,
         )
         self._readers = ReaderPool(self.path, readers)
+        # The records this store committed most recently, in position order: a subscription
+        # that keeps up takes its next batch from here instead of reading it back from disk.
+        self._recent: deque[EventRecord] = deque(maxlen=4 * batch_size)
         # Replaced after every commit: a subscriber holds the Event of the moment it looked, so
         # a commit between its query and its wait still wakes it.
         self._committed = asyncio.Event()
@@ -180,11 +184,44 @@ class SqliteEventStore:
         rows = [record_columns(record) for record in events]
         append = _Append(stream_id, expected_version, rows)
         # One INSERT, which SQLite undoes alone if it fails, so no savepoint is needed.
-        first: int = await self._writer.submit_batched(_append_all, append, savepoint=False)
+        future = self._writer.submit_batched(_append_all, append, savepoint=False)
+        future.add_done_callback(partial(self._remember, events))
+        first: int = await future
         return [
             msgspec.structs.replace(record, position=first + offset)
             for offset, record in enumerate(events)
         ]
+
+    def _remember(self, events: Sequence[EventRecord], done: asyncio.Future[int]) -> None:
+        # Runs as the writer settles each append, in commit order. A cancelled caller's
+        # records are missing here: subscriptions see the gap and read from disk instead.
+        if done.cancelled() or done.exception() is not None:
+            return
+        first = done.result()
+        self._recent.extend(
+            msgspec.structs.replace(record, position=first + offset)
+            for offset, record in enumerate(events)
+        )
+
+    def _recent_after(self, position: int) -> list[EventRecord] | None:
+        """The committed records right after ``position`` (up to a batch) if they are all still
+        in memory and contiguous; None when only the database can tell (another process's
+        commits, a cancelled append, or a reader further behind)."""
+        recent = self._recent
+        if not recent or recent[-1].position <= position:
+            return None
+        start = len(recent) - 1  # walk back to the first record after ``position``
+        while start > 0 and recent[start - 1].position > position:
+            start -= 1
+        found: list[EventRecord] = []
+        expected = position + 1
+        for index in range(start, min(start + self._batch_size, len(recent))):
+            record = recent[index]
+            if record.position != expected:
+                break
+            found.append(record)
+            expected += 1
+        return found or None
 
     async def read(
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
@@ -225,7 +262,9 @@ class SqliteSubscription:
         deadline = loop.time() + timeout
         while True:
             committed = self._store._committed  # taken before the query, see _committed
-            events = await self._store._events_after(self._checkpoint)
+            events = self._store._recent_after(self._checkpoint)
+            if events is None:
+                events = await self._store._events_after(self._checkpoint)
             if events:
                 self._checkpoint = events[-1].position
                 return EventBatch(events=events, checkpoint=self._checkpoint)

@@ -1,0 +1,140 @@
+"""The SQLite subscription: what this store committed comes from memory while the reader keeps up;
+anything else (another process's commits, a cancelled append, a reader far behind) from disk,
+and either way every event exactly once, in position order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import msgspec
+import pytest
+
+from core.records import EventRecord
+from plugins.sqlite.store import SqliteEventStore, SqliteSubscription
+
+
+def record(stream_id: str, version: int) -> EventRecord:
+    return EventRecord(
+        stream_id=stream_id,
+        version=version,
+        type="MoneyDeposited",
+        schema=1,
+        event_id=uuid4().hex,
+        occurred_at=datetime.now(UTC),
+        data=msgspec.Raw(b'{"amount":100}'),
+    )
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteEventStore, SqliteEventStore]]:
+    """Two stores on one file, as the API and the CLI (two processes) would open it."""
+    first, second = SqliteEventStore(tmp_path), SqliteEventStore(tmp_path)
+    await first.start()
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+class CountingReads:
+    """Counts the subscription's reads from disk."""
+
+    def __init__(self, store: SqliteEventStore) -> None:
+        self.count = 0
+        original = store._events_after
+
+        async def counted(position: int) -> list[EventRecord]:
+            self.count += 1
+            return await original(position)
+
+        store._events_after = counted  # type: ignore[method-assign]
+
+
+async def drain(subscription: SqliteSubscription) -> list[EventRecord]:
+    found: list[EventRecord] = []
+    while (batch := await subscription.next_batch(0.05)) is not None:
+        found.extend(batch.events)
+    return found
+
+
+async def test_a_reader_that_keeps_up_gets_this_stores_commits_without_reading_disk(
+    stores: tuple[SqliteEventStore, SqliteEventStore],
+) -> None:
+    store, _ = stores
+    await store.append("a", 0, [record("a", 1), record("a", 2)])
+    subscription = store.subscribe("p", 0)
+    reads = CountingReads(store)
+    batch = await subscription.next_batch(1.0)
+    assert batch is not None
+    assert [(e.stream_id, e.version, e.position) for e in batch.events] == [
+        ("a", 1, 1),
+        ("a", 2, 2),
+    ]
+    assert reads.count == 0
+    # Waiting, then woken by the next commit: again from memory.
+    waiting = asyncio.ensure_future(subscription.next_batch(2.0))
+    await asyncio.sleep(0.01)
+    await store.append("b", 0, [record("b", 1)])
+    batch = await waiting
+    assert batch is not None
+    assert [(e.stream_id, e.position) for e in batch.events] == [("b", 3)]
+    assert reads.count == 1  # the look before waiting found nothing new in memory
+
+
+async def test_commits_of_another_store_on_the_same_file_are_read_from_disk_in_order(
+    stores: tuple[SqliteEventStore, SqliteEventStore],
+) -> None:
+    ours, other = stores
+    await ours.append("a", 0, [record("a", 1)])
+    await other.append("b", 0, [record("b", 1), record("b", 2)])
+    await ours.append("a", 1, [record("a", 2)])
+    await other.append("b", 2, [record("b", 3)])
+    await ours.append("a", 2, [record("a", 3), record("a", 4)])
+    got = await drain(ours.subscribe("p", 0))
+    assert [e.position for e in got] == list(range(1, 8))
+    assert [(e.stream_id, e.version) for e in got] == [
+        ("a", 1),
+        ("b", 1),
+        ("b", 2),
+        ("a", 2),
+        ("b", 3),
+        ("a", 3),
+        ("a", 4),
+    ]
+
+
+async def test_a_cancelled_append_leaves_a_gap_in_memory_that_the_disk_fills(
+    stores: tuple[SqliteEventStore, SqliteEventStore],
+) -> None:
+    store, _ = stores
+    await store.append("a", 0, [record("a", 1)])
+    # Cancelled after it was queued: the writer still commits it, but nobody hears the result.
+    pending = asyncio.ensure_future(store.append("b", 0, [record("b", 1)]))
+    await asyncio.sleep(0)
+    pending.cancel()
+    await store.append("c", 0, [record("c", 1)])
+    got = await drain(store.subscribe("p", 0))
+    assert [(e.stream_id, e.position) for e in got] == [("a", 1), ("b", 2), ("c", 3)]
+
+
+async def test_a_reader_behind_the_memory_reads_disk_then_catches_up(tmp_path: Path) -> None:
+    store = SqliteEventStore(tmp_path, batch_size=10)  # keeps the last 40 records in memory
+    await store.start()
+    try:
+        for version in range(1, 101):
+            await store.append("a", version - 1, [record("a", version)])
+        subscription = store.subscribe("p", 5)
+        reads = CountingReads(store)
+        got = await drain(subscription)
+        assert [e.version for e in got] == list(range(6, 101))
+        # 95 events in batches of 10: the first 6 batches (to position 65) from disk, the rest
+        # from memory, plus the final empty look.
+        assert reads.count < 10
+    finally:
+        await store.close()
