@@ -8,16 +8,45 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
+import msgspec
 import pytest
 
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
 from core.hookspecs import hookimpl
 from core.ports import Principal
+from core.records import EventMetadata, EventRecord
 from core.registry import BackendOffer
 from handlers.accounts.requests import CommandContext
 from handlers.accounts.services import Clock
+
+RECORDS_T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def event_record(
+    stream_id: str,
+    version: int,
+    *,
+    at: datetime | None = None,
+    data: bytes = b'{"amount":100}',
+    metadata: EventMetadata | None = None,
+    event_id: str | None = None,
+) -> EventRecord:
+    """A deposit-shaped record for the store tests: a fresh event id, and by default the time
+    ``RECORDS_T0`` plus ``version`` seconds."""
+    return EventRecord(
+        stream_id=stream_id,
+        version=version,
+        type="MoneyDeposited",
+        schema=1,
+        event_id=event_id or uuid4().hex,
+        occurred_at=at or RECORDS_T0 + timedelta(seconds=version),
+        data=msgspec.Raw(data),
+        metadata=metadata or EventMetadata(),
+    )
+
 
 READ_WRITE = frozenset({"accounts:read", "accounts:write"})
 ALICE = Principal("alice", READ_WRITE)

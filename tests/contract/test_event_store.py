@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from uuid import uuid4
 
@@ -13,8 +13,10 @@ import pytest
 from core.errors import ConcurrencyError
 from core.ports import EventStore, EventSubscription, SnapshotStore
 from core.records import EventMetadata, EventRecord, Snapshot
+from tests.support import RECORDS_T0
+from tests.support import event_record as record
 
-T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+T0 = RECORDS_T0
 WAIT = 10.0  # generous: only a broken store ever waits this long
 
 
@@ -24,27 +26,6 @@ class Store(EventStore, SnapshotStore, Protocol):
 
 def new_stream() -> str:
     return f"account-{uuid4().hex}"
-
-
-def record(
-    stream_id: str,
-    version: int,
-    *,
-    at: datetime | None = None,
-    data: bytes = b'{"amount":100}',
-    metadata: EventMetadata | None = None,
-    event_id: str | None = None,
-) -> EventRecord:
-    return EventRecord(
-        stream_id=stream_id,
-        version=version,
-        type="MoneyDeposited",
-        schema=1,
-        event_id=event_id or uuid4().hex,
-        occurred_at=at or T0 + timedelta(seconds=version),
-        data=msgspec.Raw(data),
-        metadata=metadata or EventMetadata(),
-    )
 
 
 async def append_new(store: Store, stream_id: str, count: int, after: int = 0) -> list[EventRecord]:

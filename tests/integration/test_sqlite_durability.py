@@ -13,7 +13,6 @@ import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import msgspec
 import pytest
@@ -25,21 +24,10 @@ from handlers.accounts.views import AccountView
 from plugins.sqlite.readmodel import SqliteReadModel
 from plugins.sqlite.store import SqliteEventStore
 from plugins.sqlite.writer import GroupCommitWriter
+from tests.support import event_record as record
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def record(stream_id: str, version: int) -> EventRecord:
-    return EventRecord(
-        stream_id=stream_id,
-        version=version,
-        type="MoneyDeposited",
-        schema=1,
-        event_id=uuid4().hex,
-        occurred_at=datetime.now(UTC),
-        data=msgspec.Raw(b'{"amount":100}'),
-    )
 
 
 @pytest.fixture

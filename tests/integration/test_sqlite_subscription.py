@@ -6,27 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
-import msgspec
 import pytest
 
 from core.records import EventRecord
 from plugins.sqlite.store import SqliteEventStore, SqliteSubscription
-
-
-def record(stream_id: str, version: int) -> EventRecord:
-    return EventRecord(
-        stream_id=stream_id,
-        version=version,
-        type="MoneyDeposited",
-        schema=1,
-        event_id=uuid4().hex,
-        occurred_at=datetime.now(UTC),
-        data=msgspec.Raw(b'{"amount":100}'),
-    )
+from tests.support import event_record as record
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from core.records import EventMetadata, EventRecord, decode_record
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
 from tests.kafka.helpers import unique_topic
+from tests.support import event_record
 
 pytestmark = pytest.mark.kafka
 
@@ -32,16 +33,9 @@ T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 def record(stream_id: str, version: int, **metadata: str) -> EventRecord:
-    return EventRecord(
-        stream_id=stream_id,
-        version=version,
-        type="MoneyDeposited",
-        schema=1,
-        event_id=uuid4().hex,
-        occurred_at=T0 + timedelta(seconds=version),
-        data=msgspec.Raw(b'{"amount":100,"note":"caf\xc3\xa9"}'),
-        metadata=EventMetadata(**metadata),
-    )
+    data = b'{"amount":100,"note":"caf\xc3\xa9"}'
+    at = T0 + timedelta(seconds=version)
+    return event_record(stream_id, version, at=at, data=data, metadata=EventMetadata(**metadata))
 
 
 def records(stream_id: str, count: int, after: int = 0) -> list[EventRecord]:
