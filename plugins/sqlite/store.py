@@ -9,6 +9,7 @@ which holds SQLite's write lock, so it is exact even if another process writes t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections import deque
 from collections.abc import Sequence
@@ -205,11 +206,14 @@ class SqliteEventStore:
 
     def _recent_after(self, position: int) -> list[EventRecord] | None:
         """The committed records right after ``position`` (up to a batch) if they are all still
-        in memory and contiguous; None when only the database can tell (another process's
-        commits, a cancelled append, or a reader further behind)."""
+        in memory and contiguous; [] if ``position`` is this store's latest commit; None when
+        only the database can tell (another process's commits, a cancelled append, or a reader
+        further behind)."""
         recent = self._recent
-        if not recent or recent[-1].position <= position:
+        if not recent or recent[-1].position < position:
             return None
+        if recent[-1].position == position:
+            return []
         start = len(recent) - 1  # walk back to the first record after ``position``
         while start > 0 and recent[start - 1].position > position:
             start -= 1
@@ -260,21 +264,26 @@ class SqliteSubscription:
     async def next_batch(self, timeout: float) -> EventBatch | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        last_look = False
         while True:
             committed = self._store._committed  # taken before the query, see _committed
             events = self._store._recent_after(self._checkpoint)
-            if events is None:
+            # [] means caught up with this store's own commits: only another process's could be
+            # on disk, and they wake nobody here, so the disk is read for them once per call,
+            # at its end, rather than before every wait.
+            if events is None or (not events and last_look):
                 events = await self._store._events_after(self._checkpoint)
             if events:
                 self._checkpoint = events[-1].position
                 return EventBatch(events=events, checkpoint=self._checkpoint)
+            if last_look:
+                return None
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(committed.wait(), remaining)
-            except TimeoutError:
-                return None
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(committed.wait(), remaining)
+                    continue
+            last_look = True
 
     async def commit(self, batch: EventBatch) -> None:
         # Progress is the read model's checkpoint, written with the views; nothing to do here.

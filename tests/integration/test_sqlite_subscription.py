@@ -70,7 +70,21 @@ async def test_a_reader_that_keeps_up_gets_this_stores_commits_without_reading_d
     batch = await waiting
     assert batch is not None
     assert [(e.stream_id, e.position) for e in batch.events] == [("b", 3)]
-    assert reads.count == 1  # the look before waiting found nothing new in memory
+    assert reads.count == 0
+
+
+async def test_a_reader_caught_up_with_this_store_finds_another_stores_commits_by_the_timeout(
+    stores: tuple[SqliteEventStore, SqliteEventStore],
+) -> None:
+    ours, other = stores
+    await ours.append("a", 0, [record("a", 1)])
+    subscription = ours.subscribe("p", 0)
+    assert await subscription.next_batch(1.0) is not None  # caught up with our own commit
+    await other.append("b", 0, [record("b", 1)])  # wakes nobody in ``ours``
+    batch = await subscription.next_batch(0.05)
+    assert batch is not None
+    assert [(e.stream_id, e.position) for e in batch.events] == [("b", 2)]
+    assert await subscription.next_batch(0.05) is None
 
 
 async def test_commits_of_another_store_on_the_same_file_are_read_from_disk_in_order(
