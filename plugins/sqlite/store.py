@@ -9,7 +9,6 @@ which holds SQLite's write lock, so it is exact even if another process writes t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections import deque
 from collections.abc import Sequence
@@ -185,24 +184,15 @@ class SqliteEventStore:
         rows = [record_columns(record) for record in events]
         append = _Append(stream_id, expected_version, rows)
         # One INSERT, which SQLite undoes alone if it fails, so no savepoint is needed.
-        future = self._writer.submit_batched(_append_all, append, savepoint=False)
-        future.add_done_callback(partial(self._remember, events))
-        first: int = await future
-        return [
+        first: int = await self._writer.submit_batched(_append_all, append, savepoint=False)
+        stored = [
             msgspec.structs.replace(record, position=first + offset)
             for offset, record in enumerate(events)
         ]
-
-    def _remember(self, events: Sequence[EventRecord], done: asyncio.Future[int]) -> None:
-        # Runs as the writer settles each append, in commit order. A cancelled caller's
-        # records are missing here: subscriptions see the gap and read from disk instead.
-        if done.cancelled() or done.exception() is not None:
-            return
-        first = done.result()
-        self._recent.extend(
-            msgspec.structs.replace(record, position=first + offset)
-            for offset, record in enumerate(events)
-        )
+        # Callers resume in commit order. One cancelled before it got here leaves a gap, and
+        # subscriptions read that stretch from disk instead.
+        self._recent.extend(stored)
+        return stored
 
     def _recent_after(self, position: int) -> list[EventRecord] | None:
         """The committed records right after ``position`` (up to a batch) if they are all still
@@ -254,6 +244,17 @@ class SqliteEventStore:
         self._committed = asyncio.Event()
 
 
+async def _woken(event: asyncio.Event, timeout: float) -> bool:
+    """Whether ``event`` is set within ``timeout`` seconds."""
+    if timeout <= 0:
+        return False
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 class SqliteSubscription:
     """Every event after a checkpoint, in position order; woken by each commit, not by polling."""
 
@@ -278,12 +279,7 @@ class SqliteSubscription:
                 return EventBatch(events=events, checkpoint=self._checkpoint)
             if last_look:
                 return None
-            remaining = deadline - loop.time()
-            if remaining > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(committed.wait(), remaining)
-                    continue
-            last_look = True
+            last_look = not await _woken(committed, deadline - loop.time())
 
     async def commit(self, batch: EventBatch) -> None:
         # Progress is the read model's checkpoint, written with the views; nothing to do here.

@@ -13,9 +13,10 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -118,8 +119,6 @@ class GroupCommitWriter:
         ``savepoint=False`` is for a job that writes with at most one statement: SQLite undoes a
         failed statement by itself, so the savepoint's two extra statements buy nothing there.
         """
-        if not self.alive or self._loop is None:
-            raise StoreUnavailableError(f"SQLite database {self._path} is not open")
         return self.submit_batched(_alone(job), None, savepoint=savepoint)
 
     def submit_batched(
@@ -190,8 +189,9 @@ class GroupCommitWriter:
         outcomes: list[_Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for group in _groups(items):
-                outcomes.extend(self._run_batch(connection, group))
+            # Consecutive items of one batch job run together (``_alone`` makes a new job each).
+            for _, group in groupby(items, key=lambda item: (item.batch, item.savepoint)):
+                outcomes.extend(self._run_batch(connection, list(group)))
             connection.execute("COMMIT")
         except Exception as error:
             with contextlib.suppress(sqlite3.Error):
@@ -245,18 +245,6 @@ class GroupCommitWriter:
             self._on_commit()
 
 
-def _groups(items: list[_Item]) -> Iterator[list[_Item]]:
-    """The items in order, those of one batch job that follow each other together."""
-    run: list[_Item] = []
-    for item in items:
-        if run and not _same_kind(run[0], item):
-            yield run
-            run = []
-        run.append(item)
-    if run:
-        yield run
-
-
 def _alone(job: Job[T]) -> BatchJob[None, T]:
     """``job`` as a batch job of its own: a new function per job, so never grouped."""
 
@@ -264,10 +252,6 @@ def _alone(job: Job[T]) -> BatchJob[None, T]:
         return [job(connection)]
 
     return run
-
-
-def _same_kind(one: _Item, other: _Item) -> bool:
-    return one.batch == other.batch and one.savepoint == other.savepoint
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
