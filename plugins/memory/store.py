@@ -17,9 +17,20 @@ from core.errors import ConcurrencyError
 from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
 
-__all__ = ["MemoryEventStore", "MemorySubscription", "check_records"]
+__all__ = ["MemoryEventStore", "MemorySubscription", "check_records", "woken"]
 
 DEFAULT_BATCH_SIZE: Final = 1000
+
+
+async def woken(event: asyncio.Event, timeout: float) -> bool:
+    """Whether ``event`` is set within ``timeout`` seconds (a subscription's wait for a commit)."""
+    if timeout <= 0:
+        return False
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 def check_records(stream_id: str, expected_version: int, events: Sequence[EventRecord]) -> None:
@@ -136,12 +147,7 @@ class MemorySubscription:
             if events:
                 self._checkpoint = events[-1].position
                 return EventBatch(events=events, checkpoint=self._checkpoint)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(appended.wait(), remaining)
-            except TimeoutError:
+            if not await woken(appended, deadline - loop.time()):
                 return None
 
     async def commit(self, batch: EventBatch) -> None:

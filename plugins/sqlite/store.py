@@ -23,7 +23,7 @@ import msgspec
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
-from plugins.memory.store import check_records
+from plugins.memory.store import check_records, woken
 from plugins.sqlite.rows import (
     load_snapshot,
     read_stream,
@@ -244,17 +244,6 @@ class SqliteEventStore:
         self._committed = asyncio.Event()
 
 
-async def _woken(event: asyncio.Event, timeout: float) -> bool:
-    """Whether ``event`` is set within ``timeout`` seconds."""
-    if timeout <= 0:
-        return False
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        return False
-    return True
-
-
 class SqliteSubscription:
     """Every event after a checkpoint, in position order; woken by each commit, not by polling."""
 
@@ -279,7 +268,7 @@ class SqliteSubscription:
                 return EventBatch(events=events, checkpoint=self._checkpoint)
             if last_look:
                 return None
-            last_look = not await _woken(committed, deadline - loop.time())
+            last_look = not await woken(committed, deadline - loop.time())
 
     async def commit(self, batch: EventBatch) -> None:
         # Progress is the read model's checkpoint, written with the views; nothing to do here.
