@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS events (
     metadata    TEXT    NOT NULL,
     UNIQUE (stream_id, version)
 );
+-- With the UNIQUE above, an INSERT can only continue a stream: version n needs n - 1 stored, and
+-- n must be free. So one INSERT of a batch's rows checks every expected version by itself.
+CREATE TRIGGER IF NOT EXISTS events_continue_their_stream BEFORE INSERT ON events
+WHEN NEW.version > 1 AND NOT EXISTS (
+    SELECT 1 FROM events WHERE stream_id = NEW.stream_id AND version = NEW.version - 1
+)
+BEGIN
+    SELECT RAISE(ABORT, 'the stream does not reach the version before this event');
+END;
 CREATE TABLE IF NOT EXISTS snapshots (
     stream_id TEXT    PRIMARY KEY,
     version   INTEGER NOT NULL,

@@ -73,10 +73,31 @@ class _Append:
 
 
 def _append_all(connection: sqlite3.Connection, appends: list[_Append]) -> list[int | Exception]:
-    """Every append of one transaction, set-based: one query for the streams' versions and one
-    INSERT for all the accepted rows (each statement releases the GIL and has to win it back
-    from the busy event loop, so a statement or two per append would cost as many switches).
-    Gives each append the position of its first event, or its ConcurrencyError."""
+    """Every append of one commit, set-based (each statement releases the GIL and has to win it
+    back from the busy event loop, so a statement or two per append would cost as many
+    switches). Gives each append the position of its first event, or its ConcurrencyError.
+
+    First, one INSERT of every row: the table's UNIQUE (stream_id, version) and its trigger
+    refuse it whole unless each append continues its stream, so it succeeds exactly when every
+    expected version holds. That is the common case, and it needs no transaction around it (the
+    writer runs it in autocommit mode). If it is refused, inside a transaction one query reads
+    the streams' versions, the appends are checked in order against them, and one INSERT writes
+    the accepted rows; outside one, the error goes back to the writer, which runs the batch
+    again inside a transaction.
+    """
+    rows = [row for append in appends for row in append.rows]
+    if SET_BASED or len(rows) == 1:  # one statement
+        try:
+            position = _insert(rows, connection) - len(rows) + 1
+        except sqlite3.IntegrityError:
+            if not connection.in_transaction:
+                raise
+        else:
+            firsts: list[int | Exception] = []
+            for append in appends:
+                firsts.append(position)
+                position += len(append.rows)
+            return firsts
     versions = _versions({append.stream_id for append in appends}, connection)
     accepted: list[tuple[Any, ...]] = []
     offsets: list[int | Exception] = []
@@ -92,21 +113,27 @@ def _append_all(connection: sqlite3.Connection, appends: list[_Append]) -> list[
     if not accepted:
         return offsets
     try:
-        if len(accepted) == 1:
-            last = connection.execute(_INSERT, accepted[0]).lastrowid
-        elif SET_BASED:
-            last = connection.execute(_INSERT_ALL, (json_rows(accepted),)).lastrowid
-        else:
-            connection.executemany(_INSERT, accepted)
-            last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+        last = _insert(accepted, connection)
     except sqlite3.IntegrityError as error:
         # Only an event id already stored gets here (versions were checked above); the writer
         # runs the appends again one by one, so that only the one that holds it fails.
         raise ValueError(f"an event id is already stored ({error})") from None
-    # One writer assigns positions max + 1, max + 2... so the batch's are contiguous, in order.
-    assert last is not None
-    first: int = last - len(accepted) + 1
+    first = last - len(accepted) + 1
     return [offset if isinstance(offset, Exception) else first + offset for offset in offsets]
+
+
+def _insert(rows: list[tuple[Any, ...]], connection: sqlite3.Connection) -> int:
+    """Inserts ``rows`` in order and gives the position of the last one. One writer assigns
+    positions max + 1, max + 2... so the rows' positions are contiguous, in order."""
+    if len(rows) == 1:
+        last = connection.execute(_INSERT, rows[0]).lastrowid
+    elif SET_BASED:
+        last = connection.execute(_INSERT_ALL, (json_rows(rows),)).lastrowid
+    else:
+        connection.executemany(_INSERT, rows)
+        last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+    assert last is not None
+    return int(last)
 
 
 def _versions(streams: set[str], connection: sqlite3.Connection) -> dict[str, int]:
@@ -183,8 +210,12 @@ class SqliteEventStore:
             return []
         rows = [record_columns(record) for record in events]
         append = _Append(stream_id, expected_version, rows)
-        # One INSERT, which SQLite undoes alone if it fails, so no savepoint is needed.
-        first: int = await self._writer.submit_batched(_append_all, append, savepoint=False)
+        # Set-based, the batch writes with one INSERT, which SQLite undoes alone if it fails, so
+        # it needs no savepoint; and that INSERT checks the versions by itself, so it needs no
+        # transaction either when the whole commit is appends.
+        first: int = await self._writer.submit_batched(
+            _append_all, append, savepoint=not SET_BASED, autocommit=SET_BASED
+        )
         stored = [
             msgspec.structs.replace(record, position=first + offset)
             for offset, record in enumerate(events)

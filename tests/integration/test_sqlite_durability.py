@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from core.records import EventRecord
 from handlers.accounts.readmodel import AccountOpenedView
 from handlers.accounts.views import AccountView
 from plugins.sqlite.readmodel import SqliteReadModel
+from plugins.sqlite.schema import EVENTS_DDL
 from plugins.sqlite.store import SqliteEventStore
 from plugins.sqlite.writer import GroupCommitWriter
 from tests.support import event_record as record
@@ -387,3 +389,93 @@ async def held(writer: GroupCommitWriter) -> AsyncIterator[None]:
 
 async def reopened_positions(store: SqliteEventStore, streams: list[str]) -> list[EventRecord]:
     return [record for stream in streams for record in await store.read(stream)]
+
+
+async def test_an_autocommit_batch_alone_runs_outside_a_transaction_and_retries_inside_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    ddl = "CREATE TABLE t (n INTEGER PRIMARY KEY);"
+    writer = GroupCommitWriter(path, ddl=ddl, synchronous="FULL")
+    seen: list[tuple[list[int], bool]] = []
+
+    def insert_all(connection: sqlite3.Connection, numbers: list[int]) -> list[int | Exception]:
+        seen.append((list(numbers), connection.in_transaction))
+        try:
+            connection.execute(
+                "INSERT INTO t SELECT value FROM json_each(?)", (json.dumps(numbers),)
+            )
+        except sqlite3.IntegrityError:
+            if not connection.in_transaction:
+                raise
+            return [ValueError(n) for n in numbers]
+        return [n * 10 for n in numbers]
+
+    def submit(n: int) -> asyncio.Future[int]:
+        return writer.submit_batched(insert_all, n, savepoint=False, autocommit=True)
+
+    await writer.start()
+    try:
+        async with held(writer):
+            alone = [submit(1), submit(2)]
+        assert await asyncio.gather(*alone) == [10, 20]
+        async with held(writer):
+            snapshot = writer.submit(lambda c: c.execute("INSERT INTO t VALUES (3)").rowcount)
+            mixed = submit(4)
+        assert await snapshot == 1
+        assert await mixed == 40
+        async with held(writer):
+            again = [submit(2), submit(5)]  # 2 is stored: the autocommit INSERT is refused
+        results = await asyncio.gather(*again, return_exceptions=True)
+    finally:
+        await writer.close()
+
+    assert seen[0] == ([1, 2], False)  # both alone in their commit: no BEGIN around them
+    assert seen[1] == ([4], True)  # beside another job: inside the transaction
+    assert seen[2] == ([2, 5], False)  # refused without a transaction, so it wrote nothing...
+    assert seen[3] == ([2, 5], True)  # ...and ran again inside one
+    assert all(isinstance(result, ValueError) for result in results)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT n FROM t ORDER BY n").fetchall()
+    assert rows == [(1,), (2,), (3,), (4,)]
+
+
+def test_the_events_table_refuses_a_row_that_does_not_continue_its_stream(tmp_path: Path) -> None:
+    insert = (
+        "INSERT INTO events (stream_id, version, type, schema, event_id, occurred_at, data,"
+        " metadata) VALUES (?, ?, 'deposited', 1, ?, 0, '{}', '{}')"
+    )
+    with contextlib.closing(sqlite3.connect(tmp_path / "events.db")) as connection:
+        connection.executescript(EVENTS_DDL)
+        connection.execute(insert, ("a", 1, "e1"))
+        connection.execute(insert, ("a", 2, "e2"))
+        with pytest.raises(sqlite3.IntegrityError, match="does not reach"):
+            connection.execute(insert, ("a", 4, "e4"))  # skips version 3
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            connection.execute(insert, ("a", 2, "e2b"))  # version 2 is taken
+        with pytest.raises(sqlite3.IntegrityError, match="does not reach"):
+            connection.execute(insert, ("b", 2, "b2"))  # a new stream starts at 1
+        connection.execute(insert, ("a", 3, "e3"))
+        versions = connection.execute("SELECT stream_id, version FROM events").fetchall()
+    assert versions == [("a", 1), ("a", 2), ("a", 3)]
+
+
+async def test_a_stale_append_through_another_store_on_the_same_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    first, second = SqliteEventStore(tmp_path), SqliteEventStore(tmp_path)
+    await first.start()
+    await second.start()
+    try:
+        await first.append("account-1", 0, [record("account-1", 1)])
+        with pytest.raises(ConcurrencyError) as refused:
+            await second.append("account-1", 0, [record("account-1", 1)])
+        assert refused.value.actual == 1
+        with pytest.raises(ConcurrencyError):  # a gap is refused too
+            await second.append("account-1", 2, [record("account-1", 3)])
+        await second.append("account-1", 1, [record("account-1", 2)])
+        stored = await first.read("account-1")
+    finally:
+        await second.close()
+        await first.close()
+    assert [event.version for event in stored] == [1, 2]
