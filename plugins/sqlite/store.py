@@ -171,7 +171,7 @@ class SqliteEventStore:
             ddl=EVENTS_DDL,
             synchronous="FULL",
             max_batch=max_batch,
-            on_commit=self._signal,
+            on_commit=self._after_commit,
         )
         self._readers = ReaderPool(self.path, readers)
         # The records this store committed most recently, in position order: a subscription
@@ -269,6 +269,13 @@ class SqliteEventStore:
 
     async def _events_after(self, position: int) -> list[EventRecord]:
         return await self._readers.run(partial(_after, position, self._batch_size))
+
+    def _after_commit(self) -> None:
+        # The commit's appenders are woken but have not run yet; each puts its records in
+        # ``_recent`` when it does. Signal after them: signalled first, a subscriber could look,
+        # find nothing new, and sleep through these records until the next commit (or its
+        # timeout, when this was the last commit of a burst).
+        asyncio.get_running_loop().call_soon(self._signal)
 
     def _signal(self) -> None:
         self._committed.set()

@@ -73,6 +73,30 @@ async def test_a_reader_that_keeps_up_gets_this_stores_commits_without_reading_d
     assert reads.count == 0
 
 
+async def test_subscribers_are_signalled_only_once_the_commits_records_are_in_memory(
+    stores: tuple[SqliteEventStore, SqliteEventStore],
+) -> None:
+    """Else a subscriber woken by an earlier commit could look before this commit's appenders
+    put their records in memory, find nothing new, and sleep through them: until the next
+    commit, or its whole timeout when none comes (seen as 0.5 s lags in the lag benchmark)."""
+    store, _ = stores
+    newest_at_signal: list[int] = []
+    signal = store._signal
+
+    def spy() -> None:
+        newest_at_signal.append(store._recent[-1].position if store._recent else 0)
+        signal()
+
+    store._signal = spy  # type: ignore[method-assign]
+    appends = [store.append(f"s{n}", 0, [record(f"s{n}", 1)]) for n in range(20)]
+    stored = [events[0] for events in await asyncio.gather(*appends)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert newest_at_signal, "a commit signals its subscribers"
+    assert newest_at_signal[-1] == max(e.position for e in stored)
+    assert newest_at_signal == sorted(newest_at_signal)
+
+
 async def test_a_reader_caught_up_with_this_store_finds_another_stores_commits_by_the_timeout(
     stores: tuple[SqliteEventStore, SqliteEventStore],
 ) -> None:
