@@ -203,6 +203,8 @@ class GroupCommitWriter:
             committed = self._autocommit(connection, items)
             if committed is not None:
                 return committed
+        if len(items) == 1:
+            return self._commit_alone(connection, items[0])
         outcomes: list[_Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -211,13 +213,32 @@ class GroupCommitWriter:
                 outcomes.extend(self._run_batch(connection, list(group)))
             connection.execute("COMMIT")
         except Exception as error:
-            with contextlib.suppress(sqlite3.Error):
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+            _rollback(connection)
             return [(item.future, False, self._failed(error)) for item in items]
         self.batches += 1
         self.jobs += len(items)
         return outcomes
+
+    def _commit_alone(self, connection: sqlite3.Connection, item: _Item) -> list[_Outcome]:
+        """One job alone in its transaction (a read-model apply, mostly): no savepoint, since
+        rolling the transaction back undoes the job just as well, and the savepoint's two
+        statements would cost two GIL hand-offs."""
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            results = item.batch(connection, [item.payload])
+            if len(results) != 1:
+                raise RuntimeError(f"{item.batch!r} gave {len(results)} results for 1")
+        except Exception as error:
+            _rollback(connection)
+            return [(item.future, False, translate_error(error, self._path))]
+        try:
+            connection.execute("COMMIT")
+        except Exception as error:
+            _rollback(connection)
+            return [(item.future, False, self._failed(error))]
+        self.batches += 1
+        self.jobs += 1
+        return self._outcomes([item], results)
 
     def _autocommit(
         self, connection: sqlite3.Connection, items: list[_Item]
@@ -279,6 +300,12 @@ class GroupCommitWriter:
         _settle(outcomes)
         if self._on_commit is not None:
             self._on_commit()
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
 
 
 def _one_autocommit_batch(items: list[_Item]) -> bool:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -479,3 +479,41 @@ async def test_a_stale_append_through_another_store_on_the_same_file_is_refused(
         await second.close()
         await first.close()
     assert [event.version for event in stored] == [1, 2]
+
+
+async def test_a_job_alone_in_its_commit_runs_without_a_savepoint_and_fails_whole(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    writer = GroupCommitWriter(path, ddl="CREATE TABLE t (n INTEGER);", synchronous="FULL")
+    statements: list[str] = []
+
+    def traced(connection: sqlite3.Connection) -> None:
+        connection.set_trace_callback(statements.append)
+
+    def insert_two(n: int, fail: bool) -> Callable[[sqlite3.Connection], int]:
+        def job(connection: sqlite3.Connection) -> int:
+            connection.execute("INSERT INTO t VALUES (?)", (n,))
+            connection.execute("INSERT INTO t VALUES (?)", (-n,))
+            if fail:
+                raise ValueError("refused")
+            return n
+
+        return job
+
+    await writer.start()
+    try:
+        await writer.submit(traced)
+        statements.clear()
+        assert await writer.submit(insert_two(1, fail=False)) == 1
+        with pytest.raises(ValueError, match="refused"):
+            await writer.submit(insert_two(2, fail=True))
+        assert await writer.submit(insert_two(3, fail=False)) == 3
+    finally:
+        await writer.close()
+
+    assert not [s for s in statements if s.startswith(("SAVEPOINT", "RELEASE"))]
+    assert statements.count("BEGIN IMMEDIATE") == 3
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT n FROM t ORDER BY n").fetchall()
+    assert rows == [(-3,), (-1,), (1,), (3,)]  # the failed job left neither of its rows
