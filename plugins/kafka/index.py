@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS offsets (
     partition   INTEGER PRIMARY KEY,
     next_offset INTEGER NOT NULL
 );
+-- Each indexed event moves its partition's offset past itself, in the same statement: the
+-- writer indexes a committed batch with one INSERT (no BEGIN/COMMIT around it), and a crash
+-- can never leave an offset ahead of the events under it.
+CREATE TRIGGER IF NOT EXISTS events_move_their_offsets AFTER INSERT ON events BEGIN
+    INSERT INTO offsets (partition, next_offset) VALUES (NEW.partition, NEW.position)
+    ON CONFLICT (partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset);
+END;
 CREATE TABLE IF NOT EXISTS snapshots (
     stream_id TEXT    PRIMARY KEY,
     version   INTEGER NOT NULL,
@@ -86,22 +93,29 @@ def _row(record: EventRecord, partition: int) -> tuple[Any, ...]:
     return (*record_columns(record), partition, record.position)
 
 
-# -- writes (the store's writer thread; the caller owns the transaction) ---------------------
+# -- writes (the store's writer thread) --------------------------------------------------------
 
 
 def insert_events(
     connection: sqlite3.Connection, events: Iterable[tuple[EventRecord, int]]
 ) -> None:
-    """``(record, partition)`` pairs, records carrying their position."""
+    """``(record, partition)`` pairs, records carrying their position (offset + 1). Each new
+    event also moves its partition's next offset to at least its position (a trigger), so one
+    batch of rows, inserted with one statement, needs no transaction around it."""
     rows = [_row(record, partition) for record, partition in events]
     if SET_BASED and len(rows) > 1:
         connection.execute(_INSERT_ALL, (json_rows(rows),))
-    else:
+    elif connection.in_transaction or len(rows) < 2:
         connection.executemany(_INSERT, rows)
+    else:  # row by row, on an SQLite without json_each: still all or nothing
+        with connection:
+            connection.execute("BEGIN")
+            connection.executemany(_INSERT, rows)
 
 
 def set_offsets(connection: sqlite3.Connection, offsets: Mapping[int, int]) -> None:
-    """Partition → the next offset to index (never moves back)."""
+    """Partition → the next offset to index (never moves back). For offsets past the last
+    event (transaction markers, skipped records, end of partition): a catch-up sets them."""
     connection.executemany(_SET_OFFSET, list(offsets.items()))
 
 

@@ -581,24 +581,18 @@ class KafkaWriter:
         """After the commit: index the records, advance the versions, resolve the futures."""
         outcomes: list[_Outcome] = []
         events: list[tuple[EventRecord, int]] = []
-        offsets: dict[int, int] = {}
         for append, deliveries in zip(batch.accepted, batch.deliveries, strict=True):
             stored = []
             for record, delivery in zip(append.records, deliveries, strict=True):
                 placed = msgspec.structs.replace(record, position=delivery.offset + 1)
                 stored.append(placed)
                 events.append((placed, delivery.partition))
-                offsets[delivery.partition] = max(
-                    offsets.get(delivery.partition, 0), delivery.offset + 1
-                )
             self._versions[append.stream_id] = append.records[-1].version
             outcomes.append((append.future, True, stored))
-        connection = self._require_connection()
         try:
-            with connection:
-                connection.execute("BEGIN")
-                index.insert_events(connection, events)
-                index.set_offsets(connection, offsets)
+            # One statement, committed alone: it also moves the offsets (a trigger). Each
+            # statement here costs a GIL hand-off, and this runs before the appends are answered.
+            index.insert_events(self._require_connection(), events)
         except sqlite3.Error:
             # Kafka has them (the source of truth): acknowledge, and re-read them into the index
             # before the next batch. The versions above stay right meanwhile.
