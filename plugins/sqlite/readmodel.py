@@ -3,6 +3,11 @@
 ``apply`` writes a batch's view changes and the projection's checkpoint in one transaction, so
 after a crash either both are there or neither is, and each event is applied exactly once. Every
 change is also guarded by (stream, version) on its own, so applying a batch twice changes nothing.
+
+That transaction is one statement: ``INSERT INTO view_batches`` (a view) runs a trigger that
+applies the batch's rows, one set-based statement per table, and moves the checkpoint. A
+statement is atomic, so it needs no ``BEGIN``/``COMMIT``; and the writer thread gives the GIL
+back to the event loop, and has to win it again, once per statement, not six times.
 """
 
 from __future__ import annotations
@@ -100,6 +105,36 @@ _SAVE_CHECKPOINT: Final = """
 INSERT INTO checkpoints (projection, position) VALUES (?, ?)
 ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.position)
 """
+# What _plan returns, in order: the columns of ``view_batches`` that _BATCH_SQL reads.
+_PLANNED: Final = ("opened", "accounts", "movements", "requested", "transfers")
+
+
+def _batch_ddl() -> str:
+    """``view_batches``: inserting a row (the projection, the checkpoint and _plan's JSON row
+    sets) applies the batch; nothing is stored in the view. Dropped and created again at each
+    start, in one transaction, so the trigger always runs this code's statements."""
+    statements = [
+        sql.replace("json_each(?)", f"json_each(NEW.{column})")
+        for sql, column in zip(_BATCH_SQL, _PLANNED, strict=True)
+    ]
+    checkpoint = _SAVE_CHECKPOINT.replace("VALUES (?, ?)", "VALUES (NEW.projection, NEW.position)")
+    body = ";\n".join(statement.strip() for statement in [*statements, checkpoint])
+    columns = ", ".join(f"NULL AS {name}" for name in ("projection", "position", *_PLANNED))
+    return f"""
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS view_batches_apply;
+DROP VIEW IF EXISTS view_batches;
+CREATE VIEW view_batches AS SELECT {columns};
+CREATE TRIGGER view_batches_apply INSTEAD OF INSERT ON view_batches BEGIN
+{body};
+END;
+COMMIT;
+"""
+
+
+_INSERT_BATCH: Final = (
+    f"INSERT INTO view_batches VALUES ({', '.join('?' * (2 + len(_PLANNED)))})"
+)
 
 
 def _micros(moment: datetime | None) -> int | None:
@@ -139,20 +174,24 @@ def _write(change: ViewChange, connection: sqlite3.Connection) -> None:
             connection.execute(_CHANGE_TRANSFER, values)
 
 
-def _apply(
+def _apply_one_by_one(
     projection: str, changes: Sequence[ViewChange], checkpoint: int, connection: sqlite3.Connection
 ) -> None:
-    plan = _plan(changes) if SET_BASED else None
-    if plan is None:
-        for change in changes:
-            _write(change, connection)
-    else:
-        # One statement per table: every execute releases the GIL and has to win it back from
-        # the busy event loop, so a statement per change would cost a thread switch per change.
-        for sql, rows in zip(_BATCH_SQL, plan, strict=True):
-            if rows:
-                connection.execute(sql, (json_rows(rows),))
+    """A statement per change, inside the writer's transaction: for an SQLite without
+    ``json_each`` and ``->>``, or a batch that _plan cannot merge."""
+    for change in changes:
+        _write(change, connection)
     connection.execute(_SAVE_CHECKPOINT, (projection, checkpoint))
+
+
+def _apply_batch(parameters: tuple[Any, ...], connection: sqlite3.Connection) -> None:
+    connection.execute(_INSERT_BATCH, parameters)
+
+
+def _batch_parameters(
+    projection: str, checkpoint: int, plan: tuple[list[list[Any]], ...]
+) -> tuple[Any, ...]:
+    return (projection, checkpoint, *(json_rows(rows) if rows else None for rows in plan))
 
 
 def _plan(changes: Sequence[ViewChange]) -> tuple[list[list[Any]], ...] | None:
@@ -316,7 +355,8 @@ class SqliteReadModel:
 
     def __init__(self, data_dir: Path, *, readers: int = 2) -> None:
         self.path = data_dir / VIEWS_FILE
-        self._writer = GroupCommitWriter(self.path, ddl=VIEWS_DDL, synchronous="NORMAL")
+        ddl = VIEWS_DDL + _batch_ddl() if SET_BASED else VIEWS_DDL
+        self._writer = GroupCommitWriter(self.path, ddl=ddl, synchronous="NORMAL")
         self._readers = ReaderPool(self.path, readers)
 
     async def start(self) -> None:
@@ -341,7 +381,15 @@ class SqliteReadModel:
 
     async def apply(self, projection: str, changes: Sequence[ViewChange], checkpoint: int) -> None:
         """The changes and the checkpoint (which never moves back) in one transaction."""
-        await self._writer.submit(partial(_apply, projection, list(changes), checkpoint))
+        plan = _plan(changes) if SET_BASED else None
+        if plan is None:
+            job = partial(_apply_one_by_one, projection, list(changes), checkpoint)
+            await self._writer.submit(job)
+        else:
+            parameters = _batch_parameters(projection, checkpoint, plan)
+            await self._writer.submit(
+                partial(_apply_batch, parameters), savepoint=False, autocommit=True
+            )
 
     async def reset(self) -> None:
         await self._writer.submit(_reset)

@@ -114,13 +114,18 @@ class GroupCommitWriter:
         await opened
         self._accepting = True
 
-    def submit(self, job: Job[T], *, savepoint: bool = True) -> asyncio.Future[T]:
+    def submit(
+        self, job: Job[T], *, savepoint: bool = True, autocommit: bool = False
+    ) -> asyncio.Future[T]:
         """Queue ``job``; the future resolves on this loop once its transaction committed.
 
         ``savepoint=False`` is for a job that writes with at most one statement: SQLite undoes a
         failed statement by itself, so the savepoint's two extra statements buy nothing there.
+        ``autocommit=True`` (with ``savepoint=False``) is for a job whose one statement is all it
+        writes: alone in its commit, it runs without ``BEGIN`` and ``COMMIT`` (see
+        ``submit_batched``).
         """
-        return self.submit_batched(_alone(job), None, savepoint=savepoint)
+        return self.submit_batched(_alone(job), None, savepoint=savepoint, autocommit=autocommit)
 
     def submit_batched(
         self,

@@ -20,8 +20,13 @@ import pytest
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord
-from handlers.accounts.readmodel import AccountOpenedView
-from handlers.accounts.views import AccountView
+from handlers.accounts.readmodel import (
+    AccountChanged,
+    AccountOpenedView,
+    MovementAdded,
+    ViewChange,
+)
+from handlers.accounts.views import AccountView, Movement
 from plugins.sqlite.readmodel import SqliteReadModel
 from plugins.sqlite.schema import EVENTS_DDL
 from plugins.sqlite.store import SqliteEventStore
@@ -65,6 +70,20 @@ def assert_whole(events: list[EventRecord]) -> dict[str, int]:
     for stream, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), stream
     return {stream: len(seen) for stream, seen in versions.items()}
+
+
+@pytest.fixture
+async def views(tmp_path: Path) -> AsyncIterator[SqliteReadModel]:
+    model = SqliteReadModel(tmp_path)
+    await model.start()
+    try:
+        yield model
+    finally:
+        await model.close()
+
+
+def opened_account(account_id: str = "acc-1") -> AccountOpenedView:
+    return AccountOpenedView(AccountView(account_id, "alice", "EUR", 0, "open", 1, T0))
 
 
 async def test_acknowledged_events_survive_close_and_reopen(tmp_path: Path) -> None:
@@ -264,6 +283,61 @@ async def test_a_failing_change_rolls_back_its_batch_and_checkpoint(tmp_path: Pa
         assert await model.checkpoint("accounts") == 10
     finally:
         await model.close()
+
+
+async def test_a_batch_that_fails_inside_its_statement_leaves_no_view_and_no_checkpoint(
+    views: SqliteReadModel,
+) -> None:
+    await views.apply("accounts", [], 10)
+    deposit = Movement("evt-1", "acc-1", "deposit", 100, 100, 2, T0)
+    changes: list[ViewChange] = [
+        opened_account(),
+        MovementAdded(deposit),
+        AccountChanged("acc-1", 2, balance=100),
+    ]
+    # The views go in first; the checkpoint, written last in the same statement (the batch
+    # trigger's last write), is refused.
+    with pytest.raises(StoreUnavailableError, match="NOT NULL"):
+        await views.apply("accounts", changes, None)  # type: ignore[arg-type]
+    assert await views.get_account("acc-1") is None
+    assert await views.statement("acc-1", None, None, 0, 10) == []
+    assert await views.checkpoint("accounts") == 10
+
+
+async def test_the_batch_trigger_is_created_again_at_each_start(tmp_path: Path) -> None:
+    model = SqliteReadModel(tmp_path)
+    await model.start()
+    await model.close()
+    with contextlib.closing(sqlite3.connect(model.path, isolation_level=None)) as connection:
+        connection.executescript(
+            "DROP TRIGGER view_batches_apply;"
+            "CREATE TRIGGER view_batches_apply INSTEAD OF INSERT ON view_batches"
+            " BEGIN SELECT 1; END;"
+        )
+
+    await model.start()
+    try:
+        await model.apply("accounts", [opened_account()], 1)
+        assert await model.get_account("acc-1") == opened_account().account
+        assert await model.checkpoint("accounts") == 1
+    finally:
+        await model.close()
+
+
+async def test_a_batch_the_planner_cannot_merge_is_applied_change_by_change(
+    views: SqliteReadModel,
+) -> None:
+    # Two changes at one version: one by one, the second is refused by the version guard.
+    changes: list[ViewChange] = [
+        opened_account(),
+        AccountChanged("acc-1", 2, balance=5),
+        AccountChanged("acc-1", 2, balance=7),
+    ]
+    await views.apply("accounts", changes, 3)
+    account = await views.get_account("acc-1")
+    assert account is not None
+    assert (account.balance, account.version) == (5, 2)
+    assert await views.checkpoint("accounts") == 3
 
 
 async def test_events_and_views_share_a_data_directory(tmp_path: Path) -> None:
