@@ -60,7 +60,9 @@ def new_id() -> str:
         | 0b10 << 62  # variant
         | random_bits & _LOW_62
     )
-    return str(uuid.UUID(int=value))
+    # The canonical text, as str(uuid.UUID(int=value)) gives, without building the object.
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def derived_id(*parts: str) -> str:

@@ -10,8 +10,10 @@ from handlers.accounts.services import new_id
 
 def test_new_ids_are_version_7_with_the_current_millisecond() -> None:
     before = time.time_ns() // 1_000_000
-    ids = [uuid.UUID(new_id()) for _ in range(2000)]
+    texts = [new_id() for _ in range(2000)]
     after = time.time_ns() // 1_000_000
+    ids = [uuid.UUID(text) for text in texts]
+    assert [str(u) for u in ids] == texts  # the canonical form: lower case, 8-4-4-4-12
     assert {u.version for u in ids} == {7}
     assert {u.variant for u in ids} == {uuid.RFC_4122}
     assert all(before <= u.int >> 80 <= after for u in ids)
