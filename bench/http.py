@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends import Backend
-from bench.common import Outcome, Row, Sizes, app_on, median, open_accounts, run_async
+from bench.common import Outcome, Row, Sizes, app_on, by_round, median, open_accounts, run_async
 from bench.servers import Server, serve
 from bench.wrk import WrkResult, run_wrk, wrk_path
 from core.config import Settings
@@ -108,7 +108,8 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
     ]
     for backend in measured:
         summary = _summary(rounds, backend.key)
-        ratio = median(r[backend.key]["per_s"] / r["baseline"]["per_s"] for r in rounds)
+        ratios = [r[backend.key]["per_s"] / r["baseline"]["per_s"] for r in rounds]
+        ratio = median(ratios)
         summary["ratio"] = ratio
         figures[backend.key] = summary
         ok = (
@@ -125,7 +126,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 f"{ratio:.2f}",
                 f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
                 "pass" if ok else "miss",
-                _errors_note(summary),
+                _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds], summary),
             )
         )
     return Outcome(rows + rows_skipped, figures)
@@ -161,6 +162,12 @@ def _summary(rounds: list[dict[str, dict[str, Any]]], key: str) -> dict[str, Any
         "p99_ms": median(r[key]["p99_ms"] for r in rounds),
         "errors": sum(r[key]["errors"] for r in rounds),
     }
+
+
+def _rounds_note(ratios: list[float], p99s: list[float], summary: dict[str, Any]) -> str:
+    by_rounds = f"ratio by round {by_round(ratios, '{:.2f}')}; p99 by round {by_round(p99s)} ms"
+    errors = _errors_note(summary)
+    return f"{by_rounds}; {errors}" if errors else by_rounds
 
 
 def _errors_note(summary: dict[str, Any]) -> str:

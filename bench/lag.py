@@ -40,6 +40,7 @@ from bench.common import (
     Row,
     Sizes,
     app_on,
+    by_round,
     ctx,
     median,
     open_accounts,
@@ -178,13 +179,15 @@ def _drop(settings: Settings) -> None:
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": settings.require("kafka_bootstrap")})
-        for future in admin.delete_topics([topic], operation_timeout=10).values():
+        for future in admin.delete_topics([topic or ""], operation_timeout=10).values():
             future.result(15)
     with contextlib.suppress(Exception):
         from pymongo import MongoClient
 
-        with MongoClient(settings.require("mongo_url"), serverSelectionTimeoutMS=3000) as client:
-            client.drop_database(database)
+        url = settings.require("mongo_url")
+        client: MongoClient[dict[str, Any]]
+        with MongoClient(url, serverSelectionTimeoutMS=3000) as client:
+            client.drop_database(database or "")
 
 
 def _summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -203,7 +206,8 @@ def _row(label: str, offered: str, figures: dict[str, Any], target: float, note:
         f"p99 ≤ {target:g} ms",
         "pass" if p99 <= target else "miss",
         f"achieved {figures['achieved_per_s']:,.0f}/s; command p99 "
-        f"{figures['command_p99_ms']:.1f} ms; {note}",
+        f"{figures['command_p99_ms']:.1f} ms; lag p99 by round "
+        f"{by_round(r['lag_p99_ms'] for r in figures.get('rounds', []))} ms; {note}",
     )
 
 
