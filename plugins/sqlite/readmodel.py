@@ -132,9 +132,7 @@ COMMIT;
 """
 
 
-_INSERT_BATCH: Final = (
-    f"INSERT INTO view_batches VALUES ({', '.join('?' * (2 + len(_PLANNED)))})"
-)
+_INSERT_BATCH: Final = f"INSERT INTO view_batches VALUES ({', '.join('?' * (2 + len(_PLANNED)))})"
 
 
 def _micros(moment: datetime | None) -> int | None:
