@@ -8,18 +8,20 @@ then nothing more than making ``kafka_mongo()`` return no reason.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from api.bootstrap import BUILTIN_PLUGINS
 from bench.common import JWT_SECRET
 from core.config import Settings, load_settings
 
-__all__ = ["EMBEDDED", "Backend", "all_backends", "kafka_mongo"]
+__all__ = ["EMBEDDED", "Backend", "all_backends", "drop_own_names", "kafka_mongo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,27 @@ class Backend:
                 "BALANCE_MONGO_DATABASE": name.replace(".", "_"),
             },
         )
+
+
+def drop_own_names(settings: Settings) -> None:
+    """Delete the topic and database a measure on ``own_names`` made (best effort; nothing to do
+    on the embedded backend, whose files live in a temporary directory)."""
+    if settings.event_store != "kafka":
+        return
+    topic, database = settings.get("kafka_topic"), settings.get("mongo_database")
+    with contextlib.suppress(Exception):
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": settings.require("kafka_bootstrap")})
+        for future in admin.delete_topics([topic or ""], operation_timeout=10).values():
+            future.result(15)
+    with contextlib.suppress(Exception):
+        from pymongo import MongoClient
+
+        url = settings.require("mongo_url")
+        client: MongoClient[dict[str, Any]]
+        with MongoClient(url, serverSelectionTimeoutMS=3000) as client:
+            client.drop_database(database or "")
 
 
 EMBEDDED = Backend(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.backends import Backend
+from bench.backends import Backend, drop_own_names
 from bench.common import Outcome, Row, Sizes, app_on, by_round, median, open_accounts, run_async
 from bench.servers import Server, serve
 from bench.wrk import WrkResult, run_wrk, wrk_path
@@ -79,18 +79,24 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
     if wrk_path() is None:
         reason = "wrk is not installed (bench/run installs it; --quick does not)"
         return Outcome([_not_measured(b, reason) for b in backends], {"skipped": reason})
-    measured = [b for b in backends if b.missing is None]
+    # Kafka + Mongo on a topic and database of this run's own, deleted at the end: reusing the
+    # default ones made each run start on every earlier run's events and views.
+    measured = [b.own_names("bench.http") for b in backends if b.missing is None]
     rows_skipped = [_not_measured(b, b.missing) for b in backends if b.missing is not None]
     owners = [f"user-{i}" for i in range(sizes.http_accounts)]
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         root = Path(tmp)
         files: dict[str, Path] = {}
-        for backend in measured:
-            settings = backend.settings(root / backend.key)
-            ids = run_async(prepare_accounts(settings, owners))
-            files[backend.key] = root / f"{backend.key}.accounts"
-            write_accounts_file(files[backend.key], settings, ids, owners)
-        rounds = _rounds(sizes, measured, files, root)
+        used = [backend.settings(root / backend.key) for backend in measured]
+        try:
+            for backend, settings in zip(measured, used, strict=True):
+                ids = run_async(prepare_accounts(settings, owners))
+                files[backend.key] = root / f"{backend.key}.accounts"
+                write_accounts_file(files[backend.key], settings, ids, owners)
+            rounds = _rounds(sizes, measured, files, root)
+        finally:
+            for settings in used:
+                drop_own_names(settings)
     figures: dict[str, Any] = {"rounds": rounds, "backends": [b.key for b in measured]}
     baseline = _summary(rounds, "baseline")
     figures["baseline"] = baseline

@@ -26,7 +26,6 @@ comes) is recorded beside it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import time
 import traceback
@@ -34,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.backends import Backend
+from bench.backends import Backend, drop_own_names
 from bench.common import (
     Outcome,
     Row,
@@ -172,24 +171,6 @@ async def _max_rate(settings: Settings, sizes: Sizes) -> float:
         return done / (loop.time() - started)
 
 
-def _drop(settings: Settings) -> None:
-    """Delete the topic and database a Kafka + Mongo measure made (best effort)."""
-    topic, database = settings.get("kafka_topic"), settings.get("mongo_database")
-    with contextlib.suppress(Exception):
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": settings.require("kafka_bootstrap")})
-        for future in admin.delete_topics([topic or ""], operation_timeout=10).values():
-            future.result(15)
-    with contextlib.suppress(Exception):
-        from pymongo import MongoClient
-
-        url = settings.require("mongo_url")
-        client: MongoClient[dict[str, Any]]
-        with MongoClient(url, serverSelectionTimeoutMS=3000) as client:
-            client.drop_database(database or "")
-
-
 def _summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
     figures: dict[str, Any] = {key: median(r[key] for r in rounds) for key in rounds[0]}
     figures["rounds"] = rounds
@@ -231,13 +212,13 @@ def _measure(
         try:
             max_rate = run_async(_max_rate(probe, sizes))
         finally:
-            _drop(probe)
+            drop_own_names(probe)
         rate = max_rate / 2
         settings = backend.own_names("bench.lag").settings(Path(tmp) / "lag")
         try:
             figures = _summary(run_async(_lag(settings.data_dir, sizes, rate, settings)))
         finally:
-            _drop(settings)
+            drop_own_names(settings)
     figures |= {"max_append_per_s": max_rate, "switch_interval_s": interval}
     offered = (
         f"{rate:,.0f} deposits/s offered (½ of its own {max_rate:,.0f}/s with the projector on, "
