@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import secrets
 import socket
@@ -36,6 +37,8 @@ __all__ = [
     "Sizes",
     "Status",
     "app_on",
+    "at_least_text",
+    "by_round",
     "ctx",
     "free_port",
     "median",
@@ -151,6 +154,12 @@ class Outcome:
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+def at_least_text(ratio: float) -> str:
+    """A ratio held against an "at least" target, rounded down to 2 places: 0.4999 reads 0.49,
+    never a 0.50 that looks like it met a 0.50 target it missed."""
+    return f"{math.floor(ratio * 100) / 100:.2f}"
 
 
 def by_round(values: Iterable[float], template: str = "{:.1f}") -> str:

@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends import Backend, drop_own_names
-from bench.common import Outcome, Row, Sizes, app_on, by_round, median, open_accounts, run_async
+from bench.common import (
+    Outcome,
+    Row,
+    Sizes,
+    app_on,
+    at_least_text,
+    by_round,
+    median,
+    open_accounts,
+    run_async,
+)
 from bench.servers import Server, serve
 from bench.wrk import WrkResult, run_wrk, wrk_path
 from core.config import Settings
@@ -129,7 +139,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 f"{baseline['per_s']:,.0f} req/s",
                 f"{summary['per_s']:,.0f} req/s, p50 {summary['p50_ms']:.1f} ms, "
                 f"p99 {summary['p99_ms']:.1f} ms",
-                f"{ratio:.2f}",
+                at_least_text(ratio),
                 f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
                 "pass" if ok else "miss",
                 _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds], summary),
@@ -171,7 +181,8 @@ def _summary(rounds: list[dict[str, dict[str, Any]]], key: str) -> dict[str, Any
 
 
 def _rounds_note(ratios: list[float], p99s: list[float], summary: dict[str, Any]) -> str:
-    by_rounds = f"ratio by round {by_round(ratios, '{:.2f}')}; p99 by round {by_round(p99s)} ms"
+    ratio_by_round = " / ".join(at_least_text(ratio) for ratio in ratios)
+    by_rounds = f"ratio by round {ratio_by_round}; p99 by round {by_round(p99s)} ms"
     errors = _errors_note(summary)
     return f"{by_rounds}; {errors}" if errors else by_rounds
 
