@@ -230,9 +230,7 @@ class GroupCommitWriter:
         statements would cost two GIL hand-offs."""
         try:
             connection.execute("BEGIN IMMEDIATE")
-            results = item.batch(connection, [item.payload])
-            if len(results) != 1:
-                raise RuntimeError(f"{item.batch!r} gave {len(results)} results for 1")
+            results = _run(connection, [item])
         except Exception as error:
             _rollback(connection)
             return [(item.future, False, translate_error(error, self._path))]
@@ -251,24 +249,21 @@ class GroupCommitWriter:
         """The batch's one write as its own transaction; None if it raised (and so wrote
         nothing), for the caller to run it again inside a transaction."""
         try:
-            results = items[0].batch(connection, [item.payload for item in items])
+            results = _run(connection, items)
+        except _WrongCount as error:  # a bug in the batch job, whose write is committed: no rerun
+            return [(item.future, False, error) for item in items]
         except Exception:
             return None
-        if len(results) != len(items):  # a bug in the batch job
-            error = RuntimeError(f"{items[0].batch!r} gave {len(results)} results for {len(items)}")
-            return [(item.future, False, error) for item in items]
         self.batches += 1
         self.jobs += len(items)
         return self._outcomes(items, results)
 
     def _run_batch(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
-        batch, savepoint = items[0].batch, items[0].savepoint
+        savepoint = items[0].savepoint
         if savepoint:
             connection.execute("SAVEPOINT batch")
         try:
-            results = batch(connection, [item.payload for item in items])
-            if len(results) != len(items):
-                raise RuntimeError(f"{batch!r} gave {len(results)} results for {len(items)}")
+            results = _run(connection, items)
         except Exception as error:
             if not connection.in_transaction:
                 # SQLite itself rolled the whole transaction back (I/O error, disk full): the
@@ -305,6 +300,19 @@ class GroupCommitWriter:
         _settle(outcomes)
         if self._on_commit is not None:
             self._on_commit()
+
+
+class _WrongCount(RuntimeError):
+    """A batch job gave a number of results other than its number of payloads (a bug)."""
+
+
+def _run(connection: sqlite3.Connection, items: list[_Item]) -> list[Any]:
+    """Run the items' batch job (they share one) on their payloads: one result each."""
+    batch = items[0].batch
+    results = batch(connection, [item.payload for item in items])
+    if len(results) != len(items):
+        raise _WrongCount(f"{batch!r} gave {len(results)} results for {len(items)}")
+    return results
 
 
 def _rollback(connection: sqlite3.Connection) -> None:

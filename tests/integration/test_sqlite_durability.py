@@ -254,7 +254,7 @@ async def test_a_failing_job_is_rolled_back_alone(tmp_path: Path) -> None:
 
 
 async def test_the_read_model_checkpoint_survives_reopen(tmp_path: Path) -> None:
-    opened = AccountOpenedView(AccountView("acc-1", "alice", "EUR", 0, "open", 1, T0))
+    opened = opened_account()
     model = SqliteReadModel(tmp_path)
     await model.start()
     await model.apply("accounts", [opened], 42)
@@ -269,20 +269,16 @@ async def test_the_read_model_checkpoint_survives_reopen(tmp_path: Path) -> None
         await again.close()
 
 
-async def test_a_failing_change_rolls_back_its_batch_and_checkpoint(tmp_path: Path) -> None:
-    model = SqliteReadModel(tmp_path)
-    await model.start()
-    try:
-        await model.apply("accounts", [], 10)
-        good = AccountOpenedView(AccountView("acc-1", "alice", "EUR", 0, "open", 1, T0))
-        naive = datetime(2026, 3, 1)  # noqa: DTZ001 (the point of the test)
-        bad = AccountOpenedView(AccountView("acc-2", "bob", "EUR", 0, "open", 1, naive))
-        with pytest.raises(ValueError, match="timezone-aware"):
-            await model.apply("accounts", [good, bad], 11)
-        assert await model.get_account("acc-1") is None
-        assert await model.checkpoint("accounts") == 10
-    finally:
-        await model.close()
+async def test_a_failing_change_rolls_back_its_batch_and_checkpoint(
+    views: SqliteReadModel,
+) -> None:
+    await views.apply("accounts", [], 10)
+    naive = datetime(2026, 3, 1)  # noqa: DTZ001 (the point of the test)
+    bad = AccountOpenedView(AccountView("acc-2", "bob", "EUR", 0, "open", 1, naive))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await views.apply("accounts", [opened_account(), bad], 11)
+    assert await views.get_account("acc-1") is None
+    assert await views.checkpoint("accounts") == 10
 
 
 async def test_a_batch_that_fails_inside_its_statement_leaves_no_view_and_no_checkpoint(
