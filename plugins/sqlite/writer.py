@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from core.errors import StoreUnavailableError
+from plugins.sqlite.checkpoints import DEFAULT_PERIOD, WalCheckpointer
 from plugins.sqlite.schema import open_connection
 
 __all__ = ["BatchJob", "GroupCommitWriter", "ReaderPool", "translate_error"]
@@ -75,6 +76,9 @@ class GroupCommitWriter:
     A job's future resolves only after the transaction that holds it committed, so a result the
     caller sees is durable. If the commit itself fails, every job of the batch gets
     ``StoreUnavailableError`` and none of them was written.
+
+    WAL checkpoints run in a thread of their own every ``checkpoint_period`` seconds while there
+    are commits (``plugins.sqlite.checkpoints``); ``None`` leaves them to SQLite, in the commits.
     """
 
     def __init__(
@@ -85,12 +89,18 @@ class GroupCommitWriter:
         synchronous: Literal["FULL", "NORMAL"],
         max_batch: int = DEFAULT_MAX_BATCH,
         on_commit: Callable[[], None] | None = None,
+        checkpoint_period: float | None = DEFAULT_PERIOD,
     ) -> None:
         self._path = path
         self._ddl = ddl
         self._synchronous = synchronous
         self._max_batch = max(max_batch, 1)
         self._on_commit = on_commit
+        self._checkpointer = (
+            None
+            if checkpoint_period is None
+            else WalCheckpointer(path, synchronous=synchronous, period=checkpoint_period)
+        )
         self._queue: queue.SimpleQueue[_Item | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,12 +182,17 @@ class GroupCommitWriter:
         try:
             connection = open_connection(self._path, synchronous=self._synchronous, writer=True)
             connection.executescript(self._ddl)
+            if self._checkpointer is not None:
+                self._checkpointer.prepare_writer(connection)
         except Exception as error:
             if connection is not None:
                 connection.close()
             failure = translate_error(error, self._path)
             loop.call_soon_threadsafe(_settle, [(opened, False, failure)])
             return
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.start()
         loop.call_soon_threadsafe(_settle, [(opened, True, None)])
         stop: _Stop | None = None
         try:
@@ -198,7 +213,11 @@ class GroupCommitWriter:
                 if items:
                     outcomes = self._commit(connection, items)
                     _call_soon(loop, self._deliver, outcomes)
+                    if checkpointer is not None:
+                        checkpointer.committed(connection)
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()  # before the close, whose own checkpoint empties the WAL
             connection.close()
             if stop is not None:
                 _call_soon(loop, _settle, [(stop.done, True, None)])
