@@ -106,8 +106,7 @@ class _Visibility:
         # path.
         keys = list(keys)
         deadline = asyncio.get_running_loop().time() + seconds
-        while any(key not in self.at for key in keys):
-            missing = sum(1 for key in keys if key not in self.at)
+        while missing := sum(1 for key in keys if key not in self.at):
             assert asyncio.get_running_loop().time() < deadline, (
                 f"{missing} deposits never became visible within {seconds:g} s"
             )
@@ -192,14 +191,14 @@ async def _max_rate_watched(
     started = loop.time()
     window = started + warmup
     end = window + measured
-    at_window = 0
+    at_window: int | None = None  # deposits done when the measured window opened
 
     async def worker(offset: int) -> None:
         nonlocal done, at_window
         index = offset
         while (now := loop.time()) < end:
-            if now >= window and not at_window:
-                at_window = done or 1
+            if now >= window and at_window is None:
+                at_window = done
             account = index % len(ids)
             receipt = await send(Deposit(ids[account], "1.00", contexts[account]))
             acked[receipt.movement.account] = receipt.movement.version
@@ -207,7 +206,7 @@ async def _max_rate_watched(
             index += 7919
 
     await asyncio.gather(*(worker(i) for i in range(sizes.in_flight)))
-    return (done - at_window) / (loop.time() - window), acked, done
+    return (done - (at_window or 0)) / (loop.time() - window), acked, done
 
 
 async def _lag(settings: Settings, sizes: Sizes) -> tuple[float, int, list[dict[str, float]]]:

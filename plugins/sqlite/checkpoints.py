@@ -57,6 +57,7 @@ class WalCheckpointer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._finish = False  # the WAL is nearly all copied: the writer copies the rest
+        self._copied = 0  # WAL frames copied when the last pass ended
         self.checkpoints = 0  # for diagnostics
 
     @staticmethod
@@ -77,6 +78,7 @@ class WalCheckpointer:
         self._committed.set()
         if self._finish:
             self._finish = False
+            self._copied = 0  # copied whole, the WAL starts over at the next commit
             try:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as error:  # the next commit reports a failing disk
@@ -107,7 +109,6 @@ class WalCheckpointer:
             connection.close()
 
     def _catch_up(self, connection: sqlite3.Connection) -> None:
-        copied_before = 0
         for _ in range(MAX_PASSES):
             try:
                 row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -117,12 +118,12 @@ class WalCheckpointer:
                 log.warning("checkpoint of %s failed: %s", self._path, error)
                 return
             self.checkpoints += 1
-            busy, frames, copied = row
+            busy, frames, copied = row  # ``copied``: of the WAL's frames, since it started over
             if busy or frames < 0:
                 return  # another connection holds the checkpoint lock: try after the period
-            if copied < copied_before:
-                return  # the WAL started over meanwhile
-            if copied - copied_before <= FINISH_FRAMES:
+            if copied < self._copied:
+                self._copied = 0  # the WAL started over since the last pass
+            this_pass, self._copied = copied - self._copied, copied
+            if this_pass <= FINISH_FRAMES:
                 self._finish = True
                 return
-            copied_before = copied
