@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -139,3 +142,37 @@ async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[Applicatio
         yield app
     finally:
         await app.close()
+
+
+def rows_in_main_file(path: Path, scratch: Path, table: str) -> int | None:
+    """The rows of ``table`` that the SQLite file at ``path`` holds on its own, without its WAL:
+    what checkpoints have copied. None while a checkpoint is halfway through (the lone file is
+    then not a consistent image)."""
+    scratch.mkdir(exist_ok=True)
+    copy = scratch / "copy.db"
+    for leftover in scratch.iterdir():
+        leftover.unlink()
+    shutil.copyfile(path, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (table,))
+        if tables.fetchone()[0] == 0:
+            return 0  # not even the table has been copied yet
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        connection.close()
+
+
+async def main_file_rows_after(
+    path: Path, scratch: Path, table: str, want: int, seconds: float
+) -> int | None:
+    """``rows_in_main_file`` once it is ``want``, or what it is after ``seconds``."""
+    rows: int | None = None
+    for _ in range(int(seconds / 0.05)):
+        rows = rows_in_main_file(path, scratch, table)
+        if rows == want:
+            break
+        await asyncio.sleep(0.05)
+    return rows

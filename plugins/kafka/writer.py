@@ -50,6 +50,7 @@ from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord, Snapshot, decode_record, encode_record
 from plugins.kafka import index
 from plugins.kafka.config import KafkaConfig
+from plugins.sqlite.checkpoints import DEFAULT_PERIOD, WalCheckpointer
 from plugins.sqlite.schema import open_connection
 
 __all__ = ["KafkaWriter", "kafka_unavailable"]
@@ -126,6 +127,7 @@ class KafkaWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
         self._connection: sqlite3.Connection | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self._admin: AdminClient | None = None
         self._producer: Producer | None = None
         self._resync = True  # re-read the topic's tail before the next append
@@ -225,6 +227,7 @@ class KafkaWriter:
                 if appends:
                     outcomes += self._commit(appends)
                 _call_soon(loop, _settle, outcomes)
+                self._index_committed()
         except BaseException as error:  # a bug: fail what is queued rather than hang callers
             log.exception("the Kafka writer thread failed")
             self._accepting = False
@@ -252,6 +255,14 @@ class KafkaWriter:
         connection = open_connection(config.index_path, synchronous="NORMAL", writer=True)
         self._connection = connection
         connection.executescript(index.INDEX_DDL)
+        # The index's WAL is checkpointed off this thread, as the SQLite store's is: SQLite's
+        # own checkpoint, inside an index write, held up the answer to a whole batch of appends.
+        checkpointer = WalCheckpointer(
+            config.index_path, synchronous="NORMAL", period=DEFAULT_PERIOD
+        )
+        checkpointer.prepare_writer(connection)
+        checkpointer.start()
+        self._checkpointer = checkpointer
         self._admin = AdminClient({"bootstrap.servers": config.bootstrap})
         topic_id = self._ensure_topic(self._admin)
         # The index is only valid for the topic (and its incarnation) it was built from.
@@ -315,6 +326,9 @@ class KafkaWriter:
         if self._producer is not None:
             self._dispose(self._producer)
             self._producer = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()  # before the close, whose own checkpoint empties the WAL
+            self._checkpointer = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -434,6 +448,7 @@ class KafkaWriter:
                     index.insert_events(connection, events)
                     index.set_offsets(connection, offsets)
                 self.caught_up += len(events)
+                self._index_committed()
         except KafkaException as error:
             raise kafka_unavailable(f"cannot read {config.topic}", error) from error
         except sqlite3.Error as error:
@@ -442,6 +457,11 @@ class KafkaWriter:
             with contextlib.suppress(Exception):
                 consumer.close()
         self._versions.clear()
+
+    def _index_committed(self) -> None:
+        """After a write to the index (and after the answers it holds are on their way)."""
+        if self._checkpointer is not None and self._connection is not None:
+            self._checkpointer.committed(self._connection)
 
     # -- appends ------------------------------------------------------------------------------
 

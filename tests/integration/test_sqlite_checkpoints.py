@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from plugins.sqlite.writer import GroupCommitWriter
+from tests.support import main_file_rows_after
 
 DDL = "CREATE TABLE t (n INTEGER, pad BLOB);"
 
@@ -22,36 +21,6 @@ def _insert(first: int, count: int, pad: int = 0) -> Callable[[sqlite3.Connectio
     return job
 
 
-def _rows_in_main_file(path: Path, scratch: Path) -> int | None:
-    """The rows the database file holds on its own, without its WAL: what checkpoints copied.
-    None while a checkpoint is halfway through (the lone file is then not a consistent image)."""
-    scratch.mkdir(exist_ok=True)
-    copy = scratch / "copy.db"
-    for leftover in scratch.iterdir():
-        leftover.unlink()
-    shutil.copyfile(path, copy)
-    connection = sqlite3.connect(copy)
-    try:
-        tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'")
-        if tables.fetchone()[0] == 0:
-            return 0  # not even the table has been copied yet
-        return int(connection.execute("SELECT count(*) FROM t").fetchone()[0])
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        connection.close()
-
-
-async def _main_file_after(path: Path, scratch: Path, want: int, seconds: float) -> int | None:
-    rows: int | None = None
-    for _ in range(int(seconds / 0.05)):
-        rows = _rows_in_main_file(path, scratch)
-        if rows == want:
-            break
-        await asyncio.sleep(0.05)
-    return rows
-
-
 async def _300_rows_then_main_file(tmp_path: Path, period: float | None, wait: float) -> int | None:
     path = tmp_path / "t.db"
     writer = GroupCommitWriter(path, ddl=DDL, synchronous="FULL", checkpoint_period=period)
@@ -59,7 +28,7 @@ async def _300_rows_then_main_file(tmp_path: Path, period: float | None, wait: f
     try:
         for first in range(0, 300, 30):
             await writer.submit(_insert(first, 30))
-        return await _main_file_after(path, tmp_path / "scratch", 300, seconds=wait)
+        return await main_file_rows_after(path, tmp_path / "scratch", "t", 300, seconds=wait)
     finally:
         await writer.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from core.records import EventMetadata, EventRecord, decode_record
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
 from tests.kafka.helpers import unique_topic
-from tests.support import event_record
+from tests.support import event_record, main_file_rows_after
 
 pytestmark = pytest.mark.kafka
 
@@ -194,6 +195,29 @@ async def test_a_deleted_local_index_is_rebuilt_from_the_topic(
         await store.append(streams[0], 1, records(streams[0], 1, after=1))
     finally:
         await store.close()
+
+
+async def test_the_index_reaches_its_database_file_while_the_store_runs(
+    bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    # 300 events are far below the 16,384 pages at which SQLite itself would checkpoint the
+    # index, so only the store's checkpoint thread can have copied them into the file. With
+    # SQLite's default checkpoints, inside the index write, they stayed in the WAL.
+    config = config_for(bootstrap, tmp_path / "a", topic)
+    store = KafkaEventStore(config)
+    await store.start()
+    try:
+        for _ in range(10):
+            stream = f"account-{uuid4().hex}"
+            await store.append(stream, 0, records(stream, 30))
+        copied = await main_file_rows_after(
+            config.index_path, tmp_path / "scratch", "events", 300, seconds=5
+        )
+        assert copied == 300
+    finally:
+        await store.close()
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("sqlite-checkpoints:")]
+    assert alive == []
 
 
 async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
