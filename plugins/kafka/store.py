@@ -8,16 +8,19 @@
 - Positions: ``offset + 1`` within the record's partition, i.e. the offset a consumer commits
   after it; so positions are > 0 and only comparable within one partition.
 - Reads, stream versions and snapshots come from the local index (index.py), which every commit
-  of this process and every start-up catch-up keep in step with the topic.
+  of this process and every start-up catch-up keep in step with the topic. An append is answered
+  before its index write; reads first wait for the index to hold every answered append.
 - ``subscribe``: a consumer group per projection (subscription.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
+from typing import TypeVar
 
 from confluent_kafka import KafkaException
 
@@ -34,6 +37,7 @@ from plugins.sqlite.writer import ReaderPool
 __all__ = ["KafkaEventStore"]
 
 _READY_TIMEOUT = 1.0
+T = TypeVar("T")
 
 
 class KafkaEventStore:
@@ -85,16 +89,26 @@ class KafkaEventStore:
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
     ) -> list[EventRecord]:
         limit = None if until is None else to_micros(until)
-        return await self._readers.run(partial(index.read_stream, stream_id, after_version, limit))
+        return await self._read(partial(index.read_stream, stream_id, after_version, limit))
 
     async def stream_version(self, stream_id: str) -> int:
-        return await self._readers.run(partial(index.stream_version, stream_id))
+        return await self._read(partial(index.stream_version, stream_id))
 
     def subscribe(self, group: str, after_checkpoint: int) -> KafkaSubscription:
         return KafkaSubscription(self.config, group, after_checkpoint)
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        return await self._readers.run(partial(index.load_snapshot, stream_id))
+        return await self._read(partial(index.load_snapshot, stream_id))
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """``query`` on a reader, once the index holds every append answered before this call."""
+        writer, answered = self._writer, self._writer.answered
+
+        def after_index(connection: sqlite3.Connection) -> T:
+            writer.wait_indexed(answered)
+            return query(connection)
+
+        return await self._readers.run(after_index)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keeps the newest (snapshots are a local cache: they are not in the topic)."""

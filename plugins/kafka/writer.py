@@ -3,10 +3,12 @@
 Group commit, Kafka style. Appends queue up with a future each; the thread drains the queue,
 checks every append's expected version against the per-stream version index (in memory, backed
 by the local index), produces the accepted appends' records in ONE Kafka transaction, commits it
-once, writes them into the local index, and only then resolves the futures. So:
+once, resolves the futures, and then writes the records into the local index. So:
 
 - a multi-event append is atomic (one transaction; consumers read ``read_committed``);
 - an append is acknowledged only after the broker acknowledged the transaction;
+- reads wait for the index (``wait_indexed``): one that starts after an acknowledgement sees
+  what was acknowledged, though the answer did not wait for the index write;
 - if the transaction fails, every append in it gets ``StoreUnavailableError``, the version index
   does not move, and nothing of it becomes visible to ``read_committed`` readers (the broker
   aborts it: explicitly, on the next ``init_transactions`` of the same ``transactional.id``, or
@@ -133,6 +135,11 @@ class KafkaWriter:
         self._resync = True  # re-read the topic's tail before the next append
         self._versions: dict[str, int] = {}  # stream → committed version (a cache of the index)
         self.partitions = 0
+        # Batches answered and batches written into the index (numbered from 1), set by the
+        # writer thread and read by the reader threads, which wait on the condition.
+        self._answered = 0
+        self._indexed = 0
+        self._index_reached = threading.Condition()
         self.batches = 0  # committed transactions, for diagnostics
         self.appends = 0
         self.caught_up = 0  # events indexed by catch-ups (start-up and resyncs)
@@ -183,6 +190,26 @@ class KafkaWriter:
         self._queue.put(_Stop(done))
         await done
 
+    @property
+    def answered(self) -> int:
+        """The batches answered so far: what a read that starts now must find in the index."""
+        return self._answered
+
+    def wait_indexed(self, answered: int) -> None:
+        """Blocks (a reader thread) until the index holds the first ``answered`` batches: at
+        once, unless a batch has been answered and its index write is still running."""
+        if self._indexed >= answered:
+            return
+        with self._index_reached:
+            self._index_reached.wait_for(
+                lambda: self._indexed >= answered, timeout=self._config.append_timeout
+            )
+
+    def _index_up_to(self, batch: int) -> None:
+        with self._index_reached:
+            self._indexed = batch
+            self._index_reached.notify_all()
+
     def _check_open(self) -> asyncio.AbstractEventLoop:
         if not self.alive or self._loop is None:
             raise StoreUnavailableError(f"the Kafka event store ({self._config.topic}) is closed")
@@ -222,11 +249,21 @@ class KafkaWriter:
                     except queue.Empty:
                         break
                 outcomes: list[_Outcome] = []
+                placed: list[tuple[EventRecord, int]] = []
                 if snapshots:
                     outcomes += self._save_snapshots(snapshots)
                 if appends:
-                    outcomes += self._commit(appends)
-                _call_soon(loop, _settle, outcomes)
+                    answers, placed = self._commit(appends)
+                    outcomes += answers
+                if placed:
+                    # Answered before the index write, which reads wait for (``wait_indexed``):
+                    # ``answered`` moves before any caller can see an answer.
+                    self._answered += 1
+                    _call_soon(loop, _settle, outcomes)
+                    self._write_index(placed)
+                    self._index_up_to(self._answered)
+                else:
+                    _call_soon(loop, _settle, outcomes)
                 self._index_committed()
         except BaseException as error:  # a bug: fail what is queued rather than hang callers
             log.exception("the Kafka writer thread failed")
@@ -235,6 +272,7 @@ class KafkaWriter:
             raise
         finally:
             self._release()
+            self._index_up_to(self._answered)  # no read waits for a write that will not come
             if stop is not None:
                 _call_soon(loop, _settle, [(stop.future, True, None)])
 
@@ -508,7 +546,10 @@ class KafkaWriter:
             batch.accepted.append(append)
         return batch
 
-    def _commit(self, appends: list[_Append]) -> list[_Outcome]:
+    def _commit(
+        self, appends: list[_Append]
+    ) -> tuple[list[_Outcome], list[tuple[EventRecord, int]]]:
+        """Every append's outcome, and the committed records to index (with their partitions)."""
         now = time.monotonic()
         late = [a for a in appends if a.deadline <= now]
         appends = [a for a in appends if a.deadline > now]
@@ -517,7 +558,7 @@ class KafkaWriter:
             for a in late
         ]
         if not appends:
-            return outcomes
+            return outcomes, []
         deadline = min(a.deadline for a in appends)
         try:
             producer = self._prepare(deadline)
@@ -528,14 +569,15 @@ class KafkaWriter:
                 if isinstance(error, StoreUnavailableError)
                 else kafka_unavailable("the local Kafka index failed", error)
             )
-            return outcomes + [(a.future, False, unavailable) for a in appends]
+            return outcomes + [(a.future, False, unavailable) for a in appends], []
         outcomes += batch.outcomes
         if not batch.accepted:
-            return outcomes
+            return outcomes, []
         failure = self._transact(producer, batch, deadline)
         if failure is not None:
-            return outcomes + [(a.future, False, failure) for a in batch.accepted]
-        return outcomes + self._indexed(batch)
+            return outcomes + [(a.future, False, failure) for a in batch.accepted], []
+        answers, placed = self._placed(batch)
+        return outcomes + answers, placed
 
     def _transact(
         self, producer: Producer, batch: _Batch, deadline: float
@@ -597,8 +639,8 @@ class KafkaWriter:
             log.warning("Kafka transaction abort failed (%s); recreating the producer", error)
             self._lose_producer()
 
-    def _indexed(self, batch: _Batch) -> list[_Outcome]:
-        """After the commit: index the records, advance the versions, resolve the futures."""
+    def _placed(self, batch: _Batch) -> tuple[list[_Outcome], list[tuple[EventRecord, int]]]:
+        """After the commit: the records where Kafka placed them, the versions advanced."""
         outcomes: list[_Outcome] = []
         events: list[tuple[EventRecord, int]] = []
         for append, deliveries in zip(batch.accepted, batch.deliveries, strict=True):
@@ -609,18 +651,19 @@ class KafkaWriter:
                 events.append((placed, delivery.partition))
             self._versions[append.stream_id] = append.records[-1].version
             outcomes.append((append.future, True, stored))
-        try:
-            # One statement, committed alone: it also moves the offsets (a trigger). Each
-            # statement here costs a GIL hand-off, and this runs before the appends are answered.
-            index.insert_events(self._require_connection(), events)
-        except sqlite3.Error:
-            # Kafka has them (the source of truth): acknowledge, and re-read them into the index
-            # before the next batch. The versions above stay right meanwhile.
-            log.exception("could not index a committed Kafka batch; will re-read the topic")
-            self._resync = True
         self.batches += 1
         self.appends += len(batch.accepted)
-        return outcomes
+        return outcomes, events
+
+    def _write_index(self, events: list[tuple[EventRecord, int]]) -> None:
+        try:
+            # One statement, committed alone: it also moves the offsets (a trigger).
+            index.insert_events(self._require_connection(), events)
+        except sqlite3.Error:
+            # Kafka has them (the source of truth): they stay acknowledged, and are re-read
+            # into the index before the next batch. The versions stay right meanwhile.
+            log.exception("could not index a committed Kafka batch; will re-read the topic")
+            self._resync = True
 
     # -- snapshots ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from core.config import MissingSettingError, Settings
 from core.errors import StoreUnavailableError
 from core.records import EventMetadata, EventRecord, decode_record
+from plugins.kafka import index
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
 from tests.kafka.helpers import unique_topic
@@ -218,6 +219,36 @@ async def test_the_index_reaches_its_database_file_while_the_store_runs(
         await store.close()
     alive = [t.name for t in threading.enumerate() if t.name.startswith("sqlite-checkpoints:")]
     assert alive == []
+
+
+async def test_an_append_is_answered_before_its_index_write_and_reads_wait_for_it(
+    bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexed_at: list[float] = []
+    insert_events = index.insert_events
+
+    def slow_insert(connection: Any, events: Any) -> None:
+        events = list(events)
+        if events:
+            time.sleep(0.5)  # a slow disk, on the writer's thread
+        insert_events(connection, events)
+        if events:
+            indexed_at.append(time.monotonic())
+
+    monkeypatch.setattr(index, "insert_events", slow_insert)
+    store = KafkaEventStore(config_for(bootstrap, tmp_path / "a", topic))
+    await store.start()
+    try:
+        stream = f"account-{uuid4().hex}"
+        appended = await store.append(stream, 0, records(stream, 2))
+        assert [r.version for r in appended] == [1, 2]
+        assert indexed_at == []  # the broker's commit was enough to answer
+        # A read that starts after the answer sees the append: it waits for the index.
+        assert [r.version for r in await store.read(stream)] == [1, 2]
+        assert len(indexed_at) == 1
+        assert await store.stream_version(stream) == 2
+    finally:
+        await store.close()
 
 
 async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
