@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import PyMongoError
 
-__all__ = ["MONGO_URL_VARIABLE", "drop_database", "mongo_url", "unique_database"]
+__all__ = [
+    "MONGO_URL_VARIABLE",
+    "drop_created_databases",
+    "drop_database",
+    "mongo_url",
+    "unique_database",
+]
 
 MONGO_URL_VARIABLE = "BALANCE_MONGO_URL"
+
+# Databases the tests created in this session; dropped at its end (drop_created_databases),
+# so the shared server does not keep one per test that forgets its own.
+created_databases: set[str] = set()
 
 
 def mongo_url() -> str:
@@ -29,7 +41,9 @@ def mongo_url() -> str:
 
 def unique_database() -> str:
     """A database of the test's own: another engineer or test may use the same server."""
-    return f"test_balance_{uuid.uuid4().hex[:12]}"
+    name = f"test_balance_{uuid.uuid4().hex[:12]}"
+    created_databases.add(name)
+    return name
 
 
 async def drop_database(url: str, name: str) -> None:
@@ -40,3 +54,18 @@ async def drop_database(url: str, name: str) -> None:
         await client.drop_database(name)
     finally:
         await client.close()
+
+
+def drop_created_databases() -> None:
+    """Drop every database ``unique_database`` named in this session (best effort)."""
+    url = os.environ.get(MONGO_URL_VARIABLE, "")
+    if not url or not created_databases:
+        return
+    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=3000)
+    try:
+        for name in sorted(created_databases):
+            with contextlib.suppress(PyMongoError):
+                client.drop_database(name)
+        created_databases.clear()
+    finally:
+        client.close()
