@@ -256,15 +256,13 @@ class KafkaWriter:
                     answers, placed = self._commit(appends)
                     outcomes += answers
                 if placed:
-                    # Answered before the index write, which reads wait for (``wait_indexed``):
-                    # ``answered`` moves before any caller can see an answer.
-                    self._answered += 1
-                    _call_soon(loop, _settle, outcomes)
+                    self._answered += 1  # before any caller can see an answer
+                _call_soon(loop, _settle, outcomes)
+                if placed:  # after the answers: reads wait for it (``wait_indexed``)
                     self._write_index(placed)
                     self._index_up_to(self._answered)
-                else:
-                    _call_soon(loop, _settle, outcomes)
-                self._index_committed()
+                if placed or snapshots:
+                    self._index_committed()
         except BaseException as error:  # a bug: fail what is queued rather than hang callers
             log.exception("the Kafka writer thread failed")
             self._accepting = False
@@ -298,8 +296,7 @@ class KafkaWriter:
         checkpointer = WalCheckpointer(
             config.index_path, synchronous="NORMAL", period=DEFAULT_PERIOD
         )
-        checkpointer.prepare_writer(connection)
-        checkpointer.start()
+        checkpointer.start(connection)
         self._checkpointer = checkpointer
         self._admin = AdminClient({"bootstrap.servers": config.bootstrap})
         topic_id = self._ensure_topic(self._admin)

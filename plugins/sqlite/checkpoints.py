@@ -60,13 +60,11 @@ class WalCheckpointer:
         self._copied = 0  # WAL frames copied when the last pass ended
         self.checkpoints = 0  # for diagnostics
 
-    @staticmethod
-    def prepare_writer(connection: sqlite3.Connection) -> None:
-        """The writer's connection leaves checkpoints to this thread, up to the backstop."""
-        connection.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
-        connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-
-    def start(self) -> None:
+    def start(self, writer: sqlite3.Connection) -> None:
+        """Leave the writer's checkpoints to this thread (SQLite's own stays as the backstop)
+        and start it."""
+        writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        writer.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         self._thread = threading.Thread(
             target=self._run, name=f"sqlite-checkpoints:{self._path.name}", daemon=True
         )

@@ -183,7 +183,7 @@ class GroupCommitWriter:
             connection = open_connection(self._path, synchronous=self._synchronous, writer=True)
             connection.executescript(self._ddl)
             if self._checkpointer is not None:
-                self._checkpointer.prepare_writer(connection)
+                self._checkpointer.start(connection)
         except Exception as error:
             if connection is not None:
                 connection.close()
@@ -191,8 +191,6 @@ class GroupCommitWriter:
             loop.call_soon_threadsafe(_settle, [(opened, False, failure)])
             return
         checkpointer = self._checkpointer
-        if checkpointer is not None:
-            checkpointer.start()
         loop.call_soon_threadsafe(_settle, [(opened, True, None)])
         stop: _Stop | None = None
         try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
 
 import pytest
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 __all__ = [
@@ -47,6 +48,7 @@ def unique_database() -> str:
 
 
 async def drop_database(url: str, name: str) -> None:
+    created_databases.discard(name)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
         url, serverSelectionTimeoutMS=3000
     )
@@ -57,15 +59,15 @@ async def drop_database(url: str, name: str) -> None:
 
 
 def drop_created_databases() -> None:
-    """Drop every database ``unique_database`` named in this session (best effort)."""
+    """Drop the databases ``unique_database`` named in this session and no test dropped itself
+    (best effort)."""
     url = os.environ.get(MONGO_URL_VARIABLE, "")
     if not url or not created_databases:
         return
-    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=3000)
-    try:
+
+    async def drop_all() -> None:
         for name in sorted(created_databases):
             with contextlib.suppress(PyMongoError):
-                client.drop_database(name)
-        created_databases.clear()
-    finally:
-        client.close()
+                await drop_database(url, name)
+
+    asyncio.run(drop_all())
