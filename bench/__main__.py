@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from bench import appends, http, lag, load, mediator, memory, report
-from bench.backends import all_backends
+from bench import appends, http, lag, load, mediator, memory, report, warmup
+from bench.backends import Backend, all_backends
 from bench.common import Outcome, Row, Sizes, sizes_for
 
 # Every key the JSON's "measures" always has, measured or not, in the table's order.
@@ -59,19 +59,32 @@ def _attempt(key: str, bench: Callable[[], Outcome]) -> dict[str, Any]:
     }
 
 
-def run(sizes: Sizes) -> dict[str, Any]:
+def _warm(sizes: Sizes, backends: list[Backend]) -> dict[str, Any]:
+    """The servers' warm-up (bench.warmup); a failure is reported and the measures still run."""
+    if sizes.server_warmup_seconds > 0 and any(not b.missing for b in backends):
+        _say(f"warm-up of the servers ({sizes.server_warmup_seconds:g} s per backend) ...")
+    try:
+        return warmup.run(sizes, backends)
+    except Exception as error:
+        traceback.print_exc()
+        return {"error": repr(error)}
+
+
+def run(sizes: Sizes) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The measures, and the servers' warm-up that came before the first one using them."""
     backends = all_backends()
     measures: dict[str, dict[str, Any]] = {}
     measures["mediator"] = _attempt("mediator", lambda: mediator.run(sizes))
     measures["aggregate_load"] = _attempt("aggregate_load", lambda: load.run(sizes))
     measures["appends"] = _attempt("appends", lambda: appends.run(sizes))
+    warmed = _warm(sizes, backends)
     rate = measures["appends"].get("figures", {}).get("rates_per_s", {}).get("ours_concurrent")
     measures["projection_lag"] = _attempt("projection_lag", lambda: lag.run(sizes, rate, backends))
     measures["rebuild"] = _attempt("rebuild", lambda: lag.run_rebuild(sizes))
     measures["memory"] = _attempt("memory", lambda: memory.run(sizes))
     measures["http"] = _attempt("http", lambda: http.run(sizes, backends))
     assert set(measures) == set(MEASURES)
-    return measures
+    return measures, warmed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(os.environ.get("BENCH_OUT") or RESULTS)
     _say(f"{'quick' if args.quick else 'full'} run; results in {out}")
     started = time.perf_counter()
-    measures = run(sizes)
+    measures, warmed = run(sizes)
     result: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "finished_at": report.finished_at(),
@@ -92,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(),
         "rows": [row for key in MEASURES for row in measures[key]["rows"]],
         "measures": measures,
+        "warmup": warmed,
     }
     report.write(out, result)
     if not args.quick and "BENCH_OUT" not in os.environ:

@@ -75,6 +75,8 @@ class Sizes:
     loads_per_length: int
     # 5. lag and rebuild
     lag_seconds: float
+    # Full-speed deposits on each server-backed backend before its first measure (bench.warmup)
+    server_warmup_seconds: float
     rebuild_events: int
     # 6. memory
     memory_accounts: int
@@ -97,6 +99,7 @@ FULL: Final = Sizes(
     load_lengths=(10, 10_000, 100_000),
     loads_per_length=300,
     lag_seconds=5.0,
+    server_warmup_seconds=60.0,
     rebuild_events=100_000,
     memory_accounts=100_000,
     http_accounts=1_000,
@@ -117,6 +120,7 @@ QUICK: Final = Sizes(
     load_lengths=(10, 500, 2_000),
     loads_per_length=20,
     lag_seconds=1.0,
+    server_warmup_seconds=0.0,
     rebuild_events=2_000,
     memory_accounts=500,
     http_accounts=50,

@@ -15,7 +15,15 @@ from typing import Any, Final
 
 from bench.common import Row
 
-__all__ = ["README_END", "README_START", "machine", "markdown", "update_readme", "write"]
+__all__ = [
+    "README_END",
+    "README_START",
+    "machine",
+    "markdown",
+    "update_readme",
+    "warmup_lines",
+    "write",
+]
 
 README_START: Final = "<!-- bench:latest:start -->"
 README_END: Final = "<!-- bench:latest:end -->"
@@ -57,6 +65,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def warmup_lines(warmup: dict[str, Any]) -> list[str]:
+    """What warmed the servers before their first measure (bench/warmup.py), or why it failed."""
+    if "error" in warmup:
+        return [f"The servers' warm-up failed: {warmup['error']}.", ""]
+    return [
+        f"Before their first measure, the {w['label']} servers were warmed up: "
+        f"{w['seconds']:.0f} s of full-speed deposits ({w['deposits']:,}; {w['wall_s']:.0f} s "
+        "with its set-up; bench/warmup.py)."
+        for w in warmup.values()
+    ] + ([""] if warmup else [])
+
+
 def markdown(result: dict[str, Any]) -> str:
     info = result["machine"]
     lines = [
@@ -66,6 +86,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}, {info['wrk']}; "
         f"commit {info['commit']}. Run took {result['duration_s']:.0f} s.",
         "",
+        *warmup_lines(result.get("warmup", {})),
         "Every figure is the median of "
         f"{result['rounds']} round(s); ratios are taken within each round (same run, same "
         "machine) before the median. Method and fairness notes: docs/benchmarks.md.",
