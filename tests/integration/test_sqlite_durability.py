@@ -11,9 +11,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -185,7 +187,7 @@ def test_a_process_crash_loses_no_acknowledged_event(tmp_path: Path) -> None:
 
 
 async def test_the_event_loop_keeps_running_while_appends_commit(
-    store: SqliteEventStore,
+    store: SqliteEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticks = 0
     in_flight = True
@@ -196,17 +198,30 @@ async def test_the_event_loop_keeps_running_while_appends_commit(
             await asyncio.sleep(0)
             ticks += 1
 
+    # Each commit waits (up to 5 s) for the loop to tick 10 more times before it starts. Had the
+    # appends run SQLite on the loop, the loop could not tick during that wait.
+    writer = store._writer
+    commit = writer._commit
+    ticks_while_committing: list[int] = []
+
+    def commit_after_ticks(connection: sqlite3.Connection, items: list[Any]) -> list[Any]:
+        start, deadline = ticks, time.monotonic() + 5.0
+        while ticks < start + 10 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        ticks_while_committing.append(ticks - start)
+        return commit(connection, items)
+
+    monkeypatch.setattr(writer, "_commit", commit_after_ticks)
     ticking = asyncio.create_task(ticker())
     await asyncio.sleep(0)
-    streams = [f"account-{n}" for n in range(2000)]
+    streams = [f"account-{n}" for n in range(200)]
 
     await asyncio.gather(*(store.append(s, 0, [record(s, 1)]) for s in streams))
     in_flight = False
     await ticking
 
-    # Had the appends run SQLite on the loop, all 2,000 would have run in one pass of the loop,
-    # and the ticker would have ticked once or twice; here it ticks while the writer commits.
-    assert ticks > 100
+    assert ticks_while_committing
+    assert min(ticks_while_committing) >= 10
     assert await store.stream_version(streams[-1]) == 1
 
 
