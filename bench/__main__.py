@@ -61,7 +61,7 @@ def _attempt(key: str, bench: Callable[[], Outcome]) -> dict[str, Any]:
 
 def _warm(sizes: Sizes, backends: list[Backend]) -> dict[str, Any]:
     """The servers' warm-up (bench.warmup); a failure is reported and the measures still run."""
-    if sizes.server_warmup_seconds > 0 and any(not b.missing for b in backends):
+    if warmup.to_warm(sizes, backends):
         _say(f"warm-up of the servers ({sizes.server_warmup_seconds:g} s per backend) ...")
     try:
         return warmup.run(sizes, backends)

@@ -56,7 +56,7 @@ from handlers.accounts.readmodel import AccountChanged, ViewChange
 from handlers.accounts.requests import Deposit
 from handlers.accounts.services import Accounts
 
-__all__ = ["run", "run_rebuild"]
+__all__ = ["full_speed", "run", "run_rebuild"]
 
 TARGET_REBUILD_PER_S = 50_000.0
 EVENTS_PER_ACCOUNT = 100
@@ -173,21 +173,23 @@ async def _max_rate(application: Any, ids: list[str], sizes: Sizes) -> tuple[flo
     is then measured on; a maximum taken on an empty store overstates what a grown one sustains.
     Returns once the projection has caught up with every deposit."""
     with _Visibility(application.backends["read_model"]) as visibility:
-        rate, acked, done = await _max_rate_watched(application, ids, sizes)
+        warmup, measured = (0.5, 0.5) if sizes.quick else (MAX_WARMUP_SECONDS, MAX_SECONDS)
+        rate, acked, done = await full_speed(application, ids, sizes.in_flight, warmup, measured)
         await visibility.wait_for(acked.items(), seconds=120.0)
     return rate, done
 
 
-async def _max_rate_watched(
-    application: Any, ids: list[str], sizes: Sizes
+async def full_speed(
+    application: Any, ids: list[str], in_flight: int, warmup: float, measured: float
 ) -> tuple[float, dict[str, int], int]:
-    """The rate, each account's last acknowledged version, and the deposits made."""
+    """Deposits on ``ids`` (opened for owners ``user-<i>``), ``in_flight`` at once, for
+    ``warmup + measured`` seconds: the rate over the last ``measured`` seconds, each account's
+    last acknowledged version, and the deposits made in all."""
     send = application.mediator.send
     contexts = [ctx(f"user-{i}") for i in range(len(ids))]
     acked: dict[str, int] = {}
     done = 0
     loop = asyncio.get_running_loop()
-    warmup, measured = (0.5, 0.5) if sizes.quick else (MAX_WARMUP_SECONDS, MAX_SECONDS)
     started = loop.time()
     window = started + warmup
     end = window + measured
@@ -205,7 +207,7 @@ async def _max_rate_watched(
             done += 1
             index += 7919
 
-    await asyncio.gather(*(worker(i) for i in range(sizes.in_flight)))
+    await asyncio.gather(*(worker(i) for i in range(in_flight)))
     return (done - (at_window or 0)) / (loop.time() - window), acked, done
 
 

@@ -7,15 +7,14 @@ the lag bench run three times in a row on a broker just started: its maximum (pr
 configured, so without a warm-up the first Kafka + Mongo measure would measure the JVM's start,
 not the system a deployment runs for weeks.
 
-The warm-up is the lag bench's own workload at full speed: ``in_flight`` deposits at once
-through an application with its projector on (so FerretDB serves its real writes too), on a
-topic and database of its own, deleted afterwards. Nothing is measured from it; the JSON keeps
-how long it ran and how many deposits it made.
+The warm-up is the lag bench's own full-speed workload (``bench.lag.full_speed``): ``in_flight``
+deposits at once through an application with its projector on (so FerretDB serves its real
+writes too), on a topic and database of its own, deleted afterwards. No target is held against
+it; the JSON keeps how long it ran, how many deposits it made and their rate.
 """
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,43 +22,35 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends import Backend, drop_own_names
-from bench.common import Sizes, app_on, ctx, open_accounts, run_async, server_runtime
+from bench.common import Sizes, app_on, open_accounts, run_async, server_runtime
+from bench.lag import full_speed
 from core.config import Settings
-from handlers.accounts.requests import Deposit
 
-__all__ = ["run"]
+__all__ = ["run", "to_warm"]
 
 
-async def _deposit_for(settings: Settings, sizes: Sizes, seconds: float) -> int:
-    owners = [f"warm-{i}" for i in range(sizes.accounts)]
+async def _deposit_for(settings: Settings, sizes: Sizes) -> tuple[float, int]:
+    """The rate and the number of deposits of ``server_warmup_seconds`` at full speed."""
+    owners = [f"user-{i}" for i in range(sizes.accounts)]
     async with app_on(settings.data_dir, projector=True, settings=settings) as application:
         ids = await open_accounts(application, owners, sizes.in_flight)
-        send = application.mediator.send
-        contexts = [ctx(owner) for owner in owners]
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        done = 0
+        seconds = sizes.server_warmup_seconds
+        rate, _, deposits = await full_speed(application, ids, sizes.in_flight, 0.0, seconds)
+    return rate, deposits
 
-        async def worker(offset: int) -> None:
-            nonlocal done
-            index = offset
-            while loop.time() < end:
-                account = index % len(ids)
-                await send(Deposit(ids[account], "1.00", contexts[account]))
-                index += sizes.in_flight
-                done += 1
 
-        await asyncio.gather(*(worker(i) for i in range(sizes.in_flight)))
-    return done
+def to_warm(sizes: Sizes, backends: Sequence[Backend]) -> list[Backend]:
+    """The measured backends that run on servers, when this run warms servers at all."""
+    if sizes.server_warmup_seconds <= 0:
+        return []
+    return [b for b in backends if not b.missing and b.key != "embedded"]
 
 
 def run(sizes: Sizes, backends: Sequence[Backend]) -> dict[str, Any]:
-    """Warm every measured server-backed backend for ``sizes.server_warmup_seconds``; what was
-    done, per backend key (empty when there is nothing to warm)."""
+    """Warm each backend of ``to_warm`` for ``sizes.server_warmup_seconds``; what was done, per
+    backend key."""
     done: dict[str, Any] = {}
-    for backend in backends:
-        if backend.missing or backend.key == "embedded" or sizes.server_warmup_seconds <= 0:
-            continue
+    for backend in to_warm(sizes, backends):
         with (
             server_runtime(),
             tempfile.TemporaryDirectory(prefix=f"bench-warmup-{backend.key}-") as tmp,
@@ -67,7 +58,7 @@ def run(sizes: Sizes, backends: Sequence[Backend]) -> dict[str, Any]:
             settings = backend.own_names("bench.warmup").settings(Path(tmp))
             started = time.perf_counter()
             try:
-                deposits = run_async(_deposit_for(settings, sizes, sizes.server_warmup_seconds))
+                rate, deposits = run_async(_deposit_for(settings, sizes))
             finally:
                 drop_own_names(settings)
         done[backend.key] = {
@@ -75,5 +66,6 @@ def run(sizes: Sizes, backends: Sequence[Backend]) -> dict[str, Any]:
             "seconds": sizes.server_warmup_seconds,
             "wall_s": time.perf_counter() - started,  # with the accounts, start and clean-up
             "deposits": deposits,
+            "per_s": rate,
         }
     return done
