@@ -1,6 +1,8 @@
 """The Litestar app factory. Nothing is built at import time: ``create_app`` takes (or bootstraps)
-the ``Application``, and the app's lifespan starts and closes it. Handlers get the mediator by
-dependency injection and talk to nothing else.
+the ``Application``, and the app's lifespan starts and closes it. Handlers talk to the mediator
+and to nothing else: the account and transfer routes get it, and the caller, from their request
+(``api.request``); the ``mediator``, ``principal``, ``application`` and ``metrics`` dependencies
+serve the operations routes and the routes of plugins.
 
 ``uvicorn --factory api.app:serve_app`` is what ``balance serve`` runs in each worker: it reads
 the settings, sets up JSON logs and builds the app.
@@ -13,24 +15,24 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
-from api.auth import provide_principal
-from api.body import JsonRequest
 from api.bootstrap import Application, bootstrap
-from api.dependencies import provide_context, provide_versioned_context
 from api.observability import Metrics, ObservabilityMiddleware, configure_logging
 from api.problems import problem_response
+from api.request import MEDIATOR_STATE_KEY, ApiRequest
 from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
 from api.routes.transfers import TransferController
 from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import load_settings
 from core.mediator import Mediator
+from core.ports import Principal
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"]
 
@@ -86,6 +88,9 @@ def create_app(application: Application | None = None) -> Litestar:
     def provide_metrics() -> Metrics:
         return metrics
 
+    async def provide_principal(request: ApiRequest) -> Principal:
+        return await request.principal()
+
     plugin_routes: list[Any] = [handler for _plugin, handler in app_.routes()]
     return Litestar(
         route_handlers=[
@@ -100,8 +105,6 @@ def create_app(application: Application | None = None) -> Litestar:
             "application": Provide(provide_application, use_cache=True, sync_to_thread=False),
             "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
             "principal": Provide(provide_principal),
-            "context": Provide(provide_context),
-            "versioned_context": Provide(provide_versioned_context),
         },
         exception_handlers={Exception: problem_response},
         middleware=[
@@ -111,7 +114,8 @@ def create_app(application: Application | None = None) -> Litestar:
                 access_log=_flag(settings.get("access_log")),
             )
         ],
-        request_class=JsonRequest,
+        request_class=ApiRequest,
+        state=State({MEDIATOR_STATE_KEY: app_.mediator}),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
         openapi_config=openapi_config(),
         lifespan=[lifespan],

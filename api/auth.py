@@ -1,19 +1,16 @@
-"""Bearer authentication for the HTTP layer: take the token from the ``Authorization`` header and
-send ``Authenticate`` through the mediator. The principal is a Litestar dependency, so a route
-that declares ``principal: Principal`` is authenticated and one that does not (health) is not."""
+"""Bearer authentication for the HTTP layer: the token of the ``Authorization`` header, which
+``ApiRequest.principal`` sends as ``Authenticate`` through the mediator. A route that asks for
+the principal is authenticated; one that does not (health) is not."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from litestar import Request
-from litestar.di import NamedDependency
 
-from core.mediator import Mediator
-from core.ports import Principal
-from handlers.auth import Authenticate, AuthenticationError, MissingTokenError
+from handlers.auth import AuthenticationError, MissingTokenError
 
-__all__ = ["bearer_token", "provide_principal"]
+__all__ = ["bearer_token"]
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str:
@@ -28,9 +25,3 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
                 raise AuthenticationError("the Authorization header is not 'Bearer <token>'")
             return token
     raise MissingTokenError()
-
-
-async def provide_principal(
-    request: Request[Any, Any, Any], mediator: NamedDependency[Mediator]
-) -> Principal:
-    return await mediator.send(Authenticate(bearer_token(request)))

@@ -7,11 +7,11 @@ from typing import Annotated, TypeAlias
 
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.dependencies import etag
 from api.problems import problem_responses
+from api.request import ApiRequest
 from api.schemas import (
     AccountOut,
     AccountPage,
@@ -26,11 +26,8 @@ from api.schemas import (
     movement_out,
     parse_instant,
 )
-from core.mediator import Mediator
-from core.ports import Principal
 from handlers.accounts.requests import (
     CloseAccount,
-    CommandContext,
     Deposit,
     GetAccount,
     GetBalanceAt,
@@ -41,11 +38,8 @@ from handlers.accounts.requests import (
 )
 from handlers.accounts.views import Receipt
 
-__all__ = ["AccountController", "Caller", "Context", "Limit", "MinVersion", "Send"]
+__all__ = ["AccountController", "Limit", "MinVersion"]
 
-Send: TypeAlias = NamedDependency[Mediator]
-Caller: TypeAlias = NamedDependency[Principal]
-Context: TypeAlias = NamedDependency[CommandContext]
 _MIN_VERSION = (
     "Wait briefly until the read model has reached this version (read-your-writes): "
     "pass the version a command returned"
@@ -83,10 +77,11 @@ class AccountController(Controller):
         response_headers=[_ETAG, _LOCATION],
     )
     async def open_account(
-        self, data: JSONBody[OpenAccountIn], mediator: Send, context: Context
+        self, data: JSONBody[OpenAccountIn], request: ApiRequest
     ) -> Response[AccountOut]:
+        context = await request.command_context()
         deposit = None if data.initial_deposit is None else amount_text(data.initial_deposit)
-        view = await mediator.send(OpenAccount(data.currency, context, deposit, data.owner))
+        view = await request.mediator.send(OpenAccount(data.currency, context, deposit, data.owner))
         return Response(
             account_out(view),
             status_code=201,
@@ -101,13 +96,13 @@ class AccountController(Controller):
     )
     async def list_accounts(
         self,
-        mediator: Send,
-        principal: Caller,
+        request: ApiRequest,
         owner: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> AccountPage:
-        page = await mediator.send(ListAccounts(principal, owner, cursor, limit))
+        principal = await request.principal()
+        page = await request.mediator.send(ListAccounts(principal, owner, cursor, limit))
         return AccountPage([account_out(view) for view in page.items], page.next_cursor)
 
     @get(
@@ -119,11 +114,11 @@ class AccountController(Controller):
     async def get_account(
         self,
         account_id: FromPath[str],
-        mediator: Send,
-        principal: Caller,
+        request: ApiRequest,
         min_version: MinVersion = 0,
     ) -> Response[AccountOut]:
-        view = await mediator.send(GetAccount(account_id, principal, min_version))
+        principal = await request.principal()
+        view = await request.mediator.send(GetAccount(account_id, principal, min_version))
         return Response(account_out(view), headers={"ETag": etag(view.version)})
 
     @delete(
@@ -132,10 +127,9 @@ class AccountController(Controller):
         description="Only at a zero balance. Honours `If-Match` and `Idempotency-Key`.",
         responses=problem_responses(400, 401, 403, 404, 409, 412),
     )
-    async def close_account(
-        self, account_id: FromPath[str], mediator: Send, versioned_context: Context
-    ) -> None:
-        await mediator.send(CloseAccount(account_id, versioned_context))
+    async def close_account(self, account_id: FromPath[str], request: ApiRequest) -> None:
+        context = await request.command_context(versioned=True)
+        await request.mediator.send(CloseAccount(account_id, context))
 
     @post(
         "/{account_id:str}/deposits",
@@ -148,12 +142,11 @@ class AccountController(Controller):
         self,
         account_id: FromPath[str],
         data: JSONBody[MovementIn],
-        mediator: Send,
-        versioned_context: Context,
+        request: ApiRequest,
     ) -> Response[MovementOut]:
-        amount = amount_text(data.amount)
-        command = Deposit(account_id, amount, versioned_context, data.description)
-        return _receipt(await mediator.send(command))
+        context = await request.command_context(versioned=True)
+        command = Deposit(account_id, amount_text(data.amount), context, data.description)
+        return _receipt(await request.mediator.send(command))
 
     @post(
         "/{account_id:str}/withdrawals",
@@ -167,12 +160,11 @@ class AccountController(Controller):
         self,
         account_id: FromPath[str],
         data: JSONBody[MovementIn],
-        mediator: Send,
-        versioned_context: Context,
+        request: ApiRequest,
     ) -> Response[MovementOut]:
-        amount = amount_text(data.amount)
-        command = Withdraw(account_id, amount, versioned_context, data.description)
-        return _receipt(await mediator.send(command))
+        context = await request.command_context(versioned=True)
+        command = Withdraw(account_id, amount_text(data.amount), context, data.description)
+        return _receipt(await request.mediator.send(command))
 
     @get(
         "/{account_id:str}/transactions",
@@ -184,17 +176,17 @@ class AccountController(Controller):
     async def statement(
         self,
         account_id: FromPath[str],
-        mediator: Send,
-        principal: Caller,
+        request: ApiRequest,
         from_: From = None,
         to: Instant = None,
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
         min_version: MinVersion = 0,
     ) -> StatementOut:
+        principal = await request.principal()
         start, end = parse_instant("from", from_), parse_instant("to", to)
         query = GetStatement(account_id, principal, start, end, cursor, limit, min_version)
-        statement = await mediator.send(query)
+        statement = await request.mediator.send(query)
         items = [movement_out(movement, statement.currency) for movement in statement.items]
         return StatementOut(items, statement.next_cursor)
 
@@ -205,7 +197,9 @@ class AccountController(Controller):
         responses=problem_responses(401, 403, 404, 422),
     )
     async def balance_at(
-        self, account_id: FromPath[str], mediator: Send, principal: Caller, at: Instant = None
+        self, account_id: FromPath[str], request: ApiRequest, at: Instant = None
     ) -> BalanceOut:
+        principal = await request.principal()
         instant = parse_instant("at", at) or datetime.now(UTC)
-        return balance_out(await mediator.send(GetBalanceAt(account_id, principal, instant)))
+        query = GetBalanceAt(account_id, principal, instant)
+        return balance_out(await request.mediator.send(query))

@@ -8,7 +8,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.problems import problem_responses
-from api.routes.accounts import Caller, Context, MinVersion, Send
+from api.request import ApiRequest
+from api.routes.accounts import MinVersion
 from api.schemas import TransferIn, TransferOut, amount_text, transfer_out
 from handlers.accounts.requests import GetTransfer, Transfer
 
@@ -35,11 +36,12 @@ class TransferController(Controller):
         response_headers=[_LOCATION],
     )
     async def transfer(
-        self, data: JSONBody[TransferIn], mediator: Send, context: Context
+        self, data: JSONBody[TransferIn], request: ApiRequest
     ) -> Response[TransferOut]:
+        context = await request.command_context()
         amount = amount_text(data.amount)
         command = Transfer(data.source, data.destination, amount, context, data.description)
-        view = await mediator.send(command)
+        view = await request.mediator.send(command)
         return Response(
             transfer_out(view),
             status_code=202 if view.status == "pending" else 201,
@@ -52,8 +54,9 @@ class TransferController(Controller):
     async def get_transfer(
         self,
         transfer_id: FromPath[str],
-        mediator: Send,
-        principal: Caller,
+        request: ApiRequest,
         min_version: MinVersion = 0,
     ) -> TransferOut:
-        return transfer_out(await mediator.send(GetTransfer(transfer_id, principal, min_version)))
+        principal = await request.principal()
+        query = GetTransfer(transfer_id, principal, min_version)
+        return transfer_out(await request.mediator.send(query))

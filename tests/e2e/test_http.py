@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import get
+from litestar.di import NamedDependency
 
 from core.hookspecs import hookimpl
-from core.ports import EventStore
+from core.mediator import Mediator
+from core.ports import EventStore, Principal
+from handlers.accounts.requests import ListAccounts
 from tests.e2e.conftest import Api, AppFactory, problem
 
 
@@ -190,7 +193,14 @@ class _Plugin:
         def hello() -> dict[str, str]:
             return {"hello": "world"}
 
-        return [boom, hello]
+        @get("/plugin/whoami")
+        async def whoami(
+            principal: NamedDependency[Principal], mediator: NamedDependency[Mediator]
+        ) -> dict[str, Any]:
+            page = await mediator.send(ListAccounts(principal, None, None, 10))
+            return {"sub": principal.subject, "accounts": len(page.items)}
+
+        return [boom, hello, whoami]
 
 
 async def test_plugin_routes_and_no_internals_in_a_500(make_api: AppFactory) -> None:
@@ -201,3 +211,16 @@ async def test_plugin_routes_and_no_internals_in_a_500(make_api: AppFactory) -> 
         assert "hunter2" not in response.text
         assert "RuntimeError" not in response.text
         assert body["request_id"] == "bug-1"
+
+
+async def test_plugin_routes_get_the_caller_and_the_mediator(make_api: AppFactory) -> None:
+    async with make_api(extra_plugins={"test-routes": _Plugin()}) as api:
+        await api.open("alice")
+        await api.open("alice")
+        await api.open("bob")
+        assert (await api.call("GET", "/plugin/whoami", "alice")).json() == {
+            "sub": "alice",
+            "accounts": 2,
+        }
+        assert (await api.call("GET", "/plugin/whoami", "bob")).json()["accounts"] == 1
+        problem(await api.call("GET", "/plugin/whoami", None), 401, "missing-token")
