@@ -25,14 +25,13 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from api.bootstrap import Application, bootstrap
 from api.observability import Metrics, ObservabilityMiddleware, configure_logging
 from api.problems import problem_response
-from api.request import MEDIATOR_STATE_KEY, ApiRequest
+from api.request import MEDIATOR_STATE_KEY, ApiRequest, provide_principal
 from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
 from api.routes.transfers import TransferController
 from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import load_settings
 from core.mediator import Mediator
-from core.ports import Principal
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"]
 
@@ -87,9 +86,6 @@ def create_app(application: Application | None = None) -> Litestar:
 
     def provide_metrics() -> Metrics:
         return metrics
-
-    async def provide_principal(request: ApiRequest) -> Principal:
-        return await request.principal()
 
     plugin_routes: list[Any] = [handler for _plugin, handler in app_.routes()]
     return Litestar(

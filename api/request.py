@@ -9,9 +9,9 @@ Route handlers take ``request: ApiRequest`` and ask it for what they send throug
 
 Litestar's dependency injection could hand over the same values, but a route with any dependency
 pays for resolving it on every request (a signature model per dependency and a cleanup group):
-about 10 µs, a fifteenth of a deposit's time on the event loop, measured with both apps in one
-process. Plugin routes may still declare the ``mediator`` and ``principal`` dependencies
-(``api.app``), which call these same methods.
+about 13 µs, a twelfth of a deposit's time on the event loop in-process (``python -m bench.ab
+bench/variants/dependency_routes.py``). Plugin routes may still declare the ``mediator`` and
+``principal`` dependencies (``api.app``); ``provide_principal`` below is the latter.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from core.ports import Principal
 from handlers.accounts.requests import CommandContext
 from handlers.auth import Authenticate
 
-__all__ = ["MEDIATOR_STATE_KEY", "ApiRequest"]
+__all__ = ["MEDIATOR_STATE_KEY", "ApiRequest", "provide_principal"]
 
 # Where ``create_app`` puts the mediator in the app's state.
 MEDIATOR_STATE_KEY = "mediator"
@@ -52,3 +52,8 @@ class ApiRequest(JsonRequest):
             correlation_id=current_request_id(),
             expected_version=expected_version(self) if versioned else None,
         )
+
+
+async def provide_principal(request: ApiRequest) -> Principal:
+    """The ``principal`` dependency, for plugin routes that declare it."""
+    return await request.principal()
