@@ -31,7 +31,7 @@ from bench.common import (
     open_accounts,
     run_async,
 )
-from bench.servers import Server, serve
+from bench.servers import Server, cpu_times, serve
 from bench.wrk import WrkResult, run_wrk, wrk_path
 from core.config import Settings
 from plugins.jwt.tokens import mint_token
@@ -71,6 +71,20 @@ def _load(target: _Target, sizes: Sizes, seconds: int) -> WrkResult:
         connections=sizes.wrk_connections,
         threads=sizes.wrk_threads,
     )
+
+
+def _measure(target: _Target, sizes: Sizes) -> dict[str, Any]:
+    """One measured wrk run, with the server's CPU per request over it: its event loop's (the
+    main thread) and its whole process's. CPU time drifts less with the host than req/s does."""
+    pid = target.server.process.pid
+    before = cpu_times(pid)
+    result = _load(target, sizes, sizes.wrk_seconds).as_dict()
+    after = cpu_times(pid)
+    if before is not None and after is not None and result["requests"]:
+        used = after - before
+        result["loop_cpu_us"] = 1e6 * used.loop / result["requests"]
+        result["process_cpu_us"] = 1e6 * used.process / result["requests"]
+    return result
 
 
 def _not_measured(backend: Backend, reason: str) -> Row:
@@ -119,7 +133,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
             "1.00",
             "reference",
             "info" if baseline["errors"] == 0 else "miss",
-            _errors_note(baseline),
+            "; ".join(note for note in (_cpu_note(baseline), _errors_note(baseline)) if note),
         )
     ]
     for backend in measured:
@@ -142,7 +156,14 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 at_least_text(ratio),
                 f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
                 "pass" if ok else "miss",
-                _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds], summary),
+                "; ".join(
+                    note
+                    for note in (
+                        _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds], summary),
+                        _cpu_note(summary, baseline),
+                    )
+                    if note
+                ),
             )
         )
     return Outcome(rows + rows_skipped, figures)
@@ -166,18 +187,37 @@ def _rounds(
             results: dict[str, dict[str, Any]] = {}
             for target in targets:
                 _load(target, sizes, sizes.wrk_warmup_seconds)
-                results[target.key] = _load(target, sizes, sizes.wrk_seconds).as_dict()
+                results[target.key] = _measure(target, sizes)
             rounds.append(results)
     return rounds
 
 
 def _summary(rounds: list[dict[str, dict[str, Any]]], key: str) -> dict[str, Any]:
-    return {
+    summary = {
         "per_s": median(r[key]["per_s"] for r in rounds),
         "p50_ms": median(r[key]["p50_ms"] for r in rounds),
         "p99_ms": median(r[key]["p99_ms"] for r in rounds),
         "errors": sum(r[key]["errors"] for r in rounds),
     }
+    for figure in ("loop_cpu_us", "process_cpu_us"):
+        if all(figure in r[key] for r in rounds):
+            summary[figure] = median(r[key][figure] for r in rounds)
+    return summary
+
+
+def _cpu_note(summary: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    """The server's CPU per request; beside the baseline's loop figure, their ratio, which is
+    the req/s ratio a server bound by its event loop would reach."""
+    if "loop_cpu_us" not in summary:
+        return ""
+    note = (
+        f"CPU per request: event loop {summary['loop_cpu_us']:.0f} µs, "
+        f"whole process {summary['process_cpu_us']:.0f} µs"
+    )
+    if baseline is not None and "loop_cpu_us" in baseline:
+        ratio = baseline["loop_cpu_us"] / summary["loop_cpu_us"]
+        note += f" (baseline's loop {baseline['loop_cpu_us']:.0f} µs: {ratio:.2f})"
+    return note
 
 
 def _rounds_note(ratios: list[float], p99s: list[float], summary: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import free_port
 
-__all__ = ["ROOT", "Server", "rss_mb", "serve"]
+__all__ = ["ROOT", "CpuTimes", "Server", "cpu_times", "rss_mb", "serve"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +85,36 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    """CPU seconds (user + system) a process has used: its main thread, which runs the event
+    loop, and the whole process (the loop plus the SQLite writer and checkpoint threads)."""
+
+    loop: float
+    process: float
+
+    def __sub__(self, earlier: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.loop - earlier.loop, self.process - earlier.process)
+
+
+def _stat_seconds(path: Path) -> float:
+    # The fields after the command name, which may hold spaces: utime and stime are the 12th
+    # and 13th (proc(5): fields 14 and 15 counting pid and comm).
+    fields = path.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(pid: int) -> CpuTimes | None:
+    """The CPU a server has used so far, from /proc; None where there is no /proc (not Linux)."""
+    try:
+        return CpuTimes(
+            _stat_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
+            _stat_seconds(Path(f"/proc/{pid}/stat")),
+        )
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def rss_mb(pid: int) -> dict[str, float]:
