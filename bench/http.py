@@ -133,7 +133,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
             "1.00",
             "reference",
             "info" if baseline["errors"] == 0 else "miss",
-            "; ".join(note for note in (_cpu_note(baseline), _errors_note(baseline)) if note),
+            _joined(_cpu_note(baseline), _errors_note(baseline)),
         )
     ]
     for backend in measured:
@@ -156,13 +156,10 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 at_least_text(ratio),
                 f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
                 "pass" if ok else "miss",
-                "; ".join(
-                    note
-                    for note in (
-                        _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds], summary),
-                        _cpu_note(summary, baseline),
-                    )
-                    if note
+                _joined(
+                    _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds]),
+                    _cpu_note(summary, baseline),
+                    _errors_note(summary),
                 ),
             )
         )
@@ -220,11 +217,13 @@ def _cpu_note(summary: dict[str, Any], baseline: dict[str, Any] | None = None) -
     return note
 
 
-def _rounds_note(ratios: list[float], p99s: list[float], summary: dict[str, Any]) -> str:
+def _joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def _rounds_note(ratios: list[float], p99s: list[float]) -> str:
     ratio_by_round = " / ".join(at_least_text(ratio) for ratio in ratios)
-    by_rounds = f"ratio by round {ratio_by_round}; p99 by round {by_round(p99s)} ms"
-    errors = _errors_note(summary)
-    return f"{by_rounds}; {errors}" if errors else by_rounds
+    return f"ratio by round {ratio_by_round}; p99 by round {by_round(p99s)} ms"
 
 
 def _errors_note(summary: dict[str, Any]) -> str:
