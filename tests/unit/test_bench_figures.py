@@ -1,5 +1,5 @@
 """How the bench writes its figures: a ratio held against an "at least" target, the warm-up line,
-a server's CPU per request."""
+a server's CPU per request, the baseline's own rounds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bench.common import at_least_text
-from bench.http import _cpu_note
+from bench.http import _baseline_rounds_note, _cpu_note
 from bench.report import warmup_lines
 from bench.servers import cpu_times
 
@@ -64,3 +64,13 @@ def test_cpu_note_gives_the_loop_ratio_to_the_baseline() -> None:
         "CPU per request: event loop 200 µs, whole process 310 µs (baseline's loop 120 µs: 0.60)"
     )
     assert _cpu_note({"per_s": 1.0}, baseline) == ""
+
+
+def test_the_baseline_row_gives_its_own_rounds_in_run_order() -> None:
+    rounds = [
+        {"baseline": {"per_s": 5823.4, "p99_ms": 77.52}, "embedded": {"per_s": 1.0, "p99_ms": 1.0}},
+        {"baseline": {"per_s": 7599.0, "p99_ms": 20.2}, "embedded": {"per_s": 2.0, "p99_ms": 2.0}},
+    ]
+    assert (
+        _baseline_rounds_note(rounds) == "req/s by round 5,823 / 7,599; p99 by round 77.5 / 20.2 ms"
+    )
