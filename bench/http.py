@@ -157,7 +157,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
                 "pass" if ok else "miss",
                 _joined(
-                    _rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds]),
+                    _backend_rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds]),
                     _cpu_note(summary, baseline),
                     _errors_note(summary),
                 ),
@@ -221,17 +221,20 @@ def _joined(*notes: str) -> str:
     return "; ".join(note for note in notes if note)
 
 
-def _rounds_note(ratios: list[float], p99s: list[float]) -> str:
-    ratio_by_round = " / ".join(at_least_text(ratio) for ratio in ratios)
-    return f"ratio by round {ratio_by_round}; p99 by round {by_round(p99s)} ms"
+def _rounds_note(first: str, p99s: list[float]) -> str:
+    """A row's figure by round (``first``, already worded), then its p99 by round."""
+    return f"{first}; p99 by round {by_round(p99s)} ms"
+
+
+def _backend_rounds_note(ratios: list[float], p99s: list[float]) -> str:
+    return _rounds_note("ratio by round " + " / ".join(map(at_least_text, ratios)), p99s)
 
 
 def _baseline_rounds_note(rounds: list[dict[str, dict[str, Any]]]) -> str:
     """The reference's own rounds: how far the host moved it within the run, which bounds how
     much an absolute figure (the p99 targets) can say about the service."""
     per_s = by_round((r["baseline"]["per_s"] for r in rounds), "{:,.0f}")
-    p99s = by_round(r["baseline"]["p99_ms"] for r in rounds)
-    return f"req/s by round {per_s}; p99 by round {p99s} ms"
+    return _rounds_note(f"req/s by round {per_s}", [r["baseline"]["p99_ms"] for r in rounds])
 
 
 def _errors_note(summary: dict[str, Any]) -> str:
