@@ -76,6 +76,12 @@ class EventStore(Lifecycle, Protocol):
         """The stream's current version; 0 for a stream with no events."""
         ...
 
+    async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
+        """The events of ``stream_id`` whose metadata names ``command_id``, oldest first; empty
+        when no command with that id wrote to the stream. Answered from an index, however long
+        the stream, so idempotency never depends on how much an aggregate remembers."""
+        ...
+
     def subscribe(self, group: str, after_checkpoint: int) -> EventSubscription:
         """Every event of every stream, in append order per stream, for projections."""
         ...

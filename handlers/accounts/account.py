@@ -19,7 +19,7 @@ from handlers.accounts.errors import (
 )
 from handlers.accounts.money import MAX_MINOR_UNITS, check_amount, currency
 
-__all__ = ["ACCOUNT_KIND", "AccountState", "CommandMark", "account_stream"]
+__all__ = ["ACCOUNT_KIND", "COMMAND_MEMORY", "AccountState", "CommandMark", "account_stream"]
 
 # How many recent command ids an account remembers for idempotent replays.
 COMMAND_MEMORY: Final = 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.accounts import events as ev
 from handlers.accounts.account import AccountState, open_account
+from handlers.accounts.errors import IdempotencyConflictError
 from handlers.accounts.money import parse_amount
 from handlers.accounts.requests import TELLER, CloseAccount, Deposit, OpenAccount, Withdraw
 from handlers.accounts.services import command_hash, derived_id, new_id
@@ -31,9 +32,12 @@ class OpenAccountHandler:
         accounts = self._writer.accounts
         state = await accounts.load(f"account-{account_id}")
         if state.status != "new":
+            # The stream exists, so this key opened it: replay that answer, whatever happened
+            # to the account since. An account is never opened twice.
             version = await self._writer.replayed(state, context, fingerprint)
-            if version is not None:
-                return account_view(await accounts.read_until(f"account-{account_id}", version))
+            if version is None:
+                raise IdempotencyConflictError(context.command_id or account_id)
+            return account_view(await accounts.read_until(f"account-{account_id}", version))
         initial = None
         if command.initial_deposit is not None:
             initial = parse_amount(command.initial_deposit, command.currency, "initial_deposit")

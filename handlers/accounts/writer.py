@@ -10,7 +10,7 @@ from core.locks import KeyedLocks
 from core.ports import Principal
 from core.records import EventMetadata, EventRecord
 from handlers.accounts import events as ev
-from handlers.accounts.account import AccountState, account_stream
+from handlers.accounts.account import COMMAND_MEMORY, AccountState, CommandMark, account_stream
 from handlers.accounts.codec import encode_event
 from handlers.accounts.errors import AccountNotFoundError, IdempotencyConflictError
 from handlers.accounts.projection import project
@@ -101,12 +101,25 @@ class AccountWriter:
         already applied with the same content; IdempotencyConflictError if with other content."""
         if context.command_id is None:
             return None
-        mark = state.commands.get(context.command_id)
+        mark = await self._recall(state, context.command_id)
         if mark is None:
             return None
         if mark.command_hash != fingerprint:
             raise IdempotencyConflictError(context.command_id)
         return mark.version
+
+    async def _recall(self, state: AccountState, command_id: str) -> CommandMark | None:
+        """The account's record of ``command_id``. The state remembers the most recent command
+        ids; once that memory is full, older ones may have left it, and the store's index of
+        command ids answers for them, so a key is recognised for the life of the account."""
+        mark = state.commands.get(command_id)
+        if mark is not None or len(state.commands) < COMMAND_MEMORY:
+            return mark
+        written = await self.accounts.store.read_command(account_stream(state.id), command_id)
+        if not written:
+            return None
+        last = written[-1]
+        return CommandMark(last.metadata.command_hash or "", last.version)
 
     async def movement_at(self, account_id: str, version: int) -> Movement:
         stream = account_stream(account_id)

@@ -17,8 +17,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from core.records import EventRecord
-from plugins.sqlite.rows import load_snapshot, read_stream, record_columns, save_snapshot
-from plugins.sqlite.schema import SET_BASED, json_columns, json_rows
+from plugins.sqlite.rows import (
+    load_snapshot,
+    read_command,
+    read_stream,
+    record_columns,
+    save_snapshot,
+)
+from plugins.sqlite.schema import COMMAND_INDEX_DDL, SET_BASED, json_columns, json_rows
 
 __all__ = [
     "INDEX_DDL",
@@ -28,6 +34,7 @@ __all__ = [
     "load_snapshot",
     "meta",
     "next_offsets",
+    "read_command",
     "read_stream",
     "save_snapshot",
     "set_meta",
@@ -35,7 +42,7 @@ __all__ = [
     "stream_version",
 ]
 
-INDEX_DDL: Final = """
+_TABLES_DDL: Final = """
 CREATE TABLE IF NOT EXISTS events (
     stream_id   TEXT    NOT NULL,
     version     INTEGER NOT NULL,
@@ -71,6 +78,7 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
+INDEX_DDL: Final = _TABLES_DDL + COMMAND_INDEX_DDL
 
 _INSERTED: Final = (
     "stream_id, version, type, schema, event_id, occurred_at, data, metadata, partition, position"

@@ -94,6 +94,9 @@ class KafkaEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return await self._read(partial(index.stream_version, stream_id))
 
+    async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
+        return await self._read(partial(index.read_command, stream_id, command_id))
+
     def subscribe(self, group: str, after_checkpoint: int) -> KafkaSubscription:
         return KafkaSubscription(self.config, group, after_checkpoint)
 

@@ -107,6 +107,10 @@ class MemoryEventStore:
             raise ValueError("until must be timezone-aware")
         return [record for record in records if record.occurred_at <= until]
 
+    async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
+        records = self._streams.get(stream_id, [])
+        return [record for record in records if record.metadata.command_id == command_id]
+
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))
 

@@ -15,6 +15,7 @@ from plugins.sqlite.schema import from_micros, to_micros
 
 __all__ = [
     "load_snapshot",
+    "read_command",
     "read_stream",
     "record_columns",
     "save_snapshot",
@@ -103,6 +104,14 @@ def read_stream(
         condition += " AND occurred_at <= ?"
         params += (until,)
     return select_records(connection, condition, params, _version)
+
+
+def read_command(
+    stream_id: str, command_id: str, connection: sqlite3.Connection
+) -> list[EventRecord]:
+    """The records the command ``command_id`` wrote to the stream (index ``events_by_command``)."""
+    condition = "WHERE stream_id = ? AND json_extract(metadata, '$.command_id') = ?"
+    return select_records(connection, condition, (stream_id, command_id), _version)
 
 
 def save_snapshot(snapshot: Snapshot, connection: sqlite3.Connection) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Final
 import msgspec
 
 __all__ = [
+    "COMMAND_INDEX_DDL",
     "EVENTS_DDL",
     "EVENTS_FILE",
     "SET_BASED",
@@ -34,7 +35,16 @@ SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
 _encode: Final = msgspec.json.Encoder().encode
 VIEWS_FILE: Final = "views.db"
 
-EVENTS_DDL: Final = """
+# Finds the events a command wrote to a stream by its command id (``read_command``), so a retried
+# Idempotency-Key is recognised however long ago it was first used. Partial: only keyed commands'
+# events enter it.
+COMMAND_INDEX_DDL: Final = """
+CREATE INDEX IF NOT EXISTS events_by_command
+ON events (stream_id, json_extract(metadata, '$.command_id'))
+WHERE json_extract(metadata, '$.command_id') IS NOT NULL;
+"""
+
+_EVENT_TABLES_DDL: Final = """
 CREATE TABLE IF NOT EXISTS events (
     position    INTEGER PRIMARY KEY,
     stream_id   TEXT    NOT NULL,
@@ -63,6 +73,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     state     BLOB    NOT NULL
 );
 """
+EVENTS_DDL: Final = _EVENT_TABLES_DDL + COMMAND_INDEX_DDL
 
 VIEWS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS accounts (

@@ -26,6 +26,7 @@ from core.records import EventRecord, Snapshot
 from plugins.memory.store import check_records, woken
 from plugins.sqlite.rows import (
     load_snapshot,
+    read_command,
     read_stream,
     record_columns,
     save_snapshot,
@@ -256,6 +257,9 @@ class SqliteEventStore:
 
     async def stream_version(self, stream_id: str) -> int:
         return await self._readers.run(partial(_version, stream_id))
+
+    async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
+        return await self._readers.run(partial(read_command, stream_id, command_id))
 
     def subscribe(self, group: str, after_checkpoint: int) -> SqliteSubscription:
         return SqliteSubscription(self, after_checkpoint)

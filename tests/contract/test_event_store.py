@@ -246,6 +246,28 @@ async def test_stream_version(event_store: Store) -> None:
     assert await event_store.stream_version(new_stream()) == 0
 
 
+async def test_read_command_finds_a_commands_events_however_old(event_store: Store) -> None:
+    stream, other = new_stream(), new_stream()
+
+    def keyed(stream_id: str, version: int, command_id: str | None) -> EventRecord:
+        return record(stream_id, version, metadata=EventMetadata(command_id=command_id))
+
+    first = [keyed(stream, 1, "cmd-a"), keyed(stream, 2, "cmd-a")]
+    await event_store.append(stream, 0, first)
+    await event_store.append(stream, 2, [keyed(stream, 3, None), keyed(stream, 4, "cmd-b")])
+    await event_store.append(other, 0, [keyed(other, 1, "cmd-a")])
+
+    found = await event_store.read_command(stream, "cmd-a")
+    assert [(r.version, r.event_id) for r in found] == [
+        (1, first[0].event_id),
+        (2, first[1].event_id),
+    ]
+    assert [r.version for r in await event_store.read_command(stream, "cmd-b")] == [4]
+    assert [r.version for r in await event_store.read_command(other, "cmd-a")] == [1]
+    assert await event_store.read_command(stream, "cmd-c") == []
+    assert await event_store.read_command(new_stream(), "cmd-a") == []
+
+
 # -- subscribe --------------------------------------------------------------------------------
 
 

@@ -3,7 +3,10 @@ and If-Match (a stale version is 412 and writes nothing)."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Api, problem
+import asyncio
+
+from handlers.accounts.account import COMMAND_MEMORY
+from tests.e2e.conftest import Api, AppFactory, problem
 
 
 async def test_a_repeated_deposit_returns_the_first_response_and_moves_money_once(
@@ -111,3 +114,37 @@ async def test_the_get_etag_feeds_if_match(api: Api) -> None:
     etag = (await api.account(account, min_version=2)).headers["etag"]
     response = await api.move("withdrawals", account, "3.00", headers={"If-Match": etag})
     assert response.status_code == 201
+
+
+async def test_a_late_retry_of_an_open_replays_it_on_the_embedded_default(
+    make_api: AppFactory,
+) -> None:
+    """The open's key has left the account's memory of recent keys: the retry still replays
+    the first answer (201, version 2), and another body is 422; the account is never reopened."""
+    async with make_api(backend="sqlite") as api:
+        key = {"Idempotency-Key": "K"}
+        body = {"currency": "EUR", "initial_deposit": "100.00"}
+        first = await api.call("POST", "/accounts", json=body, headers=key)
+        assert first.status_code == 201
+        account = first.json()["id"]
+        for start in range(0, COMMAND_MEMORY + 1, 50):
+            answers = await asyncio.gather(
+                *(
+                    api.move("deposits", account, "1.00", headers={"Idempotency-Key": f"d-{n}"})
+                    for n in range(start, min(start + 50, COMMAND_MEMORY + 1))
+                )
+            )
+            assert {answer.status_code for answer in answers} == {201}
+        version = 2 + COMMAND_MEMORY + 1
+
+        again = await api.call("POST", "/accounts", json=body, headers=key)
+        assert again.status_code == 201
+        assert again.json() == first.json()
+        assert again.json()["version"] == 2
+        problem(
+            await api.call("POST", "/accounts", json={"currency": "JPY"}, headers=key),
+            422,
+            "idempotency-key-reused",
+        )
+        view = (await api.account(account, min_version=version)).json()
+        assert (view["version"], view["balance"], view["currency"]) == (version, "1101.00", "EUR")
