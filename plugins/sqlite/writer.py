@@ -109,6 +109,11 @@ class GroupCommitWriter:
         self.jobs = 0  # jobs in them
 
     @property
+    def checkpoint_passes(self) -> int:
+        """Checkpoints the checkpoint thread has run (0 without it), for diagnostics."""
+        return 0 if self._checkpointer is None else self._checkpointer.checkpoints
+
+    @property
     def alive(self) -> bool:
         return self._accepting and self._thread is not None and self._thread.is_alive()
 

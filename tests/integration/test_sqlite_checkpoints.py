@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from plugins.sqlite.checkpoints import BACKSTOP_PAGES
 from plugins.sqlite.writer import GroupCommitWriter
 from tests.support import main_file_rows_after
 
@@ -46,27 +48,49 @@ async def test_without_the_thread_the_commits_stay_in_the_wal(tmp_path: Path) ->
     assert await _300_rows_then_main_file(tmp_path, period=None, wait=0.5) == 0
 
 
+def _wal_salt(wal: Path) -> bytes:
+    """The WAL header's salts: SQLite changes them each time it starts the WAL over."""
+    with wal.open("rb") as file:
+        return file.read(32)[16:24]
+
+
 async def test_under_steady_writes_the_wal_starts_over(tmp_path: Path) -> None:
-    # About 24 MB written in 600 commits, one after another: if the WAL were never started over
-    # (a checkpoint copies, but only a write that finds it wholly copied rewinds it), it would
-    # hold all of it, as that is below SQLite's own backstop of 16,384 pages (64 MB).
+    # Commits of 40 KB, one after another. A checkpoint copies the WAL into the file, but only a
+    # write that finds it wholly copied starts it over: the thread's passes and the writer's
+    # finishing copy must lead there, long before SQLite's own backstop (BACKSTOP_PAGES).
+    # How many commits that takes depends on how often the thread gets a core: where it has
+    # not started the WAL over yet, each commit waits for one more pass of the thread.
     path = tmp_path / "t.db"
     wal = Path(f"{path}-wal")
     writer = GroupCommitWriter(path, ddl=DDL, synchronous="NORMAL", checkpoint_period=0.02)
     await writer.start()
-    largest = 0
+    rows, restarts, largest = 0, 0, 0
     try:
-        for first in range(0, 6000, 10):
-            await writer.submit(_insert(first, 10, pad=4000))
+        await writer.submit(_insert(0, 10, pad=4000))
+        rows, salt = 10, _wal_salt(wal)
+        while restarts < 3 and rows < 6000:
+            passes = writer.checkpoint_passes
+            await writer.submit(_insert(rows, 10, pad=4000))
+            rows += 10
             largest = max(largest, wal.stat().st_size)
+            if _wal_salt(wal) != salt:
+                restarts, salt = restarts + 1, _wal_salt(wal)
+            elif rows > 1000:
+                await _one_more_pass(writer, passes)
         count = await writer.submit(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
     finally:
         await writer.close()
-    assert count == 6000
-    written = 6000 * 4000
-    # Never started over, it ends above ``written`` (about 30 MB: pages and frame headers);
-    # started over, here it peaks at 7 to 11 MB.
-    assert largest < written * 0.75, (largest, written)
+    assert count == rows
+    assert restarts == 3, (restarts, rows)
+    assert largest < BACKSTOP_PAGES * 4096, largest
+
+
+async def _one_more_pass(writer: GroupCommitWriter, passes: int) -> None:
+    for _ in range(3000):  # 30 s: only a stuck thread takes that long
+        if writer.checkpoint_passes > passes:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the checkpoint thread ran no pass")
 
 
 async def test_closing_the_writer_ends_the_thread_and_keeps_every_commit(tmp_path: Path) -> None:
