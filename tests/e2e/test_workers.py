@@ -78,3 +78,4 @@ def test_two_workers_never_answer_from_a_stale_state(
     finally:
         server.terminate()
         server.wait(timeout=20)
+        log.close()

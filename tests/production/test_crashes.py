@@ -104,6 +104,7 @@ async def test_projector_killed_mid_stream_resumes_with_nothing_applied_twice(
         finally:
             projector.terminate()
             projector.wait(timeout=20)
+            log.close()
 
 
 async def test_api_restart_continues_versions_and_keeps_every_acknowledged_event(
