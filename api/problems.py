@@ -178,7 +178,8 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
         "invalid-amount",
         422,
         "Invalid amount",
-        "Zero, negative, too many decimals for the currency, over the maximum, or not a number.",
+        "Not plain decimal text, zero, negative, too many decimals for the currency, or over "
+        "the maximum.",
     ),
     domain.UnknownCurrencyError: _type(
         "unknown-currency", 422, "Unknown currency", "Not an ISO 4217 code with minor units."

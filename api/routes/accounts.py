@@ -21,7 +21,6 @@ from api.schemas import (
     OpenAccountIn,
     StatementOut,
     account_out,
-    amount_text,
     balance_out,
     movement_out,
     parse_instant,
@@ -80,8 +79,8 @@ class AccountController(Controller):
         self, data: JSONBody[OpenAccountIn], request: ApiRequest
     ) -> Response[AccountOut]:
         context = await request.command_context()
-        deposit = None if data.initial_deposit is None else amount_text(data.initial_deposit)
-        view = await request.mediator.send(OpenAccount(data.currency, context, deposit, data.owner))
+        opening = OpenAccount(data.currency, context, data.initial_deposit, data.owner)
+        view = await request.mediator.send(opening)
         return Response(
             account_out(view),
             status_code=201,
@@ -145,7 +144,7 @@ class AccountController(Controller):
         request: ApiRequest,
     ) -> Response[MovementOut]:
         context = await request.command_context(versioned=True)
-        command = Deposit(account_id, amount_text(data.amount), context, data.description)
+        command = Deposit(account_id, data.amount, context, data.description)
         return _receipt(await request.mediator.send(command))
 
     @post(
@@ -163,7 +162,7 @@ class AccountController(Controller):
         request: ApiRequest,
     ) -> Response[MovementOut]:
         context = await request.command_context(versioned=True)
-        command = Withdraw(account_id, amount_text(data.amount), context, data.description)
+        command = Withdraw(account_id, data.amount, context, data.description)
         return _receipt(await request.mediator.send(command))
 
     @get(
