@@ -224,7 +224,12 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
     StoreUnavailableError: _type(
         "store-unavailable", 503, "Service unavailable", "The event store cannot be reached; retry."
     ),
-    MalformedBodyError: _type("malformed-json", 400, "Malformed JSON", "The body is not JSON."),
+    MalformedBodyError: _type(
+        "malformed-json",
+        400,
+        "Malformed JSON",
+        "The body is empty, not JSON, or nests arrays and objects more than 32 levels deep.",
+    ),
     UnsupportedMediaTypeError: _type(
         "unsupported-media-type",
         415,

@@ -76,3 +76,55 @@ async def test_json_numbers_with_huge_exponents_are_refused(api: Api, number: by
         response = await api.call("POST", path, content=content, headers=JSON)
         assert problem(response, 422, "validation-error")["field"] == field
     assert (await _version(api, account), await _version(api, other)) == (2, 1)
+
+
+@pytest.mark.parametrize("authenticated", [True, False])
+async def test_deeply_nested_json_is_400_before_authentication(
+    api: Api, authenticated: bool
+) -> None:
+    account = (await api.open(deposit="100.00"))["id"]
+    headers = {**JSON, **(api.auth("alice") if authenticated else {})}
+    for body in (b"[" * 1000 + b"]" * 1000, b'{"amount": ' + b"[" * 10_000 + b"}"):
+        response = await api.client.post(
+            f"/accounts/{account}/deposits", content=body, headers=headers
+        )
+        assert "nested at most 32 levels" in problem(response, 400, "malformed-json")["detail"]
+    assert await _version(api, account) == 2
+
+
+async def test_nesting_up_to_the_limit_reaches_validation(api: Api) -> None:
+    account = (await api.open())["id"]
+    path = f"/accounts/{account}/deposits"
+    within = b'{"amount": ' + b"[" * 31 + b"]" * 31 + b"}"
+    problem(await api.call("POST", path, content=within, headers=JSON), 422, "validation-error")
+    beyond = b'{"amount": ' + b"[" * 32 + b"]" * 32 + b"}"
+    problem(await api.call("POST", path, content=beyond, headers=JSON), 400, "malformed-json")
+
+
+async def test_brackets_inside_a_string_are_not_nesting(api: Api) -> None:
+    account = (await api.open())["id"]
+    description = "[" * 200 + '"{' * 100
+    deposit = await api.call(
+        "POST",
+        f"/accounts/{account}/deposits",
+        json={"amount": "1.00", "description": description},
+    )
+    assert deposit.status_code == 201, deposit.text
+    assert deposit.json()["description"] == description
+
+
+@pytest.mark.parametrize("authenticated", [True, False])
+async def test_an_empty_json_body_is_400_malformed_json(api: Api, authenticated: bool) -> None:
+    account = (await api.open())["id"]
+    other = (await api.open("bob"))["id"]
+    headers = {**JSON, **(api.auth("alice") if authenticated else {})}
+    for path in (f"/accounts/{account}/deposits", "/transfers", "/accounts"):
+        response = await api.client.post(path, content=b"", headers=headers)
+        assert problem(response, 400, "malformed-json")["detail"] == (
+            "the body is empty; send a JSON document"
+        )
+    text = await api.client.post(
+        "/transfers", content=b"", headers={**headers, "content-type": "text/plain"}
+    )
+    problem(text, 415, "unsupported-media-type")
+    assert (await _version(api, account), await _version(api, other)) == (1, 1)
