@@ -8,6 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.problems import problem_responses
+from api.query import ANY_VERSION
 from api.request import ApiRequest
 from api.routes.accounts import MinVersion
 from api.schemas import TransferIn, TransferOut, transfer_out
@@ -54,7 +55,7 @@ class TransferController(Controller):
         self,
         transfer_id: FromPath[str],
         request: ApiRequest,
-        min_version: MinVersion = 0,
+        min_version: MinVersion = ANY_VERSION,
     ) -> TransferOut:
         principal = await request.principal()
         query = GetTransfer(transfer_id, principal, min_version)

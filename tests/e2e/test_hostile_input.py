@@ -128,3 +128,28 @@ async def test_an_empty_json_body_is_400_malformed_json(api: Api, authenticated:
     )
     problem(text, 415, "unsupported-media-type")
     assert (await _version(api, account), await _version(api, other)) == (1, 1)
+
+
+@pytest.mark.parametrize("value", ["1e3", "1E0", "5.0", "+1", "1_0", " 1", "9" * 19, "9" * 5000])
+async def test_integer_query_parameters_are_plain_digits(api: Api, value: str) -> None:
+    account = (await api.open())["id"]
+    transfer_path = "/transfers/whatever"
+    for path, name in (
+        (f"/accounts/{account}", "min_version"),
+        (f"/accounts/{account}/transactions", "min_version"),
+        (f"/accounts/{account}/transactions", "limit"),
+        ("/accounts", "limit"),
+        (transfer_path, "min_version"),
+    ):
+        response = await api.call("GET", path, params={name: value})
+        body = problem(response, 422, "validation-error")
+        assert body["field"] == name
+        assert body["errors"][0]["source"] == "query"
+
+
+async def test_integer_query_parameters_in_bounds_still_work(api: Api) -> None:
+    account = (await api.open(deposit="1.00"))["id"]
+    response = await api.call("GET", f"/accounts/{account}?min_version=002")
+    assert response.status_code == 200, response.text
+    page = await api.call("GET", f"/accounts/{account}/transactions?limit=200&min_version=2")
+    assert len(page.json()["items"]) == 1
