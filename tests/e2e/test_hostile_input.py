@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.ports import EventStore
-from tests.e2e.conftest import Api, problem
+from tests.e2e.conftest import Api, AppFactory, problem
 
 JSON = {"content-type": "application/json"}
 
@@ -153,3 +153,16 @@ async def test_integer_query_parameters_in_bounds_still_work(api: Api) -> None:
     assert response.status_code == 200, response.text
     page = await api.call("GET", f"/accounts/{account}/transactions?limit=200&min_version=2")
     assert len(page.json()["items"]) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+async def test_a_cursor_out_of_range_is_not_a_cursor(make_api: AppFactory, backend: str) -> None:
+    async with make_api(backend) as api:
+        account = (await api.open(deposit="1.00"))["id"]
+        path = f"/accounts/{account}/transactions?min_version=2&cursor="
+        for cursor in ("OTk5OTk5OTk5OTk5OTk5OTk5OTk", "LTE", "OS45OTk"):  # 9...9 (20), -1, 9.999
+            body = problem(await api.call("GET", path + cursor), 422, "invalid-request")
+            assert body["field"] == "cursor"
+        # the largest cursor the API reads is past every version: an empty last page
+        last = await api.call("GET", path + "OTk5OTk5OTk5OTk5OTk5OTk5")  # 18 nines
+        assert last.json() == {"items": [], "next_cursor": None}
