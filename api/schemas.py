@@ -196,7 +196,7 @@ _SPACE_OFFSET: Final = re.compile(r" (\d{2}:?\d{2})$")
 
 def parse_instant(name: str, value: str | None) -> datetime | None:
     """An ISO-8601 instant with a UTC offset (``Z`` or ``+01:00``); naive times are refused,
-    since they name no instant."""
+    since they name no instant, and so are instants outside the years 0001 to 9999 in UTC."""
     if value is None or value == "":
         return None
     text = _SPACE_OFFSET.sub(r"+\1", value.strip())
@@ -206,4 +206,8 @@ def parse_instant(name: str, value: str | None) -> datetime | None:
         raise InvalidRequestError(name, f"{value!r} is not an ISO-8601 date-time") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise InvalidRequestError(name, "needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is in year 0 in UTC, which datetime cannot hold.
+        raise InvalidRequestError(name, "is outside the years 0001 to 9999 in UTC") from None

@@ -166,3 +166,35 @@ async def test_a_cursor_out_of_range_is_not_a_cursor(make_api: AppFactory, backe
         # the largest cursor the API reads is past every version: an empty last page
         last = await api.call("GET", path + "OTk5OTk5OTk5OTk5OTk5OTk5")  # 18 nines
         assert last.json() == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize("instant", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_instants_beyond_the_calendar_in_utc_are_refused(api: Api, instant: str) -> None:
+    account = (await api.open(deposit="1.00"))["id"]
+    for path, name in (
+        (f"/accounts/{account}/balance", "at"),
+        (f"/accounts/{account}/transactions", "from"),
+        (f"/accounts/{account}/transactions", "to"),
+    ):
+        response = await api.call("GET", path, params={name: instant})
+        body = problem(response, 422, "invalid-request")
+        assert body["field"] == name
+        assert "outside the years 0001 to 9999" in body["detail"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+async def test_instants_at_the_edges_of_the_calendar_still_work(
+    make_api: AppFactory, backend: str
+) -> None:
+    async with make_api(backend) as api:
+        account = (await api.open(deposit="1.00"))["id"]
+        early = {"at": "0001-01-01T00:00:00Z"}
+        before = (await api.call("GET", f"/accounts/{account}/balance", params=early)).json()
+        assert (before["balance"], before["version"]) == ("0.00", 0)
+        late = {"at": "9999-12-31T23:59:59.999999Z"}
+        after = (await api.call("GET", f"/accounts/{account}/balance", params=late)).json()
+        assert (after["balance"], after["version"]) == ("1.00", 2)
+        window = {"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T23:59:59.999999Z"}
+        path = f"/accounts/{account}/transactions?min_version=2"
+        statement = await api.call("GET", path, params=window)
+        assert [item["amount"] for item in statement.json()["items"]] == ["1.00"]
