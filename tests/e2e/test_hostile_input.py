@@ -4,9 +4,13 @@ query integers out of range, instants at the edge of the calendar, token dates a
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from core.ports import EventStore
+from plugins.jwt.tokens import mint_token
 from tests.e2e.conftest import Api, AppFactory, problem
 
 JSON = {"content-type": "application/json"}
@@ -198,3 +202,31 @@ async def test_instants_at_the_edges_of_the_calendar_still_work(
         path = f"/accounts/{account}/transactions?min_version=2"
         statement = await api.call("GET", path, params=window)
         assert [item["amount"] for item in statement.json()["items"]] == ["1.00"]
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "written", [pytest.param(str, id="string"), pytest.param(lambda _: True, id="boolean")]
+)
+async def test_token_dates_must_be_json_numbers(api: Api, claim: str, written: Any) -> None:
+    account = (await api.open())["id"]
+    now = int(time.time())
+    dates = {"exp": now + 3600, "nbf": now - 60, "iat": now - 60}
+    token = mint_token(api.settings, "alice", **{**dates, claim: written(dates[claim])})
+    response = await api.client.get(
+        f"/accounts/{account}", headers={"Authorization": f"Bearer {token}"}
+    )
+    body = problem(response, 401, "invalid-token")
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    if written is str:
+        assert body["detail"] == f"the {claim!r} claim must be a number of seconds"
+
+
+async def test_a_token_expiring_beyond_any_float_is_accepted(api: Api) -> None:
+    account = (await api.open())["id"]
+    token = mint_token(api.settings, "alice", exp=10**400)
+    for _ in range(2):  # verified, then from the cache
+        response = await api.client.get(
+            f"/accounts/{account}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200, response.text
