@@ -10,7 +10,8 @@ empty where the route takes a body, or nested deeper than ``MAX_DEPTH`` (400). T
 ``Content-Type`` and ``Content-Length`` are read straight from the ASGI scope's header list, and the
 body from ``receive`` in one loop: Litestar's own path builds a ``Headers`` multidict and runs an
 async generator per request for the same result. The checks are Litestar's: a ``Content-Length``
-or a streamed body over the limit is 413, a bad ``Content-Length`` 400, a disconnect 500.
+or a streamed body over the limit is 413, a disconnect 500; a ``Content-Length`` that is not
+plain digits is 400 ``invalid-header``.
 
 The nesting limit: msgspec decodes arrays and objects by recursion, so a body such as 1,000
 ``[`` raises ``RecursionError`` (a 500) inside the decoder. ``too_deep`` refuses those first,
@@ -31,15 +32,17 @@ from typing import Any, Final
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import ClientException, InternalServerException
+from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Empty
 
-from api.problems import MalformedBodyError, UnsupportedMediaTypeError
+from api.problems import InvalidHeaderError, MalformedBodyError, UnsupportedMediaTypeError
 
 __all__ = ["MAX_DEPTH", "JsonRequest", "too_deep"]
 
 _decoder: Final = msgspec.json.Decoder(float_hook=Decimal)
+
+_LENGTH: Final = re.compile(r"[0-9]{1,18}")
 
 # The request bodies of this API are flat objects; plugins get room to spare.
 MAX_DEPTH: Final = 32
@@ -104,10 +107,14 @@ class JsonRequest(Request[Any, Any, Any]):
         if self._content_length is not Empty:
             return self._content_length
         header = self._raw_header(b"content-length")
-        try:
-            length = self._content_length = int(header) if header is not None else None
-        except ValueError:
-            raise ClientException(f"Invalid content-length: {header!r}") from None
+        if header is None:
+            length = None
+        elif _LENGTH.fullmatch(header):
+            length = int(header)
+        else:
+            # int() would also take "1_7", " 17" or "+17" (servers usually refuse them first).
+            raise InvalidHeaderError("Content-Length", "must be the body's size in digits")
+        self._content_length = length
         return length
 
     async def body(self) -> bytes:

@@ -240,7 +240,7 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
         "invalid-header",
         400,
         "Invalid header",
-        "A header (If-Match, Idempotency-Key) is malformed; `field` names it.",
+        "A header (If-Match, Idempotency-Key, Content-Length) is malformed; `field` names it.",
     ),
     RequestEntityTooLarge: _type(
         "body-too-large", 413, "Body too large", "The request body is over the size limit."

@@ -230,3 +230,14 @@ async def test_a_token_expiring_beyond_any_float_is_accepted(api: Api) -> None:
             f"/accounts/{account}", headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("length", ["1_7", "+17", " 17", "17.0", "1e2", "9" * 19])
+async def test_content_length_is_plain_digits(api: Api, length: str) -> None:
+    account = (await api.open())["id"]
+    headers = {**api.auth("alice"), **JSON, "content-length": length}
+    response = await api.client.post(
+        f"/accounts/{account}/deposits", content=b'{"amount":"1.00"}', headers=headers
+    )
+    assert problem(response, 400, "invalid-header")["field"] == "Content-Length"
+    assert await _version(api, account) == 1
