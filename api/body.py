@@ -18,9 +18,9 @@ The nesting limit: msgspec decodes arrays and objects by recursion, so a body su
 exactly and in linear time: a body with at most ``MAX_DEPTH`` opening brackets cannot nest
 deeper (two ``bytes.count``, the only cost for the usual body); otherwise it drops the strings
 (whose brackets do not nest) and matches what is left against a pattern of at most
-``MAX_DEPTH`` nested pairs, all in C (about a millisecond for 64 KiB of brackets). A fixed,
-documented limit answers the same on every host, where ``RecursionError`` depends on how deep
-the stack already is.
+``MAX_DEPTH`` nested pairs: a few passes over the bytes, each in C. A fixed, documented limit
+answers the same on every host, where ``RecursionError`` depends on how deep the stack already
+is.
 """
 
 from __future__ import annotations
