@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from handlers.accounts.errors import InvalidRequestError
 from handlers.accounts.queries import decode_version_cursor, encode_cursor
+from tests.support import HOST_INDEPENDENT
 
 
+@HOST_INDEPENDENT
 @given(st.integers(min_value=0, max_value=10**18 - 1))
 def test_a_version_cursor_round_trips(version: int) -> None:
     assert decode_version_cursor(encode_cursor(str(version))) == version

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from api.body import MAX_DEPTH, too_deep
 from api.problems import all_problem_types
+from tests.support import HOST_INDEPENDENT
 
 
 def depth(value: Any) -> int:
@@ -42,6 +43,7 @@ shallow = st.recursive(
 )
 
 
+@HOST_INDEPENDENT
 @given(
     leaf=shallow,
     levels=st.integers(min_value=0, max_value=MAX_DEPTH + 8),
@@ -109,6 +111,7 @@ def lexed_depth(body: bytes) -> int:
     return deepest
 
 
+@HOST_INDEPENDENT
 @given(st.text(alphabet='[[[{{]]}}"\\ a,', max_size=400).map(str.encode) | st.binary(max_size=400))
 def test_what_it_lets_through_never_nests_deeper_than_the_limit(body: bytes) -> None:
     if not too_deep(body):
