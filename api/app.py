@@ -25,6 +25,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from api.bootstrap import Application, bootstrap
 from api.observability import Metrics, ObservabilityMiddleware, configure_logging
 from api.problems import problem_response
+from api.query import QUERY_TYPE_DECODERS
 from api.request import MEDIATOR_STATE_KEY, ApiRequest, provide_principal
 from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
@@ -111,6 +112,7 @@ def create_app(application: Application | None = None) -> Litestar:
             )
         ],
         request_class=ApiRequest,
+        type_decoders=QUERY_TYPE_DECODERS,
         state=State({MEDIATOR_STATE_KEY: app_.mediator}),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
         openapi_config=openapi_config(),

@@ -178,7 +178,8 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
         "invalid-amount",
         422,
         "Invalid amount",
-        "Zero, negative, too many decimals for the currency, over the maximum, or not a number.",
+        "Not plain decimal text, zero, negative, too many decimals for the currency, or over "
+        "the maximum.",
     ),
     domain.UnknownCurrencyError: _type(
         "unknown-currency", 422, "Unknown currency", "Not an ISO 4217 code with minor units."
@@ -223,7 +224,12 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
     StoreUnavailableError: _type(
         "store-unavailable", 503, "Service unavailable", "The event store cannot be reached; retry."
     ),
-    MalformedBodyError: _type("malformed-json", 400, "Malformed JSON", "The body is not JSON."),
+    MalformedBodyError: _type(
+        "malformed-json",
+        400,
+        "Malformed JSON",
+        "The body is empty, not JSON, or nests arrays and objects more than 32 levels deep.",
+    ),
     UnsupportedMediaTypeError: _type(
         "unsupported-media-type",
         415,
@@ -234,7 +240,7 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
         "invalid-header",
         400,
         "Invalid header",
-        "A header (If-Match, Idempotency-Key) is malformed; `field` names it.",
+        "A header (If-Match, Idempotency-Key, Content-Length) is malformed; `field` names it.",
     ),
     RequestEntityTooLarge: _type(
         "body-too-large", 413, "Body too large", "The request body is over the size limit."
@@ -293,7 +299,9 @@ def _validation_errors(exc: ValidationException) -> list[FieldError]:
             message = message[: nested.start()]
             if nested.group(1):
                 field = f"{field}.{nested.group(1)}" if field != "body" else nested.group(1)
-        errors.append(FieldError(field, message, str(item.get("source") or "body")))
+        # Litestar gives the source as a ParamType (a str Enum: str() would be "ParamType.QUERY").
+        source = item.get("source") or "body"
+        errors.append(FieldError(field, message, str(getattr(source, "value", source))))
     return errors
 
 

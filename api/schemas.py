@@ -1,15 +1,15 @@
 """The JSON bodies of the REST API, as msgspec Structs, and their conversions from the views.
 
-Amounts are decimal strings in the account's currency (``"500.00"``). In a request an amount may
-also be a JSON number, taken exactly from its text (see ``api.body``); the domain then rejects
-zero, negatives, too many decimals and amounts over the maximum, naming the field.
+Amounts are decimal strings in the account's currency (``"500.00"``); a JSON number is refused
+by its type. The domain parses the text (``handlers.accounts.money.parse_amount``) and refuses
+any other shape, zero, negatives, too many decimals and amounts over the maximum, naming the
+field.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -31,7 +31,6 @@ __all__ = [
     "TransferIn",
     "TransferOut",
     "account_out",
-    "amount_text",
     "balance_out",
     "movement_out",
     "parse_instant",
@@ -39,10 +38,9 @@ __all__ = [
 ]
 
 Amount = Annotated[
-    Decimal,
+    str,
     msgspec.Meta(
-        description='A decimal string in the account\'s currency, e.g. "500.00" (a JSON number '
-        "is accepted when exact)",
+        description='A decimal string in the account\'s currency, e.g. "500.00"; not a JSON number',
         examples=["500.00"],
     ),
 ]
@@ -70,11 +68,6 @@ class TransferIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     destination: Id
     amount: Amount
     description: Text | None = None
-
-
-def amount_text(amount: Decimal) -> str:
-    """The amount as plain decimal text (``1E+2`` becomes ``100``), for the domain to parse."""
-    return format(amount, "f")
 
 
 # ---- responses ----
@@ -203,7 +196,7 @@ _SPACE_OFFSET: Final = re.compile(r" (\d{2}:?\d{2})$")
 
 def parse_instant(name: str, value: str | None) -> datetime | None:
     """An ISO-8601 instant with a UTC offset (``Z`` or ``+01:00``); naive times are refused,
-    since they name no instant."""
+    since they name no instant, and so are instants outside the years 0001 to 9999 in UTC."""
     if value is None or value == "":
         return None
     text = _SPACE_OFFSET.sub(r"+\1", value.strip())
@@ -213,4 +206,8 @@ def parse_instant(name: str, value: str | None) -> datetime | None:
         raise InvalidRequestError(name, f"{value!r} is not an ISO-8601 date-time") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise InvalidRequestError(name, "needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is in year 0 in UTC, which datetime cannot hold.
+        raise InvalidRequestError(name, "is outside the years 0001 to 9999 in UTC") from None

@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, settings
 
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
@@ -176,3 +177,15 @@ async def main_file_rows_after(
             break
         await asyncio.sleep(0.05)
     return rows
+
+
+# For property tests: no deadline and no speed health checks, so that the verdict never depends
+# on how fast the host runs the examples.
+HOST_INDEPENDENT = settings(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)

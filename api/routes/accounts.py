@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.dependencies import etag
 from api.problems import problem_responses
+from api.query import ANY_VERSION, DEFAULT_PAGE_SIZE, PageSize, Version
 from api.request import ApiRequest
 from api.schemas import (
     AccountOut,
@@ -21,7 +22,6 @@ from api.schemas import (
     OpenAccountIn,
     StatementOut,
     account_out,
-    amount_text,
     balance_out,
     movement_out,
     parse_instant,
@@ -44,8 +44,12 @@ _MIN_VERSION = (
     "Wait briefly until the read model has reached this version (read-your-writes): "
     "pass the version a command returned"
 )
-MinVersion: TypeAlias = Annotated[int, QueryParameter(ge=0, description=_MIN_VERSION)]
-Limit: TypeAlias = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
+MinVersion: TypeAlias = Annotated[
+    Version, QueryParameter(description=_MIN_VERSION, schema_extra=Version.schema())
+]
+Limit: TypeAlias = Annotated[
+    PageSize, QueryParameter(description="Page size", schema_extra=PageSize.schema())
+]
 _INSTANT = "ISO-8601 date-time with offset, e.g. 2026-01-31T12:00:00Z"
 Instant: TypeAlias = Annotated[str | None, QueryParameter(description=_INSTANT)]
 From: TypeAlias = Annotated[str | None, QueryParameter(name="from", description=_INSTANT)]
@@ -80,8 +84,8 @@ class AccountController(Controller):
         self, data: JSONBody[OpenAccountIn], request: ApiRequest
     ) -> Response[AccountOut]:
         context = await request.command_context()
-        deposit = None if data.initial_deposit is None else amount_text(data.initial_deposit)
-        view = await request.mediator.send(OpenAccount(data.currency, context, deposit, data.owner))
+        opening = OpenAccount(data.currency, context, data.initial_deposit, data.owner)
+        view = await request.mediator.send(opening)
         return Response(
             account_out(view),
             status_code=201,
@@ -99,7 +103,7 @@ class AccountController(Controller):
         request: ApiRequest,
         owner: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
-        limit: Limit = 50,
+        limit: Limit = DEFAULT_PAGE_SIZE,
     ) -> AccountPage:
         principal = await request.principal()
         page = await request.mediator.send(ListAccounts(principal, owner, cursor, limit))
@@ -115,7 +119,7 @@ class AccountController(Controller):
         self,
         account_id: FromPath[str],
         request: ApiRequest,
-        min_version: MinVersion = 0,
+        min_version: MinVersion = ANY_VERSION,
     ) -> Response[AccountOut]:
         principal = await request.principal()
         view = await request.mediator.send(GetAccount(account_id, principal, min_version))
@@ -145,7 +149,7 @@ class AccountController(Controller):
         request: ApiRequest,
     ) -> Response[MovementOut]:
         context = await request.command_context(versioned=True)
-        command = Deposit(account_id, amount_text(data.amount), context, data.description)
+        command = Deposit(account_id, data.amount, context, data.description)
         return _receipt(await request.mediator.send(command))
 
     @post(
@@ -163,7 +167,7 @@ class AccountController(Controller):
         request: ApiRequest,
     ) -> Response[MovementOut]:
         context = await request.command_context(versioned=True)
-        command = Withdraw(account_id, amount_text(data.amount), context, data.description)
+        command = Withdraw(account_id, data.amount, context, data.description)
         return _receipt(await request.mediator.send(command))
 
     @get(
@@ -180,8 +184,8 @@ class AccountController(Controller):
         from_: From = None,
         to: Instant = None,
         cursor: FromQuery[str | None] = None,
-        limit: Limit = 50,
-        min_version: MinVersion = 0,
+        limit: Limit = DEFAULT_PAGE_SIZE,
+        min_version: MinVersion = ANY_VERSION,
     ) -> StatementOut:
         principal = await request.principal()
         start, end = parse_instant("from", from_), parse_instant("to", to)

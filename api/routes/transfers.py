@@ -8,9 +8,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.problems import problem_responses
+from api.query import ANY_VERSION
 from api.request import ApiRequest
 from api.routes.accounts import MinVersion
-from api.schemas import TransferIn, TransferOut, amount_text, transfer_out
+from api.schemas import TransferIn, TransferOut, transfer_out
 from handlers.accounts.requests import GetTransfer, Transfer
 
 __all__ = ["TransferController"]
@@ -39,8 +40,7 @@ class TransferController(Controller):
         self, data: JSONBody[TransferIn], request: ApiRequest
     ) -> Response[TransferOut]:
         context = await request.command_context()
-        amount = amount_text(data.amount)
-        command = Transfer(data.source, data.destination, amount, context, data.description)
+        command = Transfer(data.source, data.destination, data.amount, context, data.description)
         view = await request.mediator.send(command)
         return Response(
             transfer_out(view),
@@ -55,7 +55,7 @@ class TransferController(Controller):
         self,
         transfer_id: FromPath[str],
         request: ApiRequest,
-        min_version: MinVersion = 0,
+        min_version: MinVersion = ANY_VERSION,
     ) -> TransferOut:
         principal = await request.principal()
         query = GetTransfer(transfer_id, principal, min_version)

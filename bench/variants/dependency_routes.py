@@ -15,7 +15,7 @@ import api.app
 from api.dependencies import etag
 from api.request import ApiRequest
 from api.routes.accounts import AccountController
-from api.schemas import MovementIn, MovementOut, amount_text, movement_out
+from api.schemas import MovementIn, MovementOut, movement_out
 from core.mediator import Mediator
 from handlers.accounts.requests import CommandContext, Deposit
 
@@ -36,7 +36,7 @@ class WithDependencies(AccountController):
         mediator: NamedDependency[Mediator],
         versioned_context: NamedDependency[CommandContext],
     ) -> Response[MovementOut]:
-        command = Deposit(account_id, amount_text(data.amount), versioned_context, data.description)
+        command = Deposit(account_id, data.amount, versioned_context, data.description)
         receipt = await mediator.send(command)
         movement = receipt.movement
         return Response(

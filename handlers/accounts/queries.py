@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from core.ports import EventStore
 from handlers.accounts.account import account_stream
@@ -36,15 +37,21 @@ __all__ = [
     "GetTransferHandler",
     "ListAccountsHandler",
     "decode_cursor",
+    "decode_version_cursor",
     "encode_cursor",
 ]
 
 MAX_PAGE = 200
+_VERSION: Final = re.compile(r"[0-9]{1,18}")
 V = TypeVar("V")
 
 
 def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _not_a_cursor() -> InvalidRequestError:
+    return InvalidRequestError("cursor", "is not a cursor this API issued")
 
 
 def decode_cursor(cursor: str | None) -> str | None:
@@ -53,7 +60,18 @@ def decode_cursor(cursor: str | None) -> str | None:
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequestError("cursor", "is not a cursor this API issued") from None
+        raise _not_a_cursor() from None
+
+
+def decode_version_cursor(cursor: str | None) -> int:
+    """The version a statement page ends at, 0 without a cursor. A version is at most 18 ASCII
+    digits, so it fits the stores' 64-bit integers; any other text is not a cursor."""
+    after = decode_cursor(cursor)
+    if after is None:
+        return 0
+    if _VERSION.fullmatch(after) is None:
+        raise _not_a_cursor()
+    return int(after)
 
 
 def _check_limit(limit: int) -> int:
@@ -120,11 +138,7 @@ class GetStatementHandler:
         account = await GetAccountHandler(self._read_model, self._progress).handle(
             GetAccount(query.account_id, query.actor, query.min_version)
         )
-        after = decode_cursor(query.cursor)
-        try:
-            after_version = int(after) if after is not None else 0
-        except ValueError:
-            raise InvalidRequestError("cursor", "is not a cursor this API issued") from None
+        after_version = decode_version_cursor(query.cursor)
         if query.start and query.end and query.start >= query.end:
             raise InvalidRequestError("from", "must be before 'to'")
         items = await self._read_model.statement(

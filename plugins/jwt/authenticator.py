@@ -1,9 +1,9 @@
 """``JwtAuthenticator``: verifies a bearer JWT and names its principal.
 
 Checked: the signature with the configured key and algorithms only (so ``alg: none`` and an HS256
-token signed with an RSA public key both fail), ``exp`` (required), ``nbf`` and ``iat``, and
-``iss``/``aud`` when configured, with a small leeway. The principal is ``sub``, the space-separated
-``scope`` claim, and the ``roles`` claim.
+token signed with an RSA public key both fail), ``exp`` (required), ``nbf`` and ``iat`` (each a
+JSON number, RFC 7519's NumericDate), and ``iss``/``aud`` when configured, with a small leeway.
+The principal is ``sub``, the space-separated ``scope`` claim, and the ``roles`` claim.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import time
+from math import isfinite
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +25,7 @@ from core.ports import Principal
 from handlers.auth import AuthenticationError, AuthenticatorUnavailableError
 from plugins.jwt.config import DEFAULT_ALGORITHMS, JwtConfig
 
-__all__ = ["JwtAuthenticator", "load_public_key"]
+__all__ = ["JwtAuthenticator", "check_numeric_dates", "load_public_key"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ _REASONS: Final[tuple[tuple[type[jwt.PyJWTError], str], ...]] = (
     (jwt.InvalidKeyError, "the token's key is not accepted"),
     (jwt.DecodeError, "the token is malformed"),
 )
+
+
+_NUMERIC_DATES: Final = ("exp", "nbf", "iat")
 
 
 def load_public_key(value: str) -> Any:
@@ -85,6 +89,18 @@ def _words(value: object, claim: str) -> frozenset[str]:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return frozenset(value)
     raise AuthenticationError(f"the {claim!r} claim must be a string or a list of strings")
+
+
+def check_numeric_dates(claims: dict[str, Any]) -> None:
+    """``exp``, ``nbf`` and ``iat`` are NumericDates (RFC 7519): JSON numbers. PyJWT reads them
+    with ``int()``, which also takes a numeric string (``"1900000000"``) or ``true``."""
+    for claim in _NUMERIC_DATES:
+        if claim not in claims:
+            continue
+        value = claims[claim]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (isinstance(value, float) and not isfinite(value)):
+            raise AuthenticationError(f"the {claim!r} claim must be a number of seconds")
 
 
 def principal_of(claims: dict[str, Any]) -> Principal:
@@ -181,6 +197,7 @@ class JwtAuthenticator:
             )
         except jwt.PyJWTError as error:
             raise AuthenticationError(_reason(error)) from None
+        check_numeric_dates(claims)
         principal = principal_of(claims)
         self._remember(token, principal, claims, now)
         return principal
@@ -193,7 +210,8 @@ class JwtAuthenticator:
             return
         if len(self._verified) >= self._config.cache_size:
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (principal, min(float(expires), now + self._config.cache_seconds))
+        # min() before float(): an exp of 10**400 is a valid NumericDate but no float.
+        self._verified[token] = (principal, float(min(expires, now + self._config.cache_seconds)))
 
     async def _signing_key(self, token: str) -> jwt.PyJWK:
         assert self._jwks is not None
