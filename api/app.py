@@ -30,6 +30,7 @@ from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
 from api.routes.transfers import TransferController
 from api.runtime import apply_runtime, freeze_startup_objects
+from api.schemas import OPENAPI_PLUGINS
 from core.config import load_settings
 from core.mediator import Mediator
 
@@ -114,6 +115,7 @@ def create_app(application: Application | None = None) -> Litestar:
         state=State({MEDIATOR_STATE_KEY: app_.mediator}),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
         openapi_config=openapi_config(),
+        plugins=list(OPENAPI_PLUGINS),
         lifespan=[lifespan],
         logging_config=None,
         debug=False,
