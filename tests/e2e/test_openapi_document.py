@@ -131,3 +131,12 @@ async def test_statuses_the_fuzzer_found_undocumented_are_documented(
     for template, url, status, slug in found:
         problem(await api.call("GET", url), status, slug)
         assert str(status) in spec["paths"][template]["get"]["responses"]
+
+
+async def test_options_allow_every_method_of_the_path(api: Api, spec: dict[str, Any]) -> None:
+    for template, item in spec["paths"].items():
+        path = template.format(account_id="a", transfer_id="t", slug="not-found")
+        response = await api.call("OPTIONS", path, None)
+        assert response.status_code == 204, path
+        documented = {method.upper() for method in item if method in METHODS}
+        assert set(response.headers["allow"].split(", ")) == documented | {"OPTIONS"}, path
