@@ -10,17 +10,18 @@ the settings, sets up JSON logs and builds the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.routes import HTTPRoute
 
 from api.bootstrap import Application, bootstrap
 from api.observability import Metrics, ObservabilityMiddleware, configure_logging
@@ -31,6 +32,7 @@ from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
 from api.routes.transfers import TransferController
 from api.runtime import apply_runtime, freeze_startup_objects
+from api.schemas import OPENAPI_PLUGINS
 from core.config import load_settings
 from core.mediator import Mediator
 
@@ -89,7 +91,7 @@ def create_app(application: Application | None = None) -> Litestar:
         return metrics
 
     plugin_routes: list[Any] = [handler for _plugin, handler in app_.routes()]
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             AccountController,
             TransferController,
@@ -116,10 +118,33 @@ def create_app(application: Application | None = None) -> Litestar:
         state=State({MEDIATOR_STATE_KEY: app_.mediator}),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
         openapi_config=openapi_config(),
+        plugins=list(OPENAPI_PLUGINS),
         lifespan=[lifespan],
         logging_config=None,
         debug=False,
     )
+    _allow_every_method(app)
+    return app
+
+
+def _allow_every_method(app: Litestar) -> None:
+    """Litestar 2 makes a path's OPTIONS handler along with the path's first handler, and its
+    ``Allow`` keeps naming that handler's methods only: ``OPTIONS /accounts`` left out POST
+    (fixed in Litestar 3). Answer OPTIONS with every method of the finished route instead; the
+    hook runs on OPTIONS requests alone."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        handler, _ = route.route_handler_map["OPTIONS"]
+        if handler.handler_name == "options_handler":  # Litestar's own, not a plugin's
+            handler.before_request = _options_answer(", ".join(sorted(route.methods)))
+
+
+def _options_answer(allow: str) -> Callable[[Request[Any, Any, Any]], Awaitable[Response[None]]]:
+    async def answer(_: Request[Any, Any, Any]) -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": allow})
+
+    return answer
 
 
 def _flag(value: str | None) -> bool:

@@ -1,4 +1,5 @@
-"""The JSON bodies of the REST API, as msgspec Structs, and their conversions from the views.
+"""The JSON bodies of the REST API, as msgspec Structs, their conversions from the views, and
+what the OpenAPI document says of them beyond Litestar's own schemas (``OPENAPI_PLUGINS``).
 
 Amounts are decimal strings in the account's currency (``"500.00"``); a JSON number is refused
 by its type. The domain parses the text (``handlers.accounts.money.parse_amount``) and refuses
@@ -10,15 +11,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
 
 from handlers.accounts.errors import InvalidRequestError
 from handlers.accounts.money import format_amount
 from handlers.accounts.views import AccountView, BalanceAt, Movement, MovementKind, TransferView
 
 __all__ = [
+    "AMOUNT_PATTERN",
+    "OPENAPI_PLUGINS",
     "AccountOut",
     "AccountPage",
     "BalanceOut",
@@ -37,13 +43,16 @@ __all__ = [
     "transfer_out",
 ]
 
-Amount = Annotated[
-    str,
-    msgspec.Meta(
-        description='A decimal string in the account\'s currency, e.g. "500.00"; not a JSON number',
-        examples=["500.00"],
-    ),
-]
+# The form of every amount the API reads or writes. In a request the domain checks it
+# (``parse_amount``: 422 invalid-amount), with its rules on top: more than zero, the currency's
+# decimals, the maximum.
+AMOUNT_PATTERN: Final = r"^-?[0-9]+(\.[0-9]+)?$"
+_AMOUNT_META: Final = msgspec.Meta(
+    description='A decimal string in the account\'s currency, e.g. "500.00"; not a JSON number',
+    examples=["500.00"],
+)
+Amount = Annotated[str, _AMOUNT_META]
+AmountText = Annotated[str, msgspec.Meta(pattern=AMOUNT_PATTERN, examples=["500.00"])]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
@@ -52,7 +61,9 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class OpenAccountIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    currency: Annotated[str, msgspec.Meta(min_length=1, max_length=8, examples=["EUR"])]
+    currency: Annotated[
+        str, msgspec.Meta(pattern="^[A-Z]{3}$", description="An ISO 4217 code", examples=["EUR"])
+    ]
     initial_deposit: Amount | None = None
     # Only a teller may name the owner; anyone else opens an account of their own.
     owner: Id | None = None
@@ -77,7 +88,7 @@ class AccountOut(msgspec.Struct, frozen=True):
     id: str
     owner: str
     currency: str
-    balance: str
+    balance: AmountText
     status: Literal["open", "closed"]
     version: int
     opened_at: datetime
@@ -93,8 +104,8 @@ class MovementOut(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     account: str
     kind: MovementKind
-    amount: str
-    balance_after: str
+    amount: AmountText
+    balance_after: AmountText
     version: int
     occurred_at: datetime
     description: str | None = None
@@ -111,7 +122,7 @@ class TransferOut(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     source: str
     destination: str
-    amount: str
+    amount: AmountText
     currency: str
     status: Literal["pending", "completed", "failed"]
     requested_at: datetime
@@ -122,7 +133,7 @@ class TransferOut(msgspec.Struct, frozen=True, omit_defaults=True):
 class BalanceOut(msgspec.Struct, frozen=True):
     account: str
     at: datetime
-    balance: str
+    balance: AmountText
     currency: str
     version: int
 
@@ -188,6 +199,51 @@ def balance_out(view: BalanceAt) -> BalanceOut:
     )
 
 
+# ---- the OpenAPI document ----
+
+
+class _AmountSchema(OpenAPISchemaPlugin):
+    """A request amount: a string of ``AMOUNT_PATTERN``'s form. The pattern is documented, not
+    enforced by msgspec, so that a malformed amount is the domain's 422 invalid-amount."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return _AMOUNT_META in field_definition.metadata
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        return Schema(
+            type=OpenAPIType.STRING,
+            pattern=AMOUNT_PATTERN,
+            description=_AMOUNT_META.description,
+            examples=_AMOUNT_META.examples,
+        )
+
+
+class _ClosedStructSchema(OpenAPISchemaPlugin):
+    """Litestar's schema of a Struct, with ``additionalProperties: false`` when the Struct
+    forbids unknown fields: Litestar 2 leaves that out, so the document allowed fields that the
+    API refuses."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        if field_definition.is_union or not field_definition.is_subclass_of(msgspec.Struct):
+            return False
+        info = msgspec.inspect.type_info(field_definition.annotation)
+        return isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        litestars = next(
+            plugin
+            for plugin in schema_creator.plugins
+            if plugin is not self and schema_creator.plugin_supports_field(plugin, field_definition)
+        )
+        schema: Schema = litestars.to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema
+
+
+# For ``Litestar(plugins=...)``: ahead of Litestar's own schema plugins.
+OPENAPI_PLUGINS: Final = (_AmountSchema(), _ClosedStructSchema())
+
+
 # ---- query parameters ----
 
 # In a query string an unescaped "+" arrives as a space: "...T10:00:00 01:00" meant "+01:00".
@@ -197,7 +253,7 @@ _SPACE_OFFSET: Final = re.compile(r" (\d{2}:?\d{2})$")
 def parse_instant(name: str, value: str | None) -> datetime | None:
     """An ISO-8601 instant with a UTC offset (``Z`` or ``+01:00``); naive times are refused,
     since they name no instant, and so are instants outside the years 0001 to 9999 in UTC."""
-    if value is None or value == "":
+    if value is None:
         return None
     text = _SPACE_OFFSET.sub(r"+\1", value.strip())
     try:

@@ -7,7 +7,8 @@ from typing import Annotated, TypeAlias
 
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.openapi.spec import OpenAPIFormat
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.dependencies import etag
 from api.problems import problem_responses
@@ -51,8 +52,24 @@ Limit: TypeAlias = Annotated[
     PageSize, QueryParameter(description="Page size", schema_extra=PageSize.schema())
 ]
 _INSTANT = "ISO-8601 date-time with offset, e.g. 2026-01-31T12:00:00Z"
-Instant: TypeAlias = Annotated[str | None, QueryParameter(description=_INSTANT)]
-From: TypeAlias = Annotated[str | None, QueryParameter(name="from", description=_INSTANT)]
+_DATE_TIME = OpenAPIFormat.DATE_TIME
+Instant: TypeAlias = Annotated[str | None, QueryParameter(description=_INSTANT, format=_DATE_TIME)]
+From: TypeAlias = Annotated[
+    str | None, QueryParameter(name="from", description=_INSTANT, format=_DATE_TIME)
+]
+# What ``next_cursor`` holds: unpadded URL-safe base64 (handlers.accounts.queries).
+Cursor: TypeAlias = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        max_length=200,
+        description="A `next_cursor` of the previous page",
+    ),
+]
+Owner: TypeAlias = Annotated[
+    str | None,
+    QueryParameter(min_length=1, max_length=100, description="Tellers: only this owner's"),
+]
 
 _ETAG = ResponseHeader(name="ETag", description='The version, e.g. "3"', documentation_only=True)
 _LOCATION = ResponseHeader(name="Location", description="/accounts/{id}", documentation_only=True)
@@ -77,7 +94,7 @@ class AccountController(Controller):
         summary="Open an account",
         description="Only a teller may set `owner`; otherwise the owner is the token's subject. "
         "Honours `Idempotency-Key`.",
-        responses=problem_responses(400, 401, 403, 413, 415, 422),
+        responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
         response_headers=[_ETAG, _LOCATION],
     )
     async def open_account(
@@ -96,13 +113,13 @@ class AccountController(Controller):
         "/",
         summary="List accounts",
         description="The caller's accounts; a teller sees every account, or one owner's.",
-        responses=problem_responses(401, 403, 422),
+        responses=problem_responses(401, 403, 422, 503),
     )
     async def list_accounts(
         self,
         request: ApiRequest,
-        owner: FromQuery[str | None] = None,
-        cursor: FromQuery[str | None] = None,
+        owner: Owner = None,
+        cursor: Cursor = None,
         limit: Limit = DEFAULT_PAGE_SIZE,
     ) -> AccountPage:
         principal = await request.principal()
@@ -112,7 +129,7 @@ class AccountController(Controller):
     @get(
         "/{account_id:str}",
         summary="Read an account",
-        responses=problem_responses(401, 403, 404, 422),
+        responses=problem_responses(401, 403, 404, 422, 503),
         response_headers=[_ETAG],
     )
     async def get_account(
@@ -129,7 +146,7 @@ class AccountController(Controller):
         "/{account_id:str}",
         summary="Close an account",
         description="Only at a zero balance. Honours `If-Match` and `Idempotency-Key`.",
-        responses=problem_responses(400, 401, 403, 404, 409, 412),
+        responses=problem_responses(400, 401, 403, 404, 409, 412, 503),
     )
     async def close_account(self, account_id: FromPath[str], request: ApiRequest) -> None:
         context = await request.command_context(versioned=True)
@@ -139,7 +156,7 @@ class AccountController(Controller):
         "/{account_id:str}/deposits",
         summary="Deposit",
         description="Honours `Idempotency-Key` and `If-Match`.",
-        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
         response_headers=[_ETAG],
     )
     async def deposit(
@@ -157,7 +174,7 @@ class AccountController(Controller):
         summary="Withdraw",
         description="Honours `Idempotency-Key` and `If-Match`. More than the balance is "
         "`insufficient-funds` (422) and changes nothing.",
-        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
         response_headers=[_ETAG],
     )
     async def withdraw(
@@ -175,7 +192,7 @@ class AccountController(Controller):
         summary="Statement",
         description="Movements oldest first, with `from <= occurred_at < to` where given; "
         "pass `next_cursor` back as `cursor` for the next page.",
-        responses=problem_responses(401, 403, 404, 422),
+        responses=problem_responses(401, 403, 404, 422, 503),
     )
     async def statement(
         self,
@@ -183,7 +200,7 @@ class AccountController(Controller):
         request: ApiRequest,
         from_: From = None,
         to: Instant = None,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
         limit: Limit = DEFAULT_PAGE_SIZE,
         min_version: MinVersion = ANY_VERSION,
     ) -> StatementOut:
@@ -198,7 +215,7 @@ class AccountController(Controller):
         "/{account_id:str}/balance",
         summary="Balance at an instant",
         description="Folded from the account's events up to `at` (default: now).",
-        responses=problem_responses(401, 403, 404, 422),
+        responses=problem_responses(401, 403, 404, 422, 503),
     )
     async def balance_at(
         self, account_id: FromPath[str], request: ApiRequest, at: Instant = None

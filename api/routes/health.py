@@ -10,11 +10,12 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from api.bootstrap import Application
 from api.observability import METRICS_CONTENT_TYPE, Metrics
-from api.problems import all_problem_types
+from api.problems import all_problem_types, problem_responses
 from api.schemas import LiveOut, ReadyOut
 from core.ports import Lifecycle
 
@@ -40,7 +41,11 @@ class HealthController(Controller):
     async def live(self) -> LiveOut:
         return LiveOut()
 
-    @get("/health/ready", summary="Readiness of every configured backend")
+    @get(
+        "/health/ready",
+        summary="Readiness of every configured backend",
+        responses={503: ResponseSpec(ReadyOut, description="A backend is not ready")},
+    )
     async def ready(self, application: NamedDependency[Application]) -> Response[ReadyOut]:
         ports = list(application.backends)
         results = await asyncio.gather(*(_ready(application.backends[p]) for p in ports))
@@ -70,7 +75,7 @@ class ProblemDocs(Controller):
     async def list_types(self) -> list[ProblemTypeOut]:
         return [_out(slug) for slug in sorted(all_problem_types())]
 
-    @get("/{slug:str}", summary="One problem type")
+    @get("/{slug:str}", summary="One problem type", responses=problem_responses(404))
     async def get_type(self, slug: FromPath[str]) -> ProblemTypeOut:
         if slug not in all_problem_types():
             raise NotFoundException(f"no problem type {slug!r}")

@@ -32,7 +32,7 @@ class TransferController(Controller):
         "`Idempotency-Key`.",
         responses={
             202: ResponseSpec(TransferOut, description="Accepted, still pending"),
-            **problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+            **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
         },
         response_headers=[_LOCATION],
     )
@@ -49,7 +49,9 @@ class TransferController(Controller):
         )
 
     @get(
-        "/{transfer_id:str}", summary="Read a transfer", responses=problem_responses(401, 403, 404)
+        "/{transfer_id:str}",
+        summary="Read a transfer",
+        responses=problem_responses(401, 403, 404, 422, 503),
     )
     async def get_transfer(
         self,

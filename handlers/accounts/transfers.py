@@ -16,6 +16,7 @@ from handlers.accounts.account import AccountState, account_stream
 from handlers.accounts.codec import encode_event
 from handlers.accounts.errors import (
     AccountClosedError,
+    AccountNotFoundError,
     CurrencyMismatchError,
     DomainError,
     IdempotencyConflictError,
@@ -29,7 +30,7 @@ from handlers.accounts.requests import ResumeTransfers, Transfer
 from handlers.accounts.services import Clock, Transfers, command_hash, derived_id, new_id
 from handlers.accounts.transfer import TransferState, transfer_stream
 from handlers.accounts.views import TransferView
-from handlers.accounts.writer import AccountWriter
+from handlers.accounts.writer import AccountWriter, can_access
 
 __all__ = ["ResumeTransfersHandler", "TransferHandler", "TransferSteps", "transfer_view"]
 
@@ -168,13 +169,10 @@ class TransferHandler:
         if command.source == command.destination:
             raise SameAccountError()
         source = await self._writer.load(command.source, actor)
-        destination = await self._writer.load(command.destination, actor=None)
         amount = parse_amount(command.amount, source.currency)
-        if destination.currency != source.currency:
-            raise CurrencyMismatchError(source.currency, destination.currency)
         # Refuse up front what would fail anyway: the caller gets the rule, not a failed transfer.
-        source.debit_for_transfer(transfer_id, destination.id, amount, command.description)
-        destination.credit_for_transfer(transfer_id, source.id, amount, command.description)
+        source.debit_for_transfer(transfer_id, command.destination, amount, command.description)
+        destination = await self._destination(command, source, transfer_id, amount)
 
         requested = ev.TransferRequested(
             transfer_id,
@@ -200,6 +198,25 @@ class TransferHandler:
         )
         state = await self._transfers.save(stream, existing, [record])
         return transfer_view(await self._steps.run(state), source.owner)
+
+    async def _destination(
+        self, command: Transfer, source: AccountState, transfer_id: str, amount: int
+    ) -> AccountState:
+        """The destination, once it is known to take the credit. A transfer may go to anyone's
+        account, but a caller who may not see the destination learns nothing of it: whatever
+        about it refuses the credit (its currency, its status, its balance) answers
+        AccountNotFoundError, as an id that does not exist does. The source's rules are checked
+        before this, so their answers cannot tell the two apart either."""
+        destination = await self._writer.load(command.destination, actor=None)
+        try:
+            if destination.currency != source.currency:
+                raise CurrencyMismatchError(source.currency, destination.currency)
+            destination.credit_for_transfer(transfer_id, source.id, amount, command.description)
+        except DomainError:
+            if not can_access(command.context.actor, destination.owner):
+                raise AccountNotFoundError(command.destination) from None
+            raise
+        return destination
 
 
 class ResumeTransfersHandler:

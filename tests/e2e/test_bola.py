@@ -104,3 +104,50 @@ async def test_bobs_list_never_shows_alices_accounts(api: Api, alices: dict[str,
         items = (await api.call("GET", query, "bob")).json()["items"]
         assert all(item["owner"] == "bob" for item in items)
         assert alices["a"] not in {item["id"] for item in items}
+
+
+async def _refusals(api: Api, caller: str, source: str, destinations: list[str]) -> list[Any]:
+    """What ``caller`` is told for a transfer of 1.00 from ``source`` to each destination, with
+    the destination's id (which the caller sent) and the request id taken out."""
+    answers = []
+    for destination in destinations:
+        body = {"source": source, "destination": destination, "amount": "1.00"}
+        response = await api.call("POST", "/transfers", caller, json=body)
+        document = response.json()
+        document.pop("request_id", None)
+        document["detail"] = document.get("detail", "").replace(destination, "{id}")
+        answers.append((response.status_code, response.headers["content-type"], document))
+    return answers
+
+
+async def test_a_transfer_cannot_tell_a_strangers_account_from_a_missing_one(api: Api) -> None:
+    """Whatever of alice's accounts refuses the credit (another currency, closed, at the
+    maximum balance), bob is told exactly what an unknown id tells him, and nothing moves;
+    before that, the rules of his own source answer alike for both."""
+    dollars = (await api.open("alice", currency="USD"))["id"]
+    closed = (await api.open("alice"))["id"]
+    assert (await api.call("DELETE", f"/accounts/{closed}", "alice")).status_code == 204
+    full = (await api.open("alice", deposit="10000000000000.00"))["id"]
+    strangers = [dollars, closed, full]
+    bobs = (await api.open("bob", deposit="5.00"))["id"]
+    empty = (await api.open("bob"))["id"]
+
+    missing = await _refusals(api, "bob", bobs, ["no-such-account"])
+    assert missing[0][0] == 404
+    assert missing[0][2]["type"] == "/problems/account-not-found"
+    assert await _refusals(api, "bob", bobs, strangers) == missing * len(strangers)
+    unfunded = await _refusals(api, "bob", empty, ["no-such-account"])
+    assert unfunded[0][2]["type"] == "/problems/insufficient-funds"
+    assert await _refusals(api, "bob", empty, strangers) == unfunded * len(strangers)
+
+    assert (await api.account(bobs, "bob")).json()["balance"] == "5.00"
+    assert (await api.account(full, "alice")).json()["balance"] == "10000000000000.00"
+    # the owner, and a teller, are told the rule
+    mine = (await api.open("alice", deposit="5.00"))["id"]
+    for caller in ("alice", TELLER):
+        told = [answer[2]["type"] for answer in await _refusals(api, caller, mine, strangers)]
+        assert told == [
+            "/problems/currency-mismatch",
+            "/problems/account-closed",
+            "/problems/balance-limit",
+        ]
