@@ -19,10 +19,10 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.routes import HTTPRoute
 
+from api.apidocs import SCHEMA_PATH, openapi_router, render_plugins
 from api.bootstrap import Application, bootstrap
 from api.observability import Metrics, ObservabilityMiddleware, configure_logging
 from api.problems import problem_response
@@ -47,8 +47,9 @@ def openapi_config() -> OpenAPIConfig:
         version="0.1.0",
         description="Customer accounts and balances (CQRS, event sourced). Errors are RFC 9457 "
         "problem documents; each `type` resolves under `/problems/`.",
-        path="/schema",
-        render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+        path=SCHEMA_PATH,
+        render_plugins=render_plugins(),
+        openapi_router=openapi_router(),
         components=Components(
             security_schemes={
                 "BearerAuth": SecurityScheme(

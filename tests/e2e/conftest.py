@@ -3,7 +3,13 @@ the real JWT authenticator and real tokens minted with the generated local secre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +27,7 @@ from plugins.jwt.tokens import mint_token
 from tests.support import FakeClock, settings_for
 
 TELLER = "teller-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def e2e_settings(data_dir: Path, backend: str = "memory", **values: str) -> Settings:
@@ -135,3 +142,73 @@ def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert body["title"]
     assert "instance" in body
     return body
+
+
+# ---- a real `balance serve` process ----
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def environment(tmp_path: Path) -> dict[str, str]:
+    """A clean environment: no BALANCE_* from the caller, so the embedded defaults apply, and a
+    ``balance`` command that runs this checkout with this interpreter."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "balance"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m api.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BALANCE_")}
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        BALANCE_DATA_DIR=str(tmp_path / "data"),
+        HOME=str(tmp_path),
+    )
+    return env
+
+
+@pytest.fixture
+def server(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        ["balance", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"balance serve exited: {(tmp_path / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"balance serve not ready: {(tmp_path / 'server.log').read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        stop(process)
+        log.close()

@@ -7,17 +7,9 @@ README.md, or from docs/api.md while the README does not have it yet.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"^```sh walkthrough\n(.*?)^```", re.S | re.M)
@@ -28,68 +20,6 @@ def walkthrough() -> str:
         if source.is_file() and (found := BLOCK.search(source.read_text())):
             return found.group(1)
     raise AssertionError("no ```sh walkthrough block in README.md or docs/api.md")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def environment(tmp_path: Path) -> dict[str, str]:
-    """A clean environment: no BALANCE_* from the caller, so the embedded defaults apply, and a
-    ``balance`` command that runs this checkout with this interpreter."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "balance"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m api.cli "$@"\n')
-    shim.chmod(0o755)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BALANCE_")}
-    env.update(
-        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=str(ROOT),
-        BALANCE_DATA_DIR=str(tmp_path / "data"),
-        HOME=str(tmp_path),
-    )
-    return env
-
-
-@pytest.fixture
-def server(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        ["balance", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"balance serve exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"balance serve not ready: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_the_walkthrough_runs_and_ends_with_the_expected_balances(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_readme_walkthrough import _free_port, environment  # noqa: F401
+from tests.e2e.conftest import free_port
 
 
 def _call(base: str, method: str, path: str, token: str, body: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -29,10 +29,10 @@ def _call(base: str, method: str, path: str, token: str, body: dict[str, str] | 
 
 
 def test_two_workers_never_answer_from_a_stale_state(
-    environment: dict[str, str],  # noqa: F811
+    environment: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     token = subprocess.run(
         ["balance", "token", "--sub", "alice"],
