@@ -1,1 +1,1 @@
-"""Benchmarks of issue 6: ``make bench`` / ``bench/run``; see docs/benchmarks.md."""
+"""The benchmarks: ``make bench`` / ``bench/run``; see docs/benchmarks.md."""

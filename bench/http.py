@@ -103,8 +103,8 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
     if wrk_path() is None:
         reason = "wrk is not installed (bench/run installs it; --quick does not)"
         return Outcome([_not_measured(b, reason) for b in backends], {"skipped": reason})
-    # Kafka + Mongo on a topic and database of this run's own, deleted at the end: reusing the
-    # default ones made each run start on every earlier run's events and views.
+    # Kafka + Mongo on a topic and database of this run's own, deleted at the end: with the
+    # default ones each run would start on every earlier run's events and views.
     measured = [b.own_names("bench.http") for b in backends if b.missing is None]
     rows_skipped = [_not_measured(b, b.missing) for b in backends if b.missing is not None]
     owners = [f"user-{i}" for i in range(sizes.http_accounts)]

@@ -4,8 +4,8 @@
 open-loop at a fixed rate: half of the maximum that same configuration sustains, measured just
 before on the same store (``in_flight`` deposits at once, projector on: the rate over the last
 ``MAX_SECONDS`` of ``MAX_WARMUP_SECONDS + MAX_SECONDS``). A store's writes cost more as it grows
-(its indexes' pages spread out), so a maximum taken on an empty store, as until 2026-11-24,
-overstated what the grown store of the rounds sustains. Measure 2's rate is the write side
+(its indexes' pages spread out), so a maximum taken on an empty store would overstate what the
+grown store of the rounds sustains. Measure 2's rate is the write side
 alone: offering half of it to a process that also projects saturates it (command p99 in
 seconds), and the lag then measures queueing, not the projection. A new command starts every
 1/rate seconds whether or not earlier ones finished. The lag of a deposit is the time from its
@@ -22,7 +22,7 @@ same way, and put the previous ones back afterwards.
 
 **Rebuild.** A store of ``rebuild_events`` events (1,000 accounts x 100 events, built fast, see
 ``bench.streams``), then ``Application.projector.rebuild()`` into SQLite. The rate counts up to the
-last batch applied; the wall time of the call (which also waits 0.5 s to see that nothing more
+last batch applied; the wall time of the call (which also waits 50 ms to see that nothing more
 comes) is recorded beside it.
 """
 
