@@ -50,7 +50,10 @@ __all__ = [
     "new_request_id",
 ]
 
-METRICS_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+# Without its charset parameter: Litestar appends "; charset=utf-8" to every text/ media type.
+METRICS_CONTENT_TYPE: Final = ";".join(
+    part for part in CONTENT_TYPE_LATEST.split(";") if not part.strip().startswith("charset=")
+)
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What a client may send as X-Request-ID; anything else is replaced, so logs stay clean.
 _VALID_ID: Final = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")

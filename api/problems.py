@@ -293,7 +293,9 @@ def _validation_errors(exc: ValidationException) -> list[FieldError]:
             message = message[: nested.start()]
             if nested.group(1):
                 field = f"{field}.{nested.group(1)}" if field != "body" else nested.group(1)
-        errors.append(FieldError(field, message, str(item.get("source") or "body")))
+        source = item.get("source") or "body"
+        # Litestar gives a ParamType member for parameters, whose str() is "ParamType.QUERY".
+        errors.append(FieldError(field, message, str(getattr(source, "value", source))))
     return errors
 
 
