@@ -23,7 +23,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from api.bootstrap import Application, bootstrap
-from api.observability import Metrics, ObservabilityMiddleware, configure_logging
+from api.observability import (
+    Metrics,
+    ObservabilityMiddleware,
+    configure_logging,
+    write_logs_directly,
+)
 from api.problems import problem_response
 from api.request import MEDIATOR_STATE_KEY, ApiRequest, provide_principal
 from api.routes.accounts import AccountController
@@ -77,6 +82,7 @@ def create_app(application: Application | None = None) -> Litestar:
             yield
         finally:
             await app_.close()
+            write_logs_directly()  # the server's last lines must not wait in a queue
 
     def provide_mediator() -> Mediator:
         return app_.mediator

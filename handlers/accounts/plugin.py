@@ -47,13 +47,18 @@ HANDLERS: Final[dict[type[Any], type[Any]]] = {
 
 @hookimpl
 def balance_services(container: Container, settings: Settings) -> None:
+    # Read now, so that a bad value stops the start-up (and `balance config`), not a request.
+    snapshot_every = settings.get_int("snapshot_every", 100)
+    cache_size = settings.get_int("cache_size", 10_000)
+    read_wait = settings.get_float("read_wait_seconds", 2.0)
+
     def accounts() -> Accounts:
         store = container.resolve(EventStore)
         return Accounts(
             store,
             store if isinstance(store, SnapshotStore) else None,
-            snapshot_every=settings.get_int("snapshot_every", 100),
-            cache_size=settings.get_int("cache_size", 10_000),
+            snapshot_every=snapshot_every,
+            cache_size=cache_size,
         )
 
     def transfers() -> Transfers:
@@ -61,7 +66,7 @@ def balance_services(container: Container, settings: Settings) -> None:
         return Transfers(store, store if isinstance(store, SnapshotStore) else None)
 
     def progress() -> ProjectionProgress:
-        return ProjectionProgress(max_wait=settings.get_float("read_wait_seconds", 2.0))
+        return ProjectionProgress(max_wait=read_wait)
 
     container.register_singleton(Clock, Clock)
     container.register_singleton(Accounts, accounts)

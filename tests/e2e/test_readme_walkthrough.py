@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,23 +56,23 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def start_server(
+    command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``command`` (a ``balance serve``) on a free port, once /health/ready answers 200; stopped
+    with SIGTERM (killed if it hangs) at the end. Its output goes to ``log_path``."""
     port = _free_port()
-    log = (tmp_path / "server.log").open("wb")
+    log = log_path.open("wb")
     process = subprocess.Popen(
-        ["balance", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [*command, "--port", str(port)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                pytest.fail(f"balance serve exited: {(tmp_path / 'server.log').read_text()}")
+                pytest.fail(f"balance serve exited: {log_path.read_text()}")
             try:
                 with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as response:
                     if response.status == 200:
@@ -79,17 +80,25 @@ def server(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"balance serve not ready: {(tmp_path / 'server.log').read_text()}")
+                pytest.fail(f"balance serve not ready: {log_path.read_text()}")
             time.sleep(0.1)
-        yield base
+        yield process, base
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture
+def server(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    log = tmp_path / "server.log"
+    with start_server(["balance", "serve"], environment, tmp_path, log) as (_process, base):
+        yield base
 
 
 def test_the_walkthrough_runs_and_ends_with_the_expected_balances(
