@@ -234,8 +234,16 @@ def rebuild() -> None:
 
 
 @cli.command("config")
-def show_config() -> None:
+@click.option(
+    "--markdown", is_flag=True, help="Print the reference of every setting instead, in Markdown."
+)
+def show_config(markdown: bool) -> None:
     """Check the configuration as `balance serve` does, and print it, secrets masked."""
+    if markdown:
+        from api.config_reference import reference
+
+        click.echo(reference(entry_points=True))
+        return
     settings = _settings()
     try:
         check_settings(settings)

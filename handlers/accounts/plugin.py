@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from core.config import Settings
+from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.ports import EventStore, SnapshotStore
@@ -43,6 +43,32 @@ HANDLERS: Final[dict[type[Any], type[Any]]] = {
     rq.GetBalanceAt: GetBalanceAtHandler,
     rq.GetTransfer: GetTransferHandler,
 }
+
+
+SETTINGS: Final = (
+    Setting(
+        "snapshot_every",
+        "save an account snapshot every N events (when the store keeps snapshots)",
+        "100",
+    ),
+    Setting("cache_size", "account states kept in memory", "10000"),
+    Setting(
+        "read_wait_seconds",
+        "how long a query with `min_version` waits for the projection",
+        "2.0",
+    ),
+    Setting(
+        "command_retries",
+        "attempts for a command that lost a concurrency race (commands with an expected "
+        "version are never retried)",
+        "5",
+    ),
+)
+
+
+@hookimpl
+def balance_settings() -> tuple[Setting, ...]:
+    return SETTINGS
 
 
 @hookimpl
