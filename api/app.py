@@ -24,7 +24,12 @@ from litestar.routes import HTTPRoute
 
 from api.apidocs import SCHEMA_PATH, openapi_router, render_plugins
 from api.bootstrap import Application, bootstrap
-from api.observability import Metrics, ObservabilityMiddleware, configure_logging
+from api.observability import (
+    Metrics,
+    ObservabilityMiddleware,
+    configure_logging,
+    write_logs_directly,
+)
 from api.problems import problem_response
 from api.query import QUERY_TYPE_DECODERS
 from api.request import MEDIATOR_STATE_KEY, ApiRequest, provide_principal
@@ -81,6 +86,7 @@ def create_app(application: Application | None = None) -> Litestar:
             yield
         finally:
             await app_.close()
+            write_logs_directly()  # the server's last lines must not wait in a queue
 
     def provide_mediator() -> Mediator:
         return app_.mediator

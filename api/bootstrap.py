@@ -69,13 +69,17 @@ class Application:
 
     async def start(self) -> None:
         """Open the backends, bring the read model up to date, finish interrupted transfers,
-        then keep projecting in the background."""
-        for backend in _unique(self.backends.values()):
-            if isinstance(backend, Lifecycle):
-                await backend.start()
-        if self.run_projector:
-            await self.projector.catch_up()
-        resumed = await self.mediator.send(ResumeTransfers())
+        then keep projecting in the background. What was opened is closed if a step fails."""
+        try:
+            for backend in _unique(self.backends.values()):
+                if isinstance(backend, Lifecycle):
+                    await backend.start()
+            if self.run_projector:
+                await self.projector.catch_up()
+            resumed = await self.mediator.send(ResumeTransfers())
+        except BaseException:
+            await self.close()
+            raise
         if resumed:
             log.info("resumed %d pending transfers", resumed)
         if self.run_projector:

@@ -4,21 +4,27 @@ the configuration. Plugins add commands through the ``balance_cli_commands`` hoo
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
+import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from types import FrameType
 from typing import Any, Final
 
 import click
 
 from api.bootstrap import BUILTIN_PLUGINS, bootstrap
-from api.runtime import apply_runtime, freeze_startup_objects
+from api.runtime import apply_runtime, freeze_startup_objects, gc_threshold, switch_interval
 from core.config import ConfigError, Settings, env_name, load_settings
 from core.errors import BalanceError
 from core.plugins import collect, make_plugin_manager
 
 __all__ = ["cli", "build_cli", "main", "parse_ttl"]
+
+log = logging.getLogger("balance.cli")
 
 _TTL: Final = re.compile(r"(\d+)\s*([smhd]?)")
 _UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,6 +46,7 @@ def _settings() -> Settings:
 
 
 @click.group(help="account-balance: customer accounts and balances.")
+@click.version_option(package_name="account-balance", prog_name="balance")
 def cli() -> None:
     pass
 
@@ -53,45 +60,99 @@ def _tune_runtime(settings: Settings) -> bool:
         raise click.ClickException(str(error)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _ServerOptions:
+    host: str
+    port: int
+    workers: int
+    log_level: str
+    access_log: bool
+
+
+def _server_options(
+    settings: Settings, host: str | None, port: int | None, workers: int | None
+) -> _ServerOptions:
+    """The options ``balance serve`` runs with, checked; the command line wins."""
+    level = (settings.get("log_level") or "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(
+            f"{env_name('log_level')}: {level!r} is not a level (DEBUG, INFO, WARNING, ERROR)"
+        )
+    return _ServerOptions(
+        host=host or settings.get("host") or "127.0.0.1",
+        port=port if port is not None else settings.get_int("port", 8000),
+        workers=workers if workers is not None else settings.get_int("workers", 1),
+        log_level=level,
+        access_log=(settings.get("access_log") or "").lower() in {"1", "true", "yes", "on"},
+    )
+
+
+def check_settings(settings: Settings) -> None:
+    """Everything ``balance serve`` checks before it serves: its own options, the runtime
+    settings, the backend names and each selected backend's settings (by building the app,
+    which opens nothing and connects to nothing)."""
+    from api.app import create_app
+
+    _server_options(settings, None, None, None)
+    switch_interval(settings)
+    gc_threshold(settings)
+    create_app(bootstrap(settings))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # While uvicorn serves, its own handler takes SIGTERM and shuts down gracefully; then it
+    # raises the signal again for the handler it found, this one. Python's default would end
+    # the process with 143 and drop the last log lines.
+    raise KeyboardInterrupt
+
+
 @cli.command()
 @click.option("--host", default=None, help="Interface to listen on [BALANCE_HOST, 127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Port [BALANCE_PORT, 8000]")
 @click.option("--workers", type=int, default=None, help="Worker processes [BALANCE_WORKERS, 1]")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the HTTP API with uvicorn (the embedded SQLite backends unless configured)."""
+    """Run the HTTP API with uvicorn (the embedded SQLite backends unless configured).
+    SIGTERM or SIGINT stops it gracefully, with exit status 0."""
     import uvicorn
 
     from api.app import create_app
     from api.observability import configure_logging
 
     settings = _settings()
+    try:
+        server = _server_options(settings, host, port, workers)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     freeze = _tune_runtime(settings)
-    host = host or settings.get("host") or "127.0.0.1"
-    port = port if port is not None else settings.get_int("port", 8000)
-    workers = workers if workers is not None else settings.get_int("workers", 1)
-    access_log = (settings.get("access_log") or "").lower() in {"1", "true", "yes", "on"}
-    configure_logging(settings.get("log_level") or "INFO", access_log)
+    configure_logging(server.log_level, server.access_log)
     options: dict[str, Any] = {
-        "host": host,
-        "port": port,
+        "host": server.host,
+        "port": server.port,
         "log_config": None,
         "access_log": False,
         "server_header": False,
         "lifespan": "on",
     }
-    if workers > 1:
-        # Each worker process builds its own app from the environment. Another worker may
-        # append to any stream, so no worker may answer from a cached state: caching is off.
-        os.environ[env_name("cache_size")] = "0"
-        uvicorn.run("api.app:serve_app", factory=True, workers=workers, **options)
-        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app = create_app(bootstrap(settings))
-    except BalanceError as error:
-        raise click.ClickException(str(error)) from None
-    if freeze:
-        freeze_startup_objects()
-    uvicorn.run(app, **options)
+        if server.workers > 1:
+            # Each worker process builds its own app from the environment. Another worker may
+            # append to any stream, so no worker may answer from a cached state: caching is off.
+            os.environ[env_name("cache_size")] = "0"
+            uvicorn.run("api.app:serve_app", factory=True, workers=server.workers, **options)
+        else:
+            try:
+                app = create_app(bootstrap(settings))
+            except BalanceError as error:
+                raise click.ClickException(str(error)) from None
+            if freeze:
+                freeze_startup_objects()
+            uvicorn.run(app, **options)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    log.info("balance serve stopped")
 
 
 @cli.command()
@@ -106,14 +167,29 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h, 7d.")
 def token(sub: str, scopes: Sequence[str], roles: Sequence[str], ttl: str) -> None:
     """Print a token signed with the local secret (BALANCE_JWT_SECRET or the generated one)."""
+    from plugins.jwt.config import JwtConfig
     from plugins.jwt.tokens import DEFAULT_SCOPES, mint_token
 
     settings = _settings()
     words = [word for scope in scopes for word in scope.split()] or list(DEFAULT_SCOPES)
+    lifetime = parse_ttl(ttl)
     try:
-        click.echo(mint_token(settings, sub, words, roles, parse_ttl(ttl)))
+        config = JwtConfig.from_settings(settings)
+        # Loaded first, so that the note below can say whether this command created it.
+        secret = config.signing_secret() if config.source == "secret" else None
+        minted = mint_token(settings, sub, words, roles, lifetime)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    click.echo(minted)
+    if secret is not None:
+        # On stderr, so that $(balance token ...) captures the token alone.
+        note = f"balance token: signed with {secret.where}"
+        if secret.created:
+            note += (
+                " (created now: a server that uses another BALANCE_DATA_DIR, or "
+                "BALANCE_JWT_SECRET, answers 401 to this token)"
+            )
+        click.echo(note, err=True)
 
 
 @cli.group()
@@ -158,9 +234,22 @@ def rebuild() -> None:
 
 
 @cli.command("config")
-def show_config() -> None:
-    """Print the resolved configuration, secrets masked."""
-    for key, value in _settings().masked().items():
+@click.option(
+    "--markdown", is_flag=True, help="Print the reference of every setting instead, in Markdown."
+)
+def show_config(markdown: bool) -> None:
+    """Check the configuration as `balance serve` does, and print it, secrets masked."""
+    if markdown:
+        from api.config_reference import reference
+
+        click.echo(reference(entry_points=True))
+        return
+    settings = _settings()
+    try:
+        check_settings(settings)
+    except BalanceError as error:
+        raise click.ClickException(str(error)) from None
+    for key, value in settings.masked().items():
         click.echo(f"{key} = {value}")
 
 
@@ -168,7 +257,7 @@ def build_cli(
     settings: Settings | None = None, extra_plugins: Mapping[str, object] | None = None
 ) -> click.Group:
     """The ``balance`` group with the commands that enabled plugins add."""
-    group = click.Group("balance", commands=dict(cli.commands), help=cli.help)
+    group = click.Group("balance", commands=dict(cli.commands), help=cli.help, params=cli.params)
     try:
         settings = settings or load_settings()
         manager = make_plugin_manager(BUILTIN_PLUGINS, settings.disabled_plugins, extra_plugins)

@@ -48,9 +48,13 @@ __all__ = [
     "configure_logging",
     "current_request_id",
     "new_request_id",
+    "write_logs_directly",
 ]
 
-METRICS_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+# Without its charset parameter: Litestar appends "; charset=utf-8" to every text/ media type.
+METRICS_CONTENT_TYPE: Final = ";".join(
+    part for part in CONTENT_TYPE_LATEST.split(";") if not part.strip().startswith("charset=")
+)
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What a client may send as X-Request-ID; anything else is replaced, so logs stay clean.
 _VALID_ID: Final = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -216,6 +220,7 @@ def configure_logging(level: str = "INFO", access_log: bool = False) -> None:
     Per-request lines (the access log, the mediator's request log) only when ``access_log``."""
     global _listener
     if _listener is not None:
+        atexit.unregister(_listener.stop)
         _listener.stop()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     stream = logging.StreamHandler(sys.stderr)
@@ -238,3 +243,22 @@ def configure_logging(level: str = "INFO", access_log: bool = False) -> None:
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def write_logs_directly() -> None:
+    """From now on, write each record on the thread that logs it, after writing those queued.
+    For the end of a server process: uvicorn ends a worker by raising the SIGTERM it caught once
+    it has shut down, and the process then dies without draining the queue."""
+    global _listener
+    if _listener is None:
+        return
+    atexit.unregister(_listener.stop)
+    _listener.stop()
+    _listener = None
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if isinstance(old, logging.handlers.QueueHandler):
+            root.removeHandler(old)
+    direct = logging.StreamHandler(sys.stderr)
+    direct.setFormatter(JsonFormatter())
+    root.addHandler(direct)

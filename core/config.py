@@ -17,7 +17,15 @@ from typing import Final
 
 from core.errors import BalanceError
 
-__all__ = ["ConfigError", "MissingSettingError", "Settings", "load_settings", "env_name"]
+__all__ = [
+    "CORE_SETTINGS",
+    "ConfigError",
+    "MissingSettingError",
+    "Setting",
+    "Settings",
+    "load_settings",
+    "env_name",
+]
 
 PREFIX: Final = "BALANCE_"
 _SECRET_WORDS: Final = ("secret", "password", "token", "private_key", "api_key")
@@ -94,6 +102,97 @@ class Settings:
         for key, value in sorted(self.values.items()):
             shown[key] = _mask(key, value)
         return shown
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A key's definition, for the reference (``balance config --markdown``, which
+    docs/configuration.md holds): core keys below, plugins' through ``balance_settings``.
+    ``default`` is the value as one would write it; without one, ``unset`` says what happens."""
+
+    key: str
+    meaning: str
+    default: str = ""
+    unset: str = "not set"
+    # The server's own keys (the composition root, `balance serve`), apart from the core ones.
+    server: bool = False
+
+
+CORE_SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting(
+        "config",
+        "the TOML file; from the environment only",
+        unset="`./balance.toml` if it exists",
+    ),
+    Setting("event_store", "the event store backend, by name", "sqlite"),
+    Setting("read_model", "the read model backend, by name", "sqlite"),
+    Setting("authenticator", "the authenticator backend, by name", "jwt"),
+    Setting(
+        "data_dir",
+        "where file-based backends keep their files (the SQLite databases, the Kafka store's "
+        "local index, the generated JWT secret); `~` is expanded",
+        unset="`$XDG_DATA_HOME/account-balance`, else `~/.local/share/account-balance`",
+    ),
+    Setting(
+        "disabled_plugins",
+        "plugin names to leave out, comma-separated (a list in TOML)",
+        unset="none",
+    ),
+    Setting(
+        "host", "the interface `balance serve` listens on (`--host` wins)", "127.0.0.1", server=True
+    ),
+    Setting("port", "the port `balance serve` listens on (`--port` wins)", "8000", server=True),
+    Setting(
+        "workers",
+        "`balance serve`'s worker processes (`--workers` wins); with more than one, the account "
+        "cache is off and each command reads its account from the store",
+        "1",
+        server=True,
+    ),
+    Setting(
+        "log_level",
+        "the level of the JSON log lines on stderr: `DEBUG`, `INFO`, `WARNING`, `ERROR`",
+        "INFO",
+        server=True,
+    ),
+    Setting(
+        "access_log",
+        "`true` (or `1`, `yes`, `on`): a log line per request, and the mediator's per-request "
+        "lines",
+        "false",
+        server=True,
+    ),
+    Setting(
+        "max_body_bytes",
+        "the largest request body accepted; a larger one is a 413 problem (`body-too-large`)",
+        "65536",
+        server=True,
+    ),
+    Setting(
+        "projector",
+        "`off`: this process does not run the projector (`balance projector` runs it elsewhere)",
+        "inline",
+        server=True,
+    ),
+    Setting(
+        "switch_interval",
+        "Python's GIL switch interval in seconds (`sys.setswitchinterval`), set once by the "
+        "server (`api/runtime.py`): the SQLite writer and reader threads get the GIL back from "
+        "the busy event loop sooner than after Python's default 5 ms; `0` leaves Python's "
+        "default",
+        "0.0005",
+        server=True,
+    ),
+    Setting(
+        "gc_threshold",
+        "Python's garbage-collector thresholds (`gc.set_threshold`), set once by the server, "
+        "which also collects and `gc.freeze()`s its start-up objects: the collector's full pass "
+        "no longer walks them (it took up to 73 ms under load, 14 times in 25 s); `default` "
+        "keeps Python's thresholds and freezes nothing. See `api/runtime.py`",
+        "5000,20,100",
+        server=True,
+    ),
+)
 
 
 def _mask(key: str, value: str) -> str:

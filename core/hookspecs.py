@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    from core.config import Setting, Settings
     from core.container import Container
     from core.registry import BackendOffer, Registry
 
@@ -25,6 +25,12 @@ def balance_backends() -> Sequence[BackendOffer]:
     """Backends this plugin offers, each for one port (``event_store``, ``read_model``,
     ``authenticator``) under a name that configuration selects, with a factory
     ``(settings, container) -> backend``. Only the selected ones are built, once each."""
+
+
+@hookspec
+def balance_settings() -> Sequence[Setting]:
+    """The keys this plugin reads (``BALANCE_<KEY>``), for the configuration reference
+    (``balance config --markdown``, docs/configuration.md)."""
 
 
 @hookspec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from core.config import Settings
+from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.ports import EventStore, SnapshotStore
@@ -45,15 +45,46 @@ HANDLERS: Final[dict[type[Any], type[Any]]] = {
 }
 
 
+SETTINGS: Final = (
+    Setting(
+        "snapshot_every",
+        "save an account snapshot every N events (when the store keeps snapshots)",
+        "100",
+    ),
+    Setting("cache_size", "account states kept in memory", "10000"),
+    Setting(
+        "read_wait_seconds",
+        "how long a query with `min_version` waits for the projection",
+        "2.0",
+    ),
+    Setting(
+        "command_retries",
+        "attempts for a command that lost a concurrency race (commands with an expected "
+        "version are never retried)",
+        "5",
+    ),
+)
+
+
+@hookimpl
+def balance_settings() -> tuple[Setting, ...]:
+    return SETTINGS
+
+
 @hookimpl
 def balance_services(container: Container, settings: Settings) -> None:
+    # Read now, so that a bad value stops the start-up (and `balance config`), not a request.
+    snapshot_every = settings.get_int("snapshot_every", 100)
+    cache_size = settings.get_int("cache_size", 10_000)
+    read_wait = settings.get_float("read_wait_seconds", 2.0)
+
     def accounts() -> Accounts:
         store = container.resolve(EventStore)
         return Accounts(
             store,
             store if isinstance(store, SnapshotStore) else None,
-            snapshot_every=settings.get_int("snapshot_every", 100),
-            cache_size=settings.get_int("cache_size", 10_000),
+            snapshot_every=snapshot_every,
+            cache_size=cache_size,
         )
 
     def transfers() -> Transfers:
@@ -61,7 +92,7 @@ def balance_services(container: Container, settings: Settings) -> None:
         return Transfers(store, store if isinstance(store, SnapshotStore) else None)
 
     def progress() -> ProjectionProgress:
-        return ProjectionProgress(max_wait=settings.get_float("read_wait_seconds", 2.0))
+        return ProjectionProgress(max_wait=read_wait)
 
     container.register_singleton(Clock, Clock)
     container.register_singleton(Accounts, accounts)

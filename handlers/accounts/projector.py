@@ -10,7 +10,13 @@ from collections.abc import Callable
 from core.ports import EventStore, EventSubscription
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projection import PROJECTION, project_all
-from handlers.accounts.readmodel import AccountReadModel
+from handlers.accounts.readmodel import (
+    AccountReadModel,
+    ClaimMode,
+    ProjectionBusyError,
+    ProjectionClaim,
+    ProjectionClaims,
+)
 
 __all__ = ["Projector"]
 
@@ -25,10 +31,16 @@ class Projector:
         self._read_model = read_model
         self._progress = progress
         self._subscription: EventSubscription | None = None
+        self._claim: ProjectionClaim | None = None
         self.applied = 0
+
+    async def _take_claim(self, mode: ClaimMode) -> None:
+        if self._claim is None and isinstance(self._read_model, ProjectionClaims):
+            self._claim = await self._read_model.claim(mode)
 
     async def _subscription_now(self) -> EventSubscription:
         if self._subscription is None:
+            await self._take_claim("live")
             checkpoint = await self._read_model.checkpoint(PROJECTION)
             self._subscription = self._store.subscribe(PROJECTION, checkpoint)
         return self._subscription
@@ -58,6 +70,9 @@ class Projector:
                 await self.step(0.5)
             except asyncio.CancelledError:
                 raise
+            except ProjectionBusyError as error:
+                log.warning("%s", error)
+                await asyncio.sleep(1.0)
             except Exception:
                 # A failed batch is not committed; the loop retries it after a pause.
                 log.exception("projection batch failed; retrying")
@@ -69,21 +84,33 @@ class Projector:
     ) -> int:
         """Drop the views and replay every event from the start. A rebuild runs with the writers
         stopped, so the stream has ended when no event arrives for ``idle`` seconds once events
-        flow (the first batch may wait 0.5 s, for a subscription that takes time to start)."""
+        flow (the first batch may wait 0.5 s, for a subscription that takes time to start).
+
+        Refused with ``ProjectionBusyError`` while another projector projects into the same
+        read model, where the read model can tell (``ProjectionClaims``)."""
         await self.close()
-        await self._read_model.reset()
-        self._subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
-        total = 0
-        timeout = 0.5
-        while count := await self.step(timeout):
-            total += count
-            timeout = idle
-            if on_progress is not None:
-                on_progress(count)
-        await self.close()
+        await self._take_claim("rebuild")
+        try:
+            await self._read_model.reset()
+            self._subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
+            total = 0
+            timeout = 0.5
+            while count := await self.step(timeout):
+                total += count
+                timeout = idle
+                if on_progress is not None:
+                    on_progress(count)
+        finally:
+            await self.close()
         return total
 
     async def close(self) -> None:
-        if self._subscription is not None:
-            await self._subscription.close()
-            self._subscription = None
+        """Close the subscription and give up this projector's claim on the read model."""
+        subscription, self._subscription = self._subscription, None
+        claim, self._claim = self._claim, None
+        try:
+            if subscription is not None:
+                await subscription.close()
+        finally:
+            if claim is not None:
+                await claim.release()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from core.errors import BalanceError
 from core.ports import Lifecycle
 from handlers.accounts.views import AccountView, Movement, TransferView
 
@@ -19,7 +20,11 @@ __all__ = [
     "AccountChanged",
     "AccountOpenedView",
     "AccountReadModel",
+    "ClaimMode",
     "MovementAdded",
+    "ProjectionBusyError",
+    "ProjectionClaim",
+    "ProjectionClaims",
     "TransferRequestedView",
     "TransferStatusChanged",
     "ViewChange",
@@ -110,4 +115,44 @@ class AccountReadModel(Lifecycle, Protocol):
 
     async def pending_transfers(self) -> list[str]:
         """Ids of transfers still pending, to resume after a crash."""
+        ...
+
+
+ClaimMode = Literal["live", "rebuild"]
+
+
+class ProjectionBusyError(BalanceError):
+    """Another process projects into the read model while a rebuild would drop it, or rebuilds
+    it while a projector would start."""
+
+    def __init__(self, mode: ClaimMode, read_model: str, holders: str = "") -> None:
+        held = f" ({holders})" if holders else ""
+        if mode == "rebuild":
+            message = (
+                f"cannot rebuild {read_model}: a server or `balance projector` is projecting "
+                f"into it, or another rebuild runs{held}; stop it first"
+            )
+        else:
+            message = (
+                f"cannot project into {read_model}: `balance projections rebuild` is "
+                f"rebuilding it{held}; start again once it has finished"
+            )
+        super().__init__(message)
+        self.mode = mode
+
+
+class ProjectionClaim(Protocol):
+    async def release(self) -> None: ...
+
+
+@runtime_checkable
+class ProjectionClaims(Protocol):
+    """What a read model that other processes can project into offers, so that a rebuild never
+    drops the views under a live projector (see the Projector)."""
+
+    async def claim(self, mode: ClaimMode) -> ProjectionClaim:
+        """Live claims are shared: several projectors may apply the same events, every write
+        being idempotent. A rebuild's is exclusive: it is refused while anyone holds a claim,
+        and a live claim is refused while a rebuild holds one. Refusal raises
+        ``ProjectionBusyError`` at once; a claim held by a process that died frees itself."""
         ...

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from core.config import ConfigError
 from core.ports import Principal
 from handlers.auth import AuthenticationError, AuthenticatorUnavailableError
-from plugins.jwt.config import DEFAULT_ALGORITHMS, JwtConfig
+from plugins.jwt.config import DEFAULT_ALGORITHMS, JwtConfig, read_local_secret
 
 __all__ = ["JwtAuthenticator", "check_numeric_dates", "load_public_key"]
 
@@ -119,6 +119,7 @@ class JwtAuthenticator:
         self._config = config
         self._jwks: jwt.PyJWKClient | None = None
         self._key: Any = None
+        self.key_description = config.describe_key()
         source = config.source
         if source == "jwks":
             assert config.jwks_url is not None
@@ -137,7 +138,12 @@ class JwtAuthenticator:
             self._key = load_public_key(config.public_key)
             algorithms = config.algorithms or _algorithms_for(self._key)
         else:
-            self._key = config.secret_bytes()
+            # A missing local secret is created at start (or first use), not here: building the
+            # authenticator, as `balance config` does to check the settings, writes nothing.
+            if config.secret is not None:
+                self._key = config.secret.encode()
+            else:
+                self._key = read_local_secret(config.data_dir)
             algorithms = config.algorithms or DEFAULT_ALGORITHMS["secret"]
         self.algorithms: tuple[str, ...] = algorithms
         self._algorithm_list = list(algorithms)
@@ -155,7 +161,18 @@ class JwtAuthenticator:
 
     # ---- Lifecycle ----
 
+    def _load_secret(self) -> bytes:
+        secret = self._config.signing_secret()
+        self._key = secret.key
+        self.key_description = self._config.describe_key(secret)
+        return secret.key
+
     async def start(self) -> None:
+        if self._key is None and self._jwks is None:
+            await asyncio.to_thread(self._load_secret)
+        # A token signed with another secret (another BALANCE_DATA_DIR) is refused with a 401;
+        # this line says which key this process verifies with.
+        log.info("verifying tokens with %s", self.key_description)
         if self._jwks is not None:
             try:
                 await asyncio.to_thread(self._jwks.get_signing_keys)
@@ -185,6 +202,8 @@ class JwtAuthenticator:
                 return known[0]
             del self._verified[token]
         key = self._key if self._jwks is None else await self._signing_key(token)
+        if key is None:  # used before start
+            key = self._load_secret()
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -14,9 +14,9 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
-from core.config import ConfigError, Settings
+from core.config import ConfigError, Setting, Settings
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -24,7 +24,10 @@ __all__ = [
     "SECRET_FILE",
     "JwtConfig",
     "KeySource",
+    "SETTINGS",
+    "SigningSecret",
     "local_secret",
+    "read_local_secret",
 ]
 
 KeySource = Literal["jwks", "public_key", "secret"]
@@ -42,6 +45,36 @@ DEFAULT_ALGORITHMS: Final[dict[KeySource, tuple[str, ...]]] = {
     # For a PEM key the default follows the key's type (see the authenticator).
     "public_key": (),
 }
+
+
+SETTINGS: Final = (
+    Setting(
+        "jwt_secret",
+        "the HS256 secret, at least 32 bytes (masked by `balance config`)",
+        unset="generated into `<data_dir>/jwt-secret` when the server starts",
+    ),
+    Setting("jwt_public_key", "a PEM public key, as a path or as text"),
+    Setting("jwt_jwks_url", "a JWKS endpoint"),
+    Setting("jwt_issuer", "the required `iss`", unset="not checked"),
+    Setting(
+        "jwt_audience",
+        "the accepted `aud` values, comma-separated (tokens minted locally get the first)",
+        unset="not checked",
+    ),
+    Setting(
+        "jwt_leeway", "clock skew allowed on `exp`, `nbf`, `iat`, in seconds (0 to 300)", "30.0"
+    ),
+    Setting(
+        "jwt_algorithms",
+        "accepted algorithms, comma-separated",
+        unset="by key source (`HS256` for a secret, `RS256,ES256` for a JWKS, the key's type)",
+    ),
+    Setting("jwt_jwks_lifespan", "seconds a fetched key set (and a cached key) is used", "300.0"),
+    Setting("jwt_jwks_cooldown", "minimum seconds between refreshes for unknown `kid`s", "30.0"),
+    Setting("jwt_jwks_timeout", "seconds to wait for the JWKS endpoint", "5.0"),
+    Setting("jwt_cache_seconds", "how long a verified token is remembered, at most", "60.0"),
+    Setting("jwt_cache_size", "how many verified tokens are remembered (0: none)", "10000"),
+)
 
 
 def _split(raw: str | None) -> tuple[str, ...]:
@@ -114,27 +147,64 @@ class JwtConfig:
 
     def secret_bytes(self) -> bytes:
         """The HMAC key: the configured secret, or the local one (created on first use)."""
+        return self.signing_secret().key
+
+    def signing_secret(self) -> SigningSecret:
+        """The HMAC key and where it comes from (the local one is created on first use)."""
         if self.secret is not None:
-            return self.secret.encode()
-        return local_secret(self.data_dir)
+            return SigningSecret(self.secret.encode())
+        return _local_secret(self.data_dir)
+
+    def describe_key(self, secret: SigningSecret | None = None) -> str:
+        """Where the key that verifies tokens comes from, for logs; ``secret`` is the one
+        loaded, if it was (without it, nothing is read or created)."""
+        if self.jwks_url:
+            return f"the keys of the JWKS at {self.jwks_url}"
+        if self.public_key:
+            return "the public key in BALANCE_JWT_PUBLIC_KEY"
+        if secret is None:
+            path = None if self.secret is not None else self.data_dir / SECRET_FILE
+            secret = SigningSecret(b"", path)
+        return secret.where + (" (created now)" if secret.created else "")
+
+
+class SigningSecret(NamedTuple):
+    key: bytes
+    # The local secret's file; None for BALANCE_JWT_SECRET.
+    path: Path | None = None
+    created: bool = False
+
+    @property
+    def where(self) -> str:
+        return "BALANCE_JWT_SECRET" if self.path is None else f"the secret in {self.path}"
 
 
 def local_secret(data_dir: Path) -> bytes:
-    """The secret in ``data_dir/jwt-secret``, created (mode 0600) when missing.
+    """The secret in ``data_dir/jwt-secret``, created (mode 0600) when missing."""
+    return _local_secret(data_dir).key
 
-    The file is written under a temporary name and linked into place, so concurrent workers
-    either create it or read the complete one that another worker created.
-    """
+
+def read_local_secret(data_dir: Path) -> bytes | None:
+    """The secret in ``data_dir/jwt-secret``, None when there is none yet."""
     path = data_dir / SECRET_FILE
+    try:
+        secret = path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{path} holds fewer than {MIN_SECRET_BYTES} bytes; remove it")
+    return secret
+
+
+def _local_secret(data_dir: Path) -> SigningSecret:
+    """The file is written under a temporary name and linked into place, so concurrent workers
+    either create it or read the complete one that another worker created."""
+    path = data_dir / SECRET_FILE
+    created = False
     for _ in range(3):
-        try:
-            secret = path.read_bytes().strip()
-        except FileNotFoundError:
-            pass
-        else:
-            if len(secret) >= MIN_SECRET_BYTES:
-                return secret
-            raise ConfigError(f"{path} holds fewer than {MIN_SECRET_BYTES} bytes; remove it")
+        secret = read_local_secret(data_dir)
+        if secret is not None:
+            return SigningSecret(secret, path, created)
         data_dir.mkdir(parents=True, exist_ok=True)
         temporary = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -143,6 +213,7 @@ def local_secret(data_dir: Path) -> bytes:
                 handle.write(secrets.token_urlsafe(48).encode() + b"\n")
             with contextlib.suppress(FileExistsError):
                 os.link(temporary, path)
+                created = True
         finally:
             temporary.unlink(missing_ok=True)
     raise ConfigError(f"could not create the local JWT secret in {path}")

@@ -6,14 +6,14 @@ import sys
 from types import ModuleType
 from typing import Final
 
-from core.config import Settings
+from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
 from plugins.jwt.authenticator import JwtAuthenticator
-from plugins.jwt.config import JwtConfig
+from plugins.jwt.config import SETTINGS, JwtConfig
 
-__all__ = ["NAME", "balance_backends", "plugin"]
+__all__ = ["NAME", "balance_backends", "balance_settings", "plugin"]
 
 NAME: Final = "jwt"
 
@@ -25,6 +25,11 @@ def _authenticator(settings: Settings, container: Container) -> JwtAuthenticator
 @hookimpl
 def balance_backends() -> list[BackendOffer]:
     return [BackendOffer(port="authenticator", name=NAME, factory=_authenticator)]
+
+
+@hookimpl
+def balance_settings() -> tuple[Setting, ...]:
+    return SETTINGS
 
 
 plugin: Final[ModuleType] = sys.modules[__name__]

@@ -14,14 +14,14 @@ import sys
 from types import ModuleType
 from typing import Final
 
-from core.config import Settings
+from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
-from plugins.kafka.config import KafkaConfig
+from plugins.kafka.config import SETTINGS, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
 
-__all__ = ["NAME", "balance_backends", "plugin"]
+__all__ = ["NAME", "balance_backends", "balance_settings", "plugin"]
 
 NAME: Final = "kafka"
 
@@ -33,6 +33,11 @@ def _event_store(settings: Settings, container: Container) -> KafkaEventStore:
 @hookimpl
 def balance_backends() -> list[BackendOffer]:
     return [BackendOffer(port="event_store", name=NAME, factory=_event_store)]
+
+
+@hookimpl
+def balance_settings() -> tuple[Setting, ...]:
+    return SETTINGS
 
 
 plugin: Final[ModuleType] = sys.modules[__name__]

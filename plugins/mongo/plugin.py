@@ -13,15 +13,15 @@ from typing import Final
 
 import click
 
-from core.config import Settings
+from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
 from plugins.mongo.cli import projector
-from plugins.mongo.config import MongoConfig
+from plugins.mongo.config import SETTINGS, MongoConfig
 from plugins.mongo.readmodel import MongoReadModel
 
-__all__ = ["NAME", "balance_backends", "balance_cli_commands", "plugin"]
+__all__ = ["NAME", "balance_backends", "balance_cli_commands", "balance_settings", "plugin"]
 
 NAME: Final = "mongo"
 
@@ -38,6 +38,11 @@ def balance_backends() -> list[BackendOffer]:
 @hookimpl
 def balance_cli_commands() -> list[click.Command]:
     return [projector]
+
+
+@hookimpl
+def balance_settings() -> tuple[Setting, ...]:
+    return SETTINGS
 
 
 plugin: Final[ModuleType] = sys.modules[__name__]

@@ -53,12 +53,14 @@ from core.errors import StoreUnavailableError
 from handlers.accounts.readmodel import (
     AccountChanged,
     AccountOpenedView,
+    ClaimMode,
     MovementAdded,
     TransferRequestedView,
     TransferStatusChanged,
     ViewChange,
 )
 from handlers.accounts.views import AccountView, Movement, TransferView
+from plugins.mongo.claims import CLAIMS, MongoClaim
 from plugins.mongo.config import MongoConfig
 from plugins.mongo.documents import (
     DOCUMENTS,
@@ -322,6 +324,14 @@ class MongoReadModel:
         except DuplicateKeyError:
             # Another projector's upsert created it first; now it exists, so this one updates.
             await checkpoints.update_one({"_id": projection}, update)
+
+    async def claim(self, mode: ClaimMode) -> MongoClaim:
+        """See ``ProjectionClaims``: a lease document, renewed while held (plugins/mongo/claims)."""
+        if self._db is None:
+            raise StoreUnavailableError("MongoDB read model is not started")
+        where = f"the read model in MongoDB database {self.config.database!r}"
+        with _reachable("claim"):
+            return await MongoClaim.take(self._db[CLAIMS], mode, where)
 
     async def reset(self) -> None:
         with _reachable("reset"):

@@ -12,7 +12,7 @@ import sys
 from types import ModuleType
 from typing import Final
 
-from core.config import Settings
+from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
@@ -20,9 +20,14 @@ from plugins.sqlite.readmodel import SqliteReadModel
 from plugins.sqlite.store import SqliteEventStore
 from plugins.sqlite.writer import DEFAULT_MAX_BATCH
 
-__all__ = ["NAME", "balance_backends", "plugin"]
+__all__ = ["NAME", "SETTINGS", "balance_backends", "balance_settings", "plugin"]
 
 NAME: Final = "sqlite"
+
+SETTINGS: Final = (
+    Setting("sqlite_max_batch", "appends per transaction", str(DEFAULT_MAX_BATCH)),
+    Setting("sqlite_readers", "read connections per database file", "4"),
+)
 
 
 def _event_store(settings: Settings, container: Container) -> SqliteEventStore:
@@ -43,6 +48,11 @@ def balance_backends() -> list[BackendOffer]:
         BackendOffer(port="event_store", name=NAME, factory=_event_store),
         BackendOffer(port="read_model", name=NAME, factory=_read_model),
     ]
+
+
+@hookimpl
+def balance_settings() -> tuple[Setting, ...]:
+    return SETTINGS
 
 
 plugin: Final[ModuleType] = sys.modules[__name__]

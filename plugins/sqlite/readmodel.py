@@ -24,12 +24,14 @@ from core.errors import StoreUnavailableError
 from handlers.accounts.readmodel import (
     AccountChanged,
     AccountOpenedView,
+    ClaimMode,
     MovementAdded,
     TransferRequestedView,
     TransferStatusChanged,
     ViewChange,
 )
 from handlers.accounts.views import AccountView, Movement, TransferView
+from plugins.sqlite.claims import FileClaim
 from plugins.sqlite.schema import (
     SET_BASED,
     VIEWS_DDL,
@@ -391,6 +393,12 @@ class SqliteReadModel:
 
     async def reset(self) -> None:
         await self._writer.submit(_reset)
+
+    async def claim(self, mode: ClaimMode) -> FileClaim:
+        """See ``ProjectionClaims``: a lock on ``views.lock`` beside the database."""
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        lock = self.path.with_suffix(".lock")
+        return FileClaim.take(lock, mode, f"the read model {self.path}")
 
     async def get_account(self, account_id: str) -> AccountView | None:
         return await self._readers.run(partial(_get_account, account_id))

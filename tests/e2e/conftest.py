@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,33 +182,40 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def start_server(
+    command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``command`` (a ``balance serve``) on a free port, once /health/ready answers 200; stopped
+    with SIGTERM (killed if it hangs) at the end. Its output goes to ``log_path``."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"balance serve exited: {log_path.read_text()}")
+                try:
+                    with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"balance serve not ready: {log_path.read_text()}")
+                time.sleep(0.1)
+            yield process, base
+        finally:
+            if process.poll() is None:
+                stop(process)
+
+
 @pytest.fixture
 def server(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        ["balance", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"balance serve exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"balance serve not ready: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
+    log = tmp_path / "server.log"
+    with start_server(["balance", "serve"], environment, tmp_path, log) as (_process, base):
         yield base
-    finally:
-        stop(process)
-        log.close()

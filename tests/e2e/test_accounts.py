@@ -104,6 +104,7 @@ async def test_bad_limit_or_cursor_is_a_client_error(api: Api) -> None:
     assert body["field"] == "limit"
     body = problem(await api.call("GET", "/accounts?limit=abc"), 422, "validation-error")
     assert body["field"] == "limit"
+    assert [error["source"] for error in body["errors"]] == ["query"]
     body = problem(await api.call("GET", "/accounts?cursor=_w"), 422, "invalid-request")
     assert body["field"] == "cursor"
 
@@ -191,7 +192,9 @@ async def test_unknown_currency_and_bad_initial_deposit_name_their_field(api: Ap
     response = await api.call("POST", "/accounts", json={"currency": "EUR", "initial_deposit": "0"})
     assert problem(response, 422, "invalid-amount")["field"] == "initial_deposit"
     response = await api.call("POST", "/accounts", json={})
-    assert problem(response, 422, "validation-error")["field"] == "currency"
+    body = problem(response, 422, "validation-error")
+    assert body["field"] == "currency"
+    assert [error["source"] for error in body["errors"]] == ["body"]
     response = await api.call("POST", "/accounts", json={"currency": "EUR", "balance": "1e9"})
     assert problem(response, 422, "validation-error")["field"] == "balance"
 

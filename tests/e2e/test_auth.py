@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from core.config import ConfigError
-from plugins.jwt.config import SECRET_FILE, local_secret
+from handlers.auth import AuthenticationError
+from plugins.jwt.authenticator import JwtAuthenticator
+from plugins.jwt.config import SECRET_FILE, JwtConfig, local_secret
 from plugins.jwt.tokens import mint_token
 from tests.e2e.conftest import Api, AppFactory, e2e_settings, problem
 
@@ -171,6 +173,25 @@ async def test_the_local_secret_is_private_and_reused(api: Api, make_api: AppFac
     token = api.token("alice")
     async with make_api() as again:  # a second app on the same data directory
         assert (await _get(again, token)).status_code == 200
+
+
+async def test_the_local_secret_is_created_at_start_not_when_the_app_is_built(
+    tmp_path: Path,
+) -> None:
+    config = JwtConfig.from_settings(e2e_settings(tmp_path))
+    authenticator = JwtAuthenticator(config)
+    assert not (tmp_path / SECRET_FILE).exists()
+    assert authenticator.key_description == f"the secret in {tmp_path / SECRET_FILE}"
+    await authenticator.start()
+    assert authenticator.key_description.endswith("jwt-secret (created now)")
+    token = mint_token(e2e_settings(tmp_path), "alice")
+    assert (await authenticator.authenticate(token)).subject == "alice"
+    # Used before its start, it loads the secret then.
+    early = JwtAuthenticator(JwtConfig.from_settings(e2e_settings(tmp_path / "other")))
+    other = mint_token(e2e_settings(tmp_path / "other"), "bob")
+    assert (await early.authenticate(other)).subject == "bob"
+    with pytest.raises(AuthenticationError, match="signature"):
+        await early.authenticate(token)  # signed with another data directory's secret
 
 
 def test_a_short_configured_secret_is_refused(tmp_path: Path) -> None:

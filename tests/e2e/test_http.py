@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import get
 from litestar.di import NamedDependency
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.hookspecs import hookimpl
 from core.mediator import Mediator
@@ -133,7 +134,10 @@ async def test_metrics_in_prometheus_format(api: Api) -> None:
     await api.account(account)
     response = await api.call("GET", "/metrics", None)
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
+    content_type = response.headers["content-type"]
+    assert content_type.startswith("text/plain")
+    assert content_type.count("charset") == 1, content_type
+    assert content_type == CONTENT_TYPE_LATEST
     text = response.text
     assert 'balance_http_requests_total{method="POST",route="/accounts",status="201"} 1.0' in text
     assert 'route="/accounts/{account_id}"' in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from core.hookspecs import hookimpl
 from handlers.accounts.readmodel import AccountReadModel
 from handlers.accounts.requests import Deposit, GetAccount, OpenAccount
 from plugins.jwt.authenticator import JwtAuthenticator
-from plugins.jwt.config import JwtConfig, local_secret
+from plugins.jwt.config import SECRET_FILE, JwtConfig, local_secret
 from tests.support import ALICE, ctx, running, settings_for
 
 
@@ -42,7 +43,7 @@ def run(*args: str) -> Any:
 def test_token_has_the_default_scopes_and_verifies(environment: Path) -> None:
     result = run("token", "--sub", "alice")
     assert result.exit_code == 0, result.output
-    token = result.output.strip()
+    token = result.stdout.strip()
     claims = jwt.decode(token, local_secret(environment), algorithms=["HS256"])
     assert claims["sub"] == "alice"
     assert claims["scope"] == "accounts:read accounts:write"
@@ -59,11 +60,11 @@ def test_token_scopes_roles_and_ttl(environment: Path) -> None:
         "token", "--sub", "t1", "--scope", "accounts:read", "--role", "teller", "--ttl", "15m"
     )
     assert result.exit_code == 0, result.output
-    claims = jwt.decode(result.output.strip(), local_secret(environment), algorithms=["HS256"])
+    claims = jwt.decode(result.stdout.strip(), local_secret(environment), algorithms=["HS256"])
     assert (claims["scope"], claims["roles"]) == ("accounts:read", ["teller"])
     assert claims["exp"] - claims["iat"] == 900
     spaced = run("token", "--sub", "t1", "--scope", "a b", "--scope", "c")
-    spaced_claims = jwt.decode(spaced.output.strip(), local_secret(environment), ["HS256"])
+    spaced_claims = jwt.decode(spaced.stdout.strip(), local_secret(environment), ["HS256"])
     assert spaced_claims["scope"] == "a b c"
 
 
@@ -73,9 +74,36 @@ def test_token_with_the_configured_secret_issuer_and_audience(
     monkeypatch.setenv("BALANCE_JWT_SECRET", "x" * 32)
     monkeypatch.setenv("BALANCE_JWT_ISSUER", "https://issuer.test")
     monkeypatch.setenv("BALANCE_JWT_AUDIENCE", "balance")
-    token = run("token", "--sub", "alice").output.strip()
+    token = run("token", "--sub", "alice").stdout.strip()
     claims = jwt.decode(token, "x" * 32, ["HS256"], audience="balance")
     assert claims["iss"] == "https://issuer.test"
+
+
+def test_token_says_on_stderr_which_secret_it_signed_with(environment: Path) -> None:
+    secret_file = environment / SECRET_FILE
+    first = run("token", "--sub", "alice")
+    assert first.exit_code == 0, first.output
+    assert len(first.stdout.splitlines()) == 1  # $(balance token ...) captures the token alone
+    jwt.decode(first.stdout.strip(), local_secret(environment), algorithms=["HS256"])
+    assert f"signed with the secret in {secret_file} (created now" in first.stderr
+    assert "BALANCE_DATA_DIR" in first.stderr
+    again = run("token", "--sub", "alice")
+    assert again.stderr == f"balance token: signed with the secret in {secret_file}\n"
+
+
+def test_token_with_the_configured_secret_says_so_and_creates_no_file(
+    monkeypatch: pytest.MonkeyPatch, environment: Path
+) -> None:
+    monkeypatch.setenv("BALANCE_JWT_SECRET", "x" * 32)
+    result = run("token", "--sub", "alice")
+    assert result.stderr == "balance token: signed with BALANCE_JWT_SECRET\n"
+    assert not (environment / SECRET_FILE).exists()
+
+
+def test_version_comes_from_the_installed_package() -> None:
+    expected = f"balance, version {version('account-balance')}\n"
+    assert run("--version").output == expected
+    assert CliRunner().invoke(build_cli(), ["--version"]).output == expected
 
 
 def test_token_refuses_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,6 +141,70 @@ def test_config_prints_every_setting_with_secrets_masked(
     assert lines["mongo_url"] == "mongodb://app:********@db:27017/balance"
     assert "super-secret" not in result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"BALANCE_EVENT_STORE": "kafk"},
+            "unknown event_store backend 'kafk' (BALANCE_EVENT_STORE); "
+            "available: kafka, memory, sqlite",
+        ),
+        (
+            {"BALANCE_READ_MODEL": "mongodb"},
+            "unknown read_model backend 'mongodb' (BALANCE_READ_MODEL); "
+            "available: memory, mongo, sqlite",
+        ),
+        ({"BALANCE_EVENT_STORE": "kafka"}, "missing required setting BALANCE_KAFKA_BOOTSTRAP"),
+        (
+            {"BALANCE_READ_MODEL": "mongo", "BALANCE_MONGO_URL": "http://db"},
+            "BALANCE_MONGO_URL must be a mongodb:// or mongodb+srv:// URL",
+        ),
+        ({"BALANCE_JWT_SECRET": "short"}, "BALANCE_JWT_SECRET must be at least 32 bytes"),
+        ({"BALANCE_PORT": "http"}, "BALANCE_PORT must be a whole number"),
+        ({"BALANCE_WORKERS": "two"}, "BALANCE_WORKERS must be a whole number"),
+        ({"BALANCE_MAX_BODY_BYTES": "64k"}, "BALANCE_MAX_BODY_BYTES must be a whole number"),
+        ({"BALANCE_LOG_LEVEL": "loud"}, "BALANCE_LOG_LEVEL: 'LOUD' is not a level"),
+        ({"BALANCE_SWITCH_INTERVAL": "fast"}, "BALANCE_SWITCH_INTERVAL must be a number"),
+        ({"BALANCE_GC_THRESHOLD": "1,2"}, "BALANCE_GC_THRESHOLD must be three positive"),
+        ({"BALANCE_SNAPSHOT_EVERY": "often"}, "BALANCE_SNAPSHOT_EVERY must be a whole number"),
+        ({"BALANCE_READ_WAIT_SECONDS": "soon"}, "BALANCE_READ_WAIT_SECONDS must be a number"),
+    ],
+)
+def test_config_checks_what_serve_checks(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    def listen(*args: object, **kwargs: object) -> None:
+        raise AssertionError("serve accepted the settings and started the server")
+
+    monkeypatch.setattr("uvicorn.run", listen)
+    result = run("config")
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    # serve refuses the same settings with the same message, before it listens
+    served = run("serve")
+    assert served.exit_code == 1, served.output
+    assert message in served.stderr
+
+
+def test_config_checks_without_opening_or_writing_anything(
+    monkeypatch: pytest.MonkeyPatch, environment: Path
+) -> None:
+    # No broker or server at these addresses: checking them does not connect.
+    monkeypatch.setenv("BALANCE_EVENT_STORE", "kafka")
+    monkeypatch.setenv("BALANCE_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setenv("BALANCE_READ_MODEL", "mongo")
+    monkeypatch.setenv("BALANCE_MONGO_URL", "mongodb://127.0.0.1:9/")
+    result = run("config")
+    assert result.exit_code == 0, result.output
+    assert "event_store = kafka" in result.stdout.splitlines()
+    assert not environment.exists()  # not even the local JWT secret
 
 
 def test_config_reports_a_bad_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
