@@ -12,7 +12,11 @@ once, resolves the futures, and then writes the records into the local index. So
 - if the transaction fails, every append in it gets ``StoreUnavailableError``, the version index
   does not move, and nothing of it becomes visible to ``read_committed`` readers (the broker
   aborts it: explicitly, on the next ``init_transactions`` of the same ``transactional.id``, or
-  after ``transaction.timeout.ms``).
+  after ``transaction.timeout.ms``);
+- no exception ends the thread: a batch that fails in any way is refused (what it has not
+  answered gets ``StoreUnavailableError``) and the producer is rebuilt; a new producer ends a
+  transaction that a broker restart left open on a partition (``_finish_hanging``) and re-reads
+  the topic's tail before the next version check.
 
 The version check is exact because ONE writer process owns the topic: its ``init_transactions``
 fences any older producer with the same ``transactional.id`` (a zombie's commit fails), and every
@@ -274,7 +278,8 @@ class KafkaWriter:
         try:
             self._open()
         except Exception as error:
-            self._release()
+            with contextlib.suppress(Exception):
+                self._release()
             failure = error if isinstance(error, StoreUnavailableError) else None
             if failure is None:
                 failure = kafka_unavailable("the Kafka event store cannot start", error)
