@@ -12,7 +12,11 @@ once, resolves the futures, and then writes the records into the local index. So
 - if the transaction fails, every append in it gets ``StoreUnavailableError``, the version index
   does not move, and nothing of it becomes visible to ``read_committed`` readers (the broker
   aborts it: explicitly, on the next ``init_transactions`` of the same ``transactional.id``, or
-  after ``transaction.timeout.ms``).
+  after ``transaction.timeout.ms``);
+- no exception ends the thread: a batch that fails in any way is refused (what it has not
+  answered gets ``StoreUnavailableError``) and the producer is rebuilt; a new producer ends a
+  transaction that a broker restart left open on a partition (``_finish_hanging``) and re-reads
+  the topic's tail before the next version check.
 
 The version check is exact because ONE writer process owns the topic: its ``init_transactions``
 fences any older producer with the same ``transactional.id`` (a zombie's commit fails), and every
@@ -39,6 +43,7 @@ import msgspec
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    IsolationLevel,
     KafkaError,
     KafkaException,
     Producer,
@@ -46,6 +51,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
 from core.errors import ConcurrencyError, StoreUnavailableError
@@ -62,11 +68,21 @@ log = logging.getLogger(__name__)
 _ADMIN_TIMEOUT: Final = 10.0  # topic creation and description at start-up
 _CATCH_UP_IDLE: Final = 10.0  # a catch-up that receives nothing for this long gives up
 _ABORT_TIMEOUT: Final = 1.0
+_RETRY_PAUSE: Final = 0.5  # between a producer that failed to start and the next one
+_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
 
 def kafka_unavailable(message: str, error: BaseException | None = None) -> StoreUnavailableError:
+    """The error for a caller. The cause keeps no traceback: its frames would hold a dropped
+    producer (and its librdkafka threads) for as long as the answer lives."""
     failure = StoreUnavailableError(f"{message}: {error}" if error is not None else message)
     failure.__cause__ = error
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        cause.__traceback__ = None
+        cause = cause.__cause__ or cause.__context__
     return failure
 
 
@@ -96,20 +112,52 @@ _Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 @dataclass(slots=True)
 class _Delivery:
-    """Where one produced record landed (filled by the delivery callback)."""
+    """Where one produced record landed (filled by the delivery callback).
+
+    librdkafka calls it inside ``flush``/``poll``. It must never raise: an exception escaping a
+    callback comes out of that call (as itself, or as ``SystemError: ... returned a result with
+    an exception set``) instead of as this record's outcome."""
 
     partition: int = -1
     offset: int = -1
-    error: KafkaError | None = None
+    error: KafkaError | BaseException | None = None
     done: bool = False
 
     def __call__(self, error: KafkaError | None, message: Any) -> None:
-        self.done = True
-        if error is not None:
-            self.error = error
-        else:
-            self.partition = message.partition()
-            self.offset = message.offset()
+        try:
+            if error is not None:
+                self.error = error
+            else:
+                self.partition = int(message.partition())
+                self.offset = int(message.offset())
+        except BaseException as failure:  # the record's outcome, never librdkafka's problem
+            self.error = failure
+        finally:
+            self.done = True
+
+    @property
+    def placed(self) -> bool:
+        return self.done and self.error is None and self.partition >= 0 and self.offset >= 0
+
+
+@dataclass(slots=True)
+class _ProducerErrors:
+    """One producer's ``error_cb`` (run inside ``flush``/``poll``; never raises, like
+    ``_Delivery``). It notes that every broker went away (a restart, say): the writer then
+    replaces the producer, and the new one checks the partitions for a transaction the restart
+    left open (``_finish_hanging``) before the next append.
+
+    A fatal error (fenced, ...) never comes here: confluent-kafka raises it out of the call
+    that serves it, as a ``KafkaException``, or as ``SystemError: _Delivery.__call__ returned
+    a result with an exception set`` when a delivery report is served after it in the same
+    ``flush``. Either way the writer drops that producer (``_abort``)."""
+
+    brokers_lost: bool = False
+
+    def __call__(self, error: KafkaError) -> None:
+        with contextlib.suppress(BaseException):
+            if error.code() == KafkaError._ALL_BROKERS_DOWN:
+                self.brokers_lost = True
 
 
 @dataclass(slots=True)
@@ -128,10 +176,16 @@ class KafkaWriter:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
+        # Taken to queue an item and by the thread when it stops accepting: nothing can be
+        # queued after the thread's last look at the queue, so every future gets its answer.
+        self._gate = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._checkpointer: WalCheckpointer | None = None
         self._admin: AdminClient | None = None
         self._producer: Producer | None = None
+        self._producer_errors = _ProducerErrors()
+        self._initialised = False  # init_transactions has succeeded on self._producer
+        self._retry_at = 0.0  # no new producer before (time.monotonic()), after a failed one
         self._resync = True  # re-read the topic's tail before the next append
         self._versions: dict[str, int] = {}  # stream → committed version (a cache of the index)
         self.partitions = 0
@@ -169,25 +223,28 @@ class KafkaWriter:
     def append(
         self, stream_id: str, expected: int, records: Sequence[EventRecord]
     ) -> asyncio.Future[list[EventRecord]]:
-        loop = self._check_open()
-        future: asyncio.Future[list[EventRecord]] = loop.create_future()
-        deadline = time.monotonic() + self._config.append_timeout
-        self._queue.put(_Append(stream_id, expected, records, future, deadline))
+        with self._gate:
+            loop = self._check_open()
+            future: asyncio.Future[list[EventRecord]] = loop.create_future()
+            deadline = time.monotonic() + self._config.append_timeout
+            self._queue.put(_Append(stream_id, expected, records, future, deadline))
         return future
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None]:
-        loop = self._check_open()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_SaveSnapshot(snapshot, future))
+        with self._gate:
+            loop = self._check_open()
+            future: asyncio.Future[None] = loop.create_future()
+            self._queue.put(_SaveSnapshot(snapshot, future))
         return future
 
     async def close(self) -> None:
-        if not self.alive or self._loop is None:
+        with self._gate:
+            if not self.alive or self._loop is None:
+                self._accepting = False
+                return
             self._accepting = False
-            return
-        self._accepting = False
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(_Stop(done))
+            done: asyncio.Future[None] = self._loop.create_future()
+            self._queue.put(_Stop(done))
         await done
 
     @property
@@ -221,7 +278,8 @@ class KafkaWriter:
         try:
             self._open()
         except Exception as error:
-            self._release()
+            with contextlib.suppress(Exception):
+                self._release()
             failure = error if isinstance(error, StoreUnavailableError) else None
             if failure is None:
                 failure = kafka_unavailable("the Kafka event store cannot start", error)
@@ -229,8 +287,10 @@ class KafkaWriter:
             return
         loop.call_soon_threadsafe(_settle, [(opened, True, None)])
         stop: _Stop | None = None
+        batch: list[_Append | _SaveSnapshot] = []
         try:
             while stop is None:
+                batch = []
                 appends: list[_Append] = []
                 snapshots: list[_SaveSnapshot] = []
                 item = self._queue.get()
@@ -238,6 +298,7 @@ class KafkaWriter:
                     if isinstance(item, _Stop):
                         stop = item
                         break
+                    batch.append(item)
                     if isinstance(item, _Append):
                         appends.append(item)
                     else:
@@ -248,31 +309,68 @@ class KafkaWriter:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                outcomes: list[_Outcome] = []
-                placed: list[tuple[EventRecord, int]] = []
-                if snapshots:
-                    outcomes += self._save_snapshots(snapshots)
-                if appends:
-                    answers, placed = self._commit(appends)
-                    outcomes += answers
-                if placed:
-                    self._answered += 1  # before any caller can see an answer
-                _call_soon(loop, _settle, outcomes)
-                if placed:  # after the answers: reads wait for it (``wait_indexed``)
-                    self._write_index(placed)
-                    self._index_up_to(self._answered)
-                if placed or snapshots:
-                    self._index_committed()
-        except BaseException as error:  # a bug: fail what is queued rather than hang callers
+                try:
+                    self._serve(loop, appends, snapshots)
+                except BaseException as error:
+                    # Whatever it was (a bug, a callback's exception out of librdkafka), the
+                    # thread goes on: this batch is refused and the producer rebuilt.
+                    self._batch_failed(loop, batch, error)
+        except BaseException as error:  # not even a batch failure could be handled
             log.exception("the Kafka writer thread failed")
-            self._accepting = False
-            self._drain(loop, kafka_unavailable("the Kafka writer thread failed", error))
+            _call_soon(loop, _settle, _refuse(batch, "the Kafka writer thread failed", error))
             raise
         finally:
-            self._release()
+            with self._gate:
+                self._accepting = False
+            self._drain(
+                loop, kafka_unavailable(f"the Kafka event store ({self._config.topic}) is closed")
+            )
+            try:
+                self._release()
+            except Exception:
+                log.exception("could not release the Kafka writer's resources")
             self._index_up_to(self._answered)  # no read waits for a write that will not come
             if stop is not None:
                 _call_soon(loop, _settle, [(stop.future, True, None)])
+
+    def _serve(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        appends: list[_Append],
+        snapshots: list[_SaveSnapshot],
+    ) -> None:
+        """One batch: snapshots into the index, appends into one Kafka transaction, answers."""
+        outcomes: list[_Outcome] = []
+        placed: list[tuple[EventRecord, int]] = []
+        if snapshots:
+            outcomes += self._save_snapshots(snapshots)
+        if appends:
+            answers, placed = self._commit(appends)
+            outcomes += answers
+        if placed:
+            self._answered += 1  # before any caller can see an answer
+        _call_soon(loop, _settle, outcomes)
+        if placed:  # after the answers: reads wait for it (``wait_indexed``)
+            self._write_index(placed)
+            self._index_up_to(self._answered)
+        if placed or snapshots:
+            self._index_committed()
+
+    def _batch_failed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Append | _SaveSnapshot],
+        error: BaseException,
+    ) -> None:
+        """Refuse what the batch has not answered yet (an answer already on its way stays: it
+        is settled first), and start over from Kafka: a new producer, whose
+        ``init_transactions`` settles whatever transaction the old one left, then a re-read of
+        the topic's tail before the next version check."""
+        log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
+        _call_soon(loop, _settle, _refuse(batch, "the Kafka event store failed", error))
+        self._lose_producer()
+        self._resync = True
+        self._index_up_to(self._answered)
 
     def _drain(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
         outcomes: list[_Outcome] = []
@@ -390,22 +488,199 @@ class KafkaWriter:
 
     def _prepare(self, deadline: float | None) -> Producer:
         """A producer with initialised transactions, and an index caught up with the topic."""
-        if self._producer is None:
-            producer = Producer(self._producer_config())
-            timeout = 30.0 if deadline is None else max(deadline - time.monotonic(), 0.1)
+        if self._producer is not None:
+            reason = None
             try:
-                producer.init_transactions(timeout)
-            except KafkaException as error:
-                self._dispose(producer)
-                raise kafka_unavailable(
-                    "Kafka did not initialise the transactions", error
-                ) from error
-            self._producer = producer
-            self._resync = True
+                self._producer.poll(0)  # serves the error callback (and raises a fatal error)
+            except Exception as error:
+                reason = f"an error ({error})"
+            if reason is None and self._producer_errors.brokers_lost:
+                reason = "the broker went away"
+            if reason is not None:
+                log.warning("replacing the Kafka producer after %s", reason)
+                self._lose_producer()
+        if self._producer is None:
+            self._new_producer(deadline)
+        if not self._initialised:
+            self._start_producer(deadline)
         if self._resync:
             self._catch_up(deadline)
             self._resync = False
-        return self._producer
+        producer = self._producer
+        assert producer is not None
+        return producer
+
+    def _start_producer(self, deadline: float | None) -> None:
+        """``init_transactions`` (fences an older writer, settles what it left open), then
+        end a transaction a partition still holds open. (No local names the producer: a
+        traceback kept by an answer would keep it alive.)"""
+        assert self._producer is not None
+        try:
+            self._producer.init_transactions(_remaining(deadline))
+        except Exception as error:
+            kafka_error = _kafka_error(error)
+            if kafka_error is None or not kafka_error.retriable():
+                # Otherwise the same producer tries again with the next batch.
+                self._lose_producer()
+                self._retry_at = time.monotonic() + _RETRY_PAUSE
+            raise kafka_unavailable("Kafka did not initialise the transactions", error) from error
+        self._initialised = True
+        self._resync = True
+        try:
+            self._finish_hanging(self._producer, deadline)
+        except Exception as error:
+            self._lose_producer()
+            self._retry_at = time.monotonic() + _RETRY_PAUSE
+            raise kafka_unavailable("cannot end a transaction left open", error) from error
+
+    def _new_producer(self, deadline: float | None) -> None:
+        """After a producer failed to start, the next one waits a moment: a broker that is
+        starting up refuses at once, and a new producer per batch would pile up threads."""
+        pause = self._retry_at - time.monotonic()
+        if pause > 0:
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                raise kafka_unavailable("Kafka is unavailable; a new producer is tried soon")
+            time.sleep(pause)
+        errors = _ProducerErrors()
+        try:
+            self._producer = Producer({**self._producer_config(), "error_cb": errors})
+        except Exception as error:
+            self._retry_at = time.monotonic() + _RETRY_PAUSE
+            raise kafka_unavailable("cannot create the Kafka producer", error) from error
+        self._producer_errors = errors
+        self._initialised = False
+
+    def _finish_hanging(self, producer: Producer, deadline: float | None) -> None:
+        """End a transaction of ours that a partition still holds open.
+
+        A broker restarted in the middle of a commit or an abort may skip the marker of a
+        partition whose leader it does not know yet (it takes it for deleted) and call the
+        transaction complete: that partition keeps it open for good, and every read_committed
+        reader (the catch-up, the projections) stops at its first record. Only a marker of this
+        ``transactional.id`` ends it. After ``init_transactions`` nothing of ours is open, and
+        nobody else writes the topic, so a partition whose committed end (LSO) is short of its
+        end holds such a transaction. A transaction that writes an empty record (readers skip
+        it: not an event) into such partitions ends them: committed where the index holds one
+        of the open records (an acknowledged append: its commit was confirmed), aborted
+        elsewhere (those appends were answered "none written" or "may or may not"; the catch-up
+        then indexes what landed)."""
+        hanging = self._hanging(deadline)
+        if not hanging:
+            return
+        opened = self._open_records(hanging, deadline)
+        stored = index.find_event_ids(
+            self._require_connection(), [i for ids in opened.values() for i in ids]
+        )
+        commit = sorted(p for p, ids in opened.items() if stored.intersection(ids))
+        abort = sorted(p for p in hanging if p not in commit)
+        log.warning(
+            "%s partitions %s hold a transaction left open; committing %s, aborting %s",
+            self._config.topic,
+            sorted(hanging),
+            commit,
+            abort,
+        )
+        for partitions, committed in ((commit, True), (abort, False)):
+            if partitions:
+                self._end_open(producer, partitions, committed, deadline)
+        # The markers are written after the transaction ends: wait for them.
+        while self._hanging(deadline, among=sorted(hanging)):
+            if deadline is not None and time.monotonic() > deadline:
+                raise kafka_unavailable(f"{self._config.topic} partitions {hanging} stay open")
+            time.sleep(0.05)
+
+    def _end_open(
+        self, producer: Producer, partitions: list[int], commit: bool, deadline: float | None
+    ) -> None:
+        """One transaction with an empty record in each partition, committed or aborted: its
+        marker ends what the partition holds open."""
+        producer.begin_transaction()
+        deliveries = [_Delivery() for _ in partitions]
+        for partition, delivery in zip(partitions, deliveries, strict=True):
+            producer.produce(self._config.topic, partition=partition, on_delivery=delivery)
+        if producer.flush(_remaining(deadline)) or not all(d.placed for d in deliveries):
+            raise kafka_unavailable("Kafka did not take the records that end an open transaction")
+        while True:
+            try:
+                end = producer.commit_transaction if commit else producer.abort_transaction
+                end(_remaining(deadline))
+                return
+            except KafkaException as error:
+                kafka_error = _kafka_error(error)
+                late = deadline is not None and time.monotonic() > deadline
+                if kafka_error is None or not kafka_error.retriable() or late:
+                    raise
+
+    def _hanging(
+        self, deadline: float | None, among: Sequence[int] | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """The partitions whose last stable offset is short of their end: (LSO, end) each."""
+        stable = self._ends(IsolationLevel.READ_COMMITTED, deadline, among)
+        end = self._ends(IsolationLevel.READ_UNCOMMITTED, deadline, among)
+        return {p: (stable[p], end[p]) for p in stable if stable[p] < end[p]}
+
+    def _open_records(
+        self, hanging: dict[int, tuple[int, int]], deadline: float | None
+    ) -> dict[int, list[str]]:
+        """The event ids of the records each partition holds open (read uncommitted)."""
+        config = self._config
+        consumer = self._reader("read_uncommitted")
+        opened: dict[int, list[str]] = {p: [] for p in hanging}
+        try:
+            consumer.assign(
+                [TopicPartition(config.topic, p, lso) for p, (lso, _) in hanging.items()]
+            )
+            left = set(hanging)
+            limit = deadline if deadline is not None else time.monotonic() + _CATCH_UP_IDLE
+            while left:
+                if time.monotonic() > limit:
+                    raise kafka_unavailable(f"cannot read what {config.topic} holds open")
+                for message in consumer.consume(num_messages=config.batch_size, timeout=0.2):
+                    partition, offset = message.partition() or 0, message.offset() or 0
+                    error = message.error()
+                    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                        raise KafkaException(error)
+                    if error is None:
+                        with contextlib.suppress(msgspec.DecodeError):
+                            opened[partition].append(decode_record(message.value() or b"").event_id)
+                    if error is not None or offset + 1 >= hanging[partition][1]:
+                        left.discard(partition)
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+        return opened
+
+    def _ends(
+        self, isolation: IsolationLevel, deadline: float | None, among: Sequence[int] | None = None
+    ) -> dict[int, int]:
+        """Each partition's end offset as a reader of ``isolation`` sees it (read_committed: the
+        last stable offset)."""
+        admin = self._admin
+        if admin is None:
+            raise StoreUnavailableError("the Kafka admin client is not open")
+        partitions = range(self.partitions) if among is None else among
+        wanted = {TopicPartition(self._config.topic, p): _LATEST for p in partitions}
+        if deadline is None:
+            deadline = time.monotonic() + _ADMIN_TIMEOUT
+        while True:
+            timeout = _remaining(deadline)
+            try:
+                futures = admin.list_offsets(
+                    wanted, isolation_level=isolation, request_timeout=timeout
+                )
+                return {
+                    tp.partition: future.result(timeout).offset for tp, future in futures.items()
+                }
+            except Exception as error:  # KafkaException, concurrent.futures.TimeoutError
+                # A new topic's leaders take a moment to be known (NOT_LEADER_FOR_PARTITION,
+                # which admin results do not mark retriable). After a broker restart the admin
+                # client keeps the old leader epochs and gets FENCED_LEADER_EPOCH for good: a
+                # new client asks afresh.
+                if time.monotonic() + 0.2 > deadline:
+                    topic = self._config.topic
+                    raise kafka_unavailable(f"cannot list the offsets of {topic}", error) from error
+                admin = self._admin = AdminClient({"bootstrap.servers": self._config.bootstrap})
+            time.sleep(0.1)
 
     def _dispose(self, producer: Producer) -> None:
         """Drop a producer whose transaction state is unknown or broken. Whatever it left open
@@ -420,32 +695,28 @@ class KafkaWriter:
         if self._producer is not None:
             self._dispose(self._producer)
             self._producer = None
+        self._producer_errors = _ProducerErrors()
+        self._initialised = False
 
     # -- catch-up: the topic's tail into the index --------------------------------------------
 
     def _catch_up(self, deadline: float | None) -> None:
         config = self._config
         connection = self._require_connection()
-        consumer = Consumer(
-            {
-                "bootstrap.servers": config.bootstrap,
-                "group.id": f"{config.group_prefix}-index",  # never joined nor committed
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        consumer = self._reader("read_committed")
         try:
             stored = index.next_offsets(connection)
+            # A partition that holds a transaction open (see _finish_hanging) shows a reader
+            # nothing past its last stable offset, and reports no end either when the index
+            # is already past it (its acknowledged records are indexed): nothing to read there.
+            stable = self._ends(IsolationLevel.READ_COMMITTED, deadline)
             consumer.assign(
                 [
                     TopicPartition(config.topic, p, stored.get(p, OFFSET_BEGINNING))
                     for p in range(self.partitions)
                 ]
             )
-            at_end: set[int] = set()
+            at_end = {p for p, offset in stable.items() if stored.get(p, 0) >= offset}
             last_progress = time.monotonic()
             while len(at_end) < self.partitions:
                 now = time.monotonic()
@@ -492,6 +763,20 @@ class KafkaWriter:
             with contextlib.suppress(Exception):
                 consumer.close()
         self._versions.clear()
+
+    def _reader(self, isolation: str) -> Consumer:
+        """A consumer to assign partitions to by hand, reporting each partition's end."""
+        return Consumer(
+            {
+                "bootstrap.servers": self._config.bootstrap,
+                "group.id": f"{self._config.group_prefix}-index",  # never joined nor committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": isolation,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )
 
     def _index_committed(self) -> None:
         """After a write to the index (and after the answers it holds are on their way)."""
@@ -597,43 +882,60 @@ class KafkaWriter:
                     deliveries.append(delivery)
                 batch.deliveries.append(deliveries)
             remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
-            failed = next(
-                (d.error for ds in batch.deliveries for d in ds if d.error is not None), None
-            )
-            if remaining or failed is not None:
-                reason = "timed out" if failed is None else str(failed)
-                self._abort(producer)
-                return kafka_unavailable(f"Kafka did not take the appends ({reason}); none written")
-        except (KafkaException, BufferError) as error:
-            self._abort(producer)
+        except Exception as error:  # KafkaException, BufferError, or what a callback raised
+            self._abort(producer, error)
             return kafka_unavailable("Kafka refused the appends; none written", error)
+        reason = self._undelivered(batch, remaining)
+        if reason is not None:
+            self._abort(producer, None)
+            return kafka_unavailable(f"Kafka did not take the appends ({reason}); none written")
         while True:
             try:
                 producer.commit_transaction(max(deadline - time.monotonic(), 0.1))
                 return None
-            except KafkaException as exception:
-                kafka_error = exception.args[0]
-                if kafka_error.txn_requires_abort():
-                    self._abort(producer)
-                    return kafka_unavailable(
-                        "Kafka aborted the transaction; none written", exception
-                    )
-                if kafka_error.retriable() and time.monotonic() < deadline:
-                    continue
+            except Exception as exception:
+                kafka_error = _kafka_error(exception)
+                if kafka_error is not None and not kafka_error.fatal():
+                    if kafka_error.txn_requires_abort():
+                        self._abort(producer, exception)
+                        return kafka_unavailable(
+                            "Kafka aborted the transaction; none written", exception
+                        )
+                    if kafka_error.retriable() and time.monotonic() < deadline:
+                        continue
                 # The commit may or may not have happened: start over with a new producer
                 # (whose init_transactions settles it) and re-read the tail before the next
-                # version check.
+                # version check, so the versions and event ids show what really landed.
                 self._lose_producer()
                 return kafka_unavailable(
                     "Kafka did not confirm the commit; the appends may or may not be stored",
                     exception,
                 )
 
-    def _abort(self, producer: Producer) -> None:
+    def _undelivered(self, batch: _Batch, remaining: int) -> str | None:
+        """Why the flushed records cannot be committed; None when every one was placed."""
+        if remaining:
+            return "timed out"
+        for deliveries in batch.deliveries:
+            for delivery in deliveries:
+                if delivery.error is not None:
+                    return str(delivery.error) or type(delivery.error).__name__
+                if not delivery.placed:
+                    return "no delivery report"
+        return None
+
+    def _abort(self, producer: Producer, error: BaseException | None) -> None:
+        """Abort the open transaction, or drop the producer when it cannot be trusted to: a
+        fatal error, an exception that did not come from Kafka (``SystemError`` out of
+        ``flush``, ...), or a failed abort."""
+        kafka_error = None if error is None else _kafka_error(error)
+        if error is not None and (kafka_error is None or kafka_error.fatal()):
+            self._lose_producer()
+            return
         try:
             producer.abort_transaction(_ABORT_TIMEOUT)
-        except KafkaException as error:
-            log.warning("Kafka transaction abort failed (%s); recreating the producer", error)
+        except Exception as failure:
+            log.warning("Kafka transaction abort failed (%s); recreating the producer", failure)
             self._lose_producer()
 
     def _placed(self, batch: _Batch) -> tuple[list[_Outcome], list[tuple[EventRecord, int]]]:
@@ -675,6 +977,25 @@ class KafkaWriter:
             failure = kafka_unavailable("cannot save the snapshot", error)
             return [(item.future, False, failure) for item in items]
         return [(item.future, True, None) for item in items]
+
+
+def _remaining(deadline: float | None) -> float:
+    """A timeout for one Kafka call: what is left of ``deadline`` (30 s without one)."""
+    return 30.0 if deadline is None else max(deadline - time.monotonic(), 0.1)
+
+
+def _kafka_error(error: BaseException) -> KafkaError | None:
+    """The ``KafkaError`` a ``KafkaException`` carries; None for any other exception."""
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0]
+    return None
+
+
+def _refuse(
+    items: Sequence[_Append | _SaveSnapshot], message: str, error: BaseException
+) -> list[_Outcome]:
+    failure = kafka_unavailable(message, error)
+    return [(item.future, False, failure) for item in items]
 
 
 def _settle(outcomes: list[_Outcome]) -> None:

@@ -1,13 +1,17 @@
 """Shared by the Kafka tests and the contract suite's ``kafka`` parameter: the broker's address
-(or a skip, or a failure on CI), unique topic names on the shared broker, and their clean-up."""
+(or a skip, or a failure on CI), unique topic names on the shared broker, and their clean-up;
+and a plain reader of a whole topic."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
+from typing import Any
 from uuid import uuid4
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 BOOTSTRAP_VARIABLE = "BALANCE_KAFKA_BOOTSTRAP"
 
@@ -48,3 +52,34 @@ def delete_topics(bootstrap: str) -> None:
         with contextlib.suppress(Exception):
             future.result(15)
     created_topics.clear()
+
+
+def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[Any]:
+    """Every message of the topic, with a plain confluent-kafka consumer (no group)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        messages: list[Any] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(at_end) < len(partitions):
+            assert time.monotonic() < deadline, "the topic was not read to its end"
+            for message in consumer.consume(100, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error
+                    at_end.add(message.partition() or 0)
+                else:
+                    messages.append(message)
+        return messages
+    finally:
+        consumer.close()

@@ -16,7 +16,6 @@ from uuid import uuid4
 
 import msgspec
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from core.config import MissingSettingError, Settings
 from core.errors import StoreUnavailableError
@@ -24,7 +23,7 @@ from core.records import EventMetadata, EventRecord, decode_record
 from plugins.kafka import index
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
-from tests.kafka.helpers import unique_topic
+from tests.kafka.helpers import read_topic, unique_topic
 from tests.support import event_record, main_file_rows_after
 
 pytestmark = pytest.mark.kafka
@@ -52,37 +51,6 @@ def config_for(bootstrap: str, data_dir: Path, topic: str, **options: Any) -> Ka
         transactional_id=f"{topic}-w",
         **options,
     )
-
-
-def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[Any]:
-    """Every message of the topic, with a plain confluent-kafka consumer (no group)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-reader-{uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": isolation,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        messages: list[Any] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + 20
-        while len(at_end) < len(partitions):
-            assert time.monotonic() < deadline, "the topic was not read to its end"
-            for message in consumer.consume(100, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    assert error.code() == KafkaError._PARTITION_EOF, error
-                    at_end.add(message.partition() or 0)
-                else:
-                    messages.append(message)
-        return messages
-    finally:
-        consumer.close()
 
 
 def delete_index(path: Path) -> None:

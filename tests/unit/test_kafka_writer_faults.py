@@ -1,0 +1,589 @@
+"""The Kafka writer thread against a fake broker: no exception ends the thread, every queued
+append is answered, and a producer in trouble is replaced (``init_transactions`` again, the
+topic's tail re-read) before the next version check.
+
+The fake stands in for confluent-kafka's ``Producer``, ``Consumer`` and ``AdminClient`` the way
+librdkafka behaves: delivery reports and the error callback run inside ``flush``, and an
+exception raised by a callback comes out of ``flush``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+from core.errors import ConcurrencyError, StoreUnavailableError
+from core.records import EventRecord, decode_record
+from plugins.kafka import index
+from plugins.kafka import writer as writer_module
+from plugins.kafka.config import INDEX_FILE, KafkaConfig
+from plugins.kafka.store import KafkaEventStore
+from plugins.kafka.writer import _Delivery
+from tests.support import event_record
+
+TOPIC = "fake.balance.events"
+ANSWER_BOUND = 30.0  # an upper bound against hangs only
+Fault = Callable[["FakeProducer"], None]
+
+
+class FakeMessage:
+    def __init__(
+        self, value: bytes, offset: int, error: KafkaError | None = None, partition: int = 0
+    ) -> None:
+        self._value, self._offset, self._error, self._partition = value, offset, error, partition
+
+    def value(self) -> bytes:
+        return self._value
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> KafkaError | None:
+        return self._error
+
+
+class BrokenMessage(FakeMessage):
+    """A delivery report whose message cannot even say where it landed."""
+
+    def partition(self) -> int:
+        raise RuntimeError("no partition")
+
+
+@dataclass
+class Entry:
+    value: bytes | None
+    state: str = "open"  # then "committed" or "aborted", by a marker
+
+
+@dataclass
+class FakeBroker:
+    """One partition, and the faults the next calls meet.
+
+    As in Kafka, a transaction's records are in the log (open) from the flush on, and a marker
+    ends every open record of the partition (one producer id writes it). Read-committed
+    readers stop at the first open record (the last stable offset)."""
+
+    log: list[Entry] = field(default_factory=list)
+    ongoing: bool = False  # the coordinator's view of our transaction
+    lose_markers: bool = False  # the next end of a transaction writes no marker
+    producers: int = 0
+    initialised: int = 0
+    catch_ups: int = 0
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+
+    def arm(self, call: str, *faults: Fault) -> None:
+        self.faults.setdefault(call, []).extend(faults)
+
+    def fault(self, call: str, producer: FakeProducer) -> None:
+        pending = self.faults.get(call)
+        if pending:
+            pending.pop(0)(producer)
+
+    @property
+    def stable(self) -> int:
+        return next((n for n, e in enumerate(self.log) if e.state == "open"), len(self.log))
+
+    def end(self, state: str) -> None:
+        """The coordinator completes our transaction, and writes its marker (unless lost) if
+        the transaction wrote into the partition."""
+        touched, self.ongoing = self.ongoing, False
+        if self.lose_markers:
+            self.lose_markers = False
+            return
+        for entry in self.log if touched else []:
+            if entry.state == "open":
+                entry.state = state
+
+    def committed(self) -> list[EventRecord]:
+        return [decode_record(e.value) for e in self.log if e.state == "committed" and e.value]
+
+
+class FakeProducer:
+    def __init__(self, broker: FakeBroker, config: dict[str, Any]) -> None:
+        self.broker = broker
+        self.error_cb = config.get("error_cb")
+        self.pending: list[tuple[bytes | None, Any]] = []
+        self.fatal: KafkaError | None = None  # then every transactional call raises it
+        broker.producers += 1
+
+    def _call(self, name: str) -> None:
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
+        self.broker.fault(name, self)
+
+    def init_transactions(self, timeout: float) -> None:
+        self._call("init")
+        if self.broker.ongoing:  # fences the older producer, aborts what it left open
+            self.broker.end("aborted")
+        self.broker.initialised += 1
+
+    def begin_transaction(self) -> None:
+        self._call("begin")
+        self.pending = []
+
+    def produce(self, topic: str, value: bytes | None = None, **options: Any) -> None:
+        self.pending.append((value, options["on_delivery"]))
+
+    def flush(self, timeout: float) -> int:
+        self.broker.fault("flush", self)
+        for value, report in self.pending:
+            self.broker.ongoing = True
+            self.broker.log.append(Entry(value))
+            report(None, FakeMessage(value or b"", len(self.broker.log) - 1))
+        self.pending = []
+        return 0
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._call("commit")
+        self.broker.end("committed")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._call("abort")
+        self.broker.end("aborted")
+
+    def purge(self, **flags: bool) -> None:
+        self.pending = []
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+class FakeConsumer:
+    """A read_committed reader: up to the last stable offset, aborted records left out, and
+    the end of the partition reported only where it is stable. Or a read_uncommitted one."""
+
+    def __init__(self, broker: FakeBroker, config: dict[str, Any]) -> None:
+        self.broker = broker
+        self.position = 0
+        self.at_end = False
+        self.committed = config["isolation.level"] == "read_committed"
+        broker.catch_ups += self.committed
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        (partition,) = partitions
+        self.position = 0 if partition.offset == OFFSET_BEGINNING else partition.offset
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        if self.at_end:
+            return []
+        log = self.broker.log
+        stable = self.broker.stable if self.committed else len(log)
+        messages = [
+            FakeMessage(log[n].value or b"", n)
+            for n in range(self.position, stable)
+            if log[n].state == "committed" or not self.committed
+        ]
+        self.position = max(self.position, stable)
+        if stable < len(log):
+            return messages
+        self.at_end = True
+        return [*messages, FakeMessage(b"", len(log), KafkaError(KafkaError._PARTITION_EOF))]
+
+    def close(self) -> None:
+        pass
+
+
+class FakeAdmin:
+    def __init__(self, broker: FakeBroker) -> None:
+        self.broker = broker
+
+    def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Future[Any]]:
+        return {TOPIC: _done(None)}
+
+    def describe_topics(self, topics: Any, request_timeout: float) -> dict[str, Future[Any]]:
+        return {TOPIC: _done(SimpleNamespace(partitions=[0], topic_id="fake-topic-id"))}
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        return SimpleNamespace(topics={TOPIC: None})
+
+    def list_offsets(
+        self, wanted: dict[TopicPartition, Any], isolation_level: IsolationLevel, **options: Any
+    ) -> dict[TopicPartition, Future[Any]]:
+        committed = isolation_level == IsolationLevel.READ_COMMITTED
+        offset = self.broker.stable if committed else len(self.broker.log)
+        return {tp: _done(SimpleNamespace(offset=offset)) for tp in wanted}
+
+
+def _done(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
+    fake = FakeBroker()
+    monkeypatch.setattr(writer_module, "Producer", lambda config: FakeProducer(fake, config))
+    monkeypatch.setattr(writer_module, "Consumer", lambda config: FakeConsumer(fake, config))
+    monkeypatch.setattr(writer_module, "AdminClient", lambda config: FakeAdmin(fake))
+    return fake
+
+
+@pytest.fixture
+async def store(broker: FakeBroker, tmp_path: Path) -> AsyncIterator[KafkaEventStore]:
+    config = KafkaConfig(
+        bootstrap="fake:9092", index_path=tmp_path / INDEX_FILE, topic=TOPIC, partitions=1
+    )
+    kafka_store = KafkaEventStore(config)
+    await kafka_store.start()
+    try:
+        yield kafka_store
+    finally:
+        await kafka_store.close()
+
+
+def _stream() -> str:
+    return f"account-{uuid4().hex}"
+
+
+async def _append(store: KafkaEventStore, stream: str, version: int) -> list[EventRecord]:
+    appended = store.append(stream, version - 1, [event_record(stream, version)])
+    return list(await asyncio.wait_for(appended, ANSWER_BOUND))
+
+
+def _raise(error: BaseException) -> Fault:
+    def fault(producer: FakeProducer) -> None:
+        raise error
+
+    return fault
+
+
+FENCED = KafkaError(KafkaError._FENCED, "producer fenced", fatal=True)
+
+
+def _fenced(producer: FakeProducer) -> None:
+    """As confluent-kafka reports a fatal error that ``flush`` meets: it sets the fatal
+    KafkaException instead of calling the error callback, and the next delivery report runs
+    with that exception pending, which comes out as a SystemError. From then on every
+    transactional call raises the fatal error."""
+    producer.fatal = FENCED
+    producer.pending = []
+    raise SystemError(
+        "<function _Delivery.__call__> returned a result with an exception set"
+    ) from KafkaException(FENCED)
+
+
+def _broken_report(producer: FakeProducer) -> None:
+    for value, report in producer.pending:
+        producer.broker.ongoing = True
+        producer.broker.log.append(Entry(value))
+        report(None, BrokenMessage(value or b"", 0))
+    producer.pending = []
+
+
+def _lands_then_times_out(producer: FakeProducer) -> None:
+    producer.broker.end("committed")
+    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit timed out"))
+
+
+def _restart_loses_the_markers(producer: FakeProducer) -> None:
+    """The broker restarts as the transaction ends: the coordinator completes it, but skips the
+    partition's marker (it does not know the partition's leader yet), and the producer hears
+    that every broker went down."""
+    producer.broker.lose_markers = True
+    if producer.error_cb is not None:
+        producer.error_cb(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+
+
+def test_the_delivery_report_callback_never_raises() -> None:
+    delivery = _Delivery()
+    delivery(None, BrokenMessage(b"", 0))
+    assert delivery.done
+    assert not delivery.placed
+    assert isinstance(delivery.error, RuntimeError)
+
+    fenced = _Delivery()
+    fenced(FENCED, FakeMessage(b"", -1, FENCED))
+    assert fenced.done
+    assert not fenced.placed
+    assert fenced.error is FENCED
+
+    landed = _Delivery()
+    landed(None, FakeMessage(b"", 41))
+    assert landed.placed
+    assert (landed.partition, landed.offset) == (0, 41)
+
+
+@pytest.mark.parametrize(
+    ("call", "fault", "rebuilt"),
+    [
+        pytest.param(
+            "flush",
+            _raise(SystemError("_Delivery.__call__ returned a result with an exception set")),
+            True,
+            id="SystemError-out-of-flush",
+        ),
+        pytest.param(
+            "flush", _raise(ValueError("raised by a callback")), True, id="callback-raised"
+        ),
+        pytest.param("flush", _broken_report, False, id="broken-delivery-report"),
+        pytest.param("flush", _fenced, True, id="fatal-fenced"),
+        pytest.param("flush", _raise(KafkaException(FENCED)), True, id="fatal-out-of-flush"),
+        pytest.param("begin", _raise(KafkaException(FENCED)), True, id="fatal-at-begin"),
+        pytest.param("begin", _raise(RuntimeError("anything")), True, id="arbitrary-at-begin"),
+        pytest.param("commit", _raise(KafkaException(FENCED)), True, id="fatal-at-commit"),
+        pytest.param("commit", _raise(MemoryError()), True, id="arbitrary-at-commit"),
+    ],
+)
+async def test_a_failed_transaction_is_refused_and_the_writer_serves_the_next_append(
+    store: KafkaEventStore, broker: FakeBroker, call: str, fault: Fault, rebuilt: bool
+) -> None:
+    stream = _stream()
+    await _append(store, stream, 1)
+    producers, catch_ups = broker.producers, broker.catch_ups
+    broker.arm(call, fault)
+
+    with pytest.raises(StoreUnavailableError):
+        await _append(store, stream, 2)
+    assert store.writer.alive
+    assert await store.ready()
+
+    # Served again by the same writer; the refused append was never committed.
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert [r.version for r in await store.read(stream)] == [1, 2]
+    assert [r.version for r in broker.committed()] == [1, 2]
+    # A producer in a fatal or unknown state is replaced, and the new one initialised and the
+    # topic's tail re-read before it serves; after a clean abort the producer stays.
+    assert broker.producers == producers + rebuilt
+    assert broker.initialised == broker.producers
+    assert broker.catch_ups == catch_ups + rebuilt
+
+
+async def test_an_unknown_commit_that_landed_is_re_read_before_the_next_version_check(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    stream = _stream()
+    await _append(store, stream, 1)
+    broker.arm("commit", _lands_then_times_out)
+
+    with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
+        await _append(store, stream, 2)
+    landed = broker.committed()[-1]
+
+    # A retry decided from the old version conflicts (nothing written twice), and the index
+    # holds what really landed, so the retry's reload finds it.
+    with pytest.raises(ConcurrencyError):
+        await _append(store, stream, 2)
+    assert [r.event_id for r in await store.read(stream, after_version=1)] == [landed.event_id]
+    assert await store.stream_version(stream) == 2
+    assert len(broker.committed()) == 2
+    assert [r.version for r in await _append(store, stream, 3)] == [3]
+
+
+async def test_an_exception_outside_the_transaction_refuses_only_its_batch(
+    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _stream()
+    await _append(store, stream, 1)
+    find_event_ids = index.find_event_ids
+    calls = 0
+
+    def fails_once(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the version check")
+        return find_event_ids(*args)
+
+    monkeypatch.setattr(index, "find_event_ids", fails_once)
+    with pytest.raises(StoreUnavailableError, match="a bug in the version check"):
+        await _append(store, stream, 2)
+    assert store.writer.alive
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+
+
+async def test_an_index_write_failing_after_the_answer_keeps_the_append_acknowledged(
+    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _stream()
+    insert_events = index.insert_events
+    failing = True
+
+    def fails_once(*args: Any) -> Any:
+        nonlocal failing
+        if failing:
+            failing = False
+            raise RuntimeError("the index write failed")
+        return insert_events(*args)
+
+    await _append(store, stream, 1)
+    monkeypatch.setattr(index, "insert_events", fails_once)
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert store.writer.alive
+    # The next batch re-reads the topic's tail into the index first.
+    assert [r.version for r in await _append(store, stream, 3)] == [3]
+    assert [r.version for r in await store.read(stream)] == [1, 2, 3]
+
+
+async def test_every_queued_append_is_answered_through_any_failure(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    broker.arm(
+        "flush",
+        _raise(SystemError("_Delivery.__call__ returned a result with an exception set")),
+        _fenced,
+        _broken_report,
+        _raise(KeyboardInterrupt()),
+    )
+    broker.arm("commit", _lands_then_times_out, _raise(RuntimeError("anything")))
+    outcomes: dict[str, Any] = {}
+    for _ in range(8):  # waves of appends queued at once, so that batches hold several
+        streams = [_stream() for _ in range(25)]
+        futures = [store.writer.append(s, 0, [event_record(s, 1)]) for s in streams]
+        answers = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), ANSWER_BOUND
+        )
+        outcomes.update(zip(streams, answers, strict=True))
+    refused = {s: a for s, a in outcomes.items() if isinstance(a, BaseException)}
+    assert all(isinstance(a, StoreUnavailableError) for a in refused.values()), refused
+    assert refused, "the faults refused nothing"
+    assert store.writer.alive
+    # Each stream landed once at most: every acknowledged one, and a refused one only when its
+    # commit was unknown; the index shows exactly what landed.
+    landed = [r.stream_id for r in broker.committed()]
+    assert len(landed) == len(set(landed))
+    acknowledged = set(outcomes) - set(refused)
+    unknown = {s for s, a in refused.items() if "may or may not" in str(a)}
+    assert acknowledged <= set(landed) <= acknowledged | unknown
+    broker.faults.clear()
+    await _append(store, _stream(), 1)  # the index re-reads the tail before this batch
+    assert {s for s in outcomes if await store.stream_version(s) == 1} == set(landed)
+
+
+async def test_close_answers_every_queued_append_and_later_ones_at_once(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    streams = [_stream() for _ in range(50)]
+    pending = [store.writer.append(s, 0, [event_record(s, 1)]) for s in streams]
+    await asyncio.wait_for(store.close(), ANSWER_BOUND)
+    answers = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), ANSWER_BOUND)
+    assert all(isinstance(a, list) for a in answers), answers
+    stream = _stream()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        await store.append(stream, 0, [event_record(stream, 1)])
+
+
+async def test_a_commit_whose_marker_a_broker_restart_lost_is_committed_before_the_next_append(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    stream = _stream()
+    await _append(store, stream, 1)
+    broker.arm("commit", _restart_loses_the_markers)
+    await _append(store, stream, 2)  # acknowledged: the coordinator committed it
+    assert broker.stable < len(broker.log)  # but read_committed readers stop before it
+    producers = broker.producers
+
+    assert [r.version for r in await _append(store, stream, 3)] == [3]
+    assert broker.producers == producers + 1  # replaced: the broker went away
+    assert broker.stable == len(broker.log)
+    assert [r.version for r in broker.committed()] == [1, 2, 3]
+    assert [r.version for r in await store.read(stream)] == [1, 2, 3]
+
+
+async def test_an_abort_whose_marker_a_broker_restart_lost_stays_aborted(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    stream = _stream()
+    await _append(store, stream, 1)
+    broker.arm("flush", _broken_report)
+    broker.arm("abort", _restart_loses_the_markers)
+    refused = [event_record(stream, 2)]
+    with pytest.raises(StoreUnavailableError, match="none written"):
+        await asyncio.wait_for(store.append(stream, 1, refused), ANSWER_BOUND)
+    assert broker.stable < len(broker.log)
+
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert broker.stable == len(broker.log)
+    committed = broker.committed()
+    assert [r.version for r in committed] == [1, 2]
+    assert refused[0].event_id not in {r.event_id for r in committed}
+
+
+async def test_an_unknown_commit_whose_marker_a_broker_restart_lost_is_aborted(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    stream = _stream()
+    await _append(store, stream, 1)
+
+    def lost_then_times_out(producer: FakeProducer) -> None:
+        _restart_loses_the_markers(producer)
+        _lands_then_times_out(producer)
+
+    broker.arm("commit", lost_then_times_out)
+    unknown = [event_record(stream, 2)]
+    with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
+        await asyncio.wait_for(store.append(stream, 1, unknown), ANSWER_BOUND)
+
+    # Not acknowledged, so ended as aborted: the retry writes version 2 once.
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert broker.stable == len(broker.log)
+    committed = broker.committed()
+    assert [r.version for r in committed] == [1, 2]
+    assert unknown[0].event_id not in {r.event_id for r in committed}
+    assert [r.version for r in await store.read(stream)] == [1, 2]
+
+
+async def test_an_acknowledged_commit_left_open_stays_committed_after_a_later_failure(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    """The broker restarts just after acknowledging a commit and loses its marker; the next
+    transaction, begun meanwhile, fails before it writes anything."""
+    stream = _stream()
+    await _append(store, stream, 1)
+
+    def marker_lost(producer: FakeProducer) -> None:
+        producer.broker.lose_markers = True
+
+    broker.arm("commit", marker_lost)
+    await _append(store, stream, 2)  # acknowledged
+    broker.arm("flush", _raise(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))))
+    broker.arm("abort", _raise(KafkaException(KafkaError(KafkaError._TIMED_OUT))))
+    producers = broker.producers
+    with pytest.raises(StoreUnavailableError, match="none written"):
+        await _append(store, stream, 3)  # and its abort fails: the producer is replaced
+
+    assert [r.version for r in await _append(store, stream, 3)] == [3]
+    assert broker.producers == producers + 1
+    assert broker.stable == len(broker.log)
+    assert [r.version for r in broker.committed()] == [1, 2, 3]
+
+
+async def test_an_init_that_may_be_retried_is_retried_by_the_same_producer(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    stream = _stream()
+    busy = KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "loading", retriable=True)
+    broker.arm("init", _raise(KafkaException(busy)))
+    with pytest.raises(StoreUnavailableError, match="did not initialise"):
+        await _append(store, stream, 1)
+    assert [r.version for r in await _append(store, stream, 1)] == [1]
+    assert broker.producers == 1
+    assert broker.initialised == 1
+
+
+async def test_a_producer_that_cannot_start_is_replaced(
+    store: KafkaEventStore, broker: FakeBroker
+) -> None:
+    stream = _stream()
+    broker.arm("init", _raise(KafkaException(KafkaError(KafkaError.FENCED_LEADER_EPOCH))))
+    with pytest.raises(StoreUnavailableError, match="did not initialise"):
+        await _append(store, stream, 1)
+    assert [r.version for r in await _append(store, stream, 1)] == [1]
+    assert broker.producers == 2
