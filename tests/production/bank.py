@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 
 import httpx
 import msgspec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from core.config import Settings, env_name
 from core.records import EventRecord, decode_record
@@ -51,6 +52,7 @@ from plugins.jwt.tokens import mint_token
 from plugins.sqlite.rows import select_records
 from plugins.sqlite.schema import EVENTS_FILE
 from plugins.sqlite.store import SqliteEventStore
+from tests.kafka.helpers import read_topic
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 CURRENCY: Final = "EUR"
@@ -500,69 +502,9 @@ async def store_records(settings: Settings) -> list[EventRecord]:
         finally:
             await store.close()
     assert settings.event_store == "kafka", settings.event_store
-    return await asyncio.to_thread(TopicReader(settings).read_all)
-
-
-class TopicReader:
-    """The topic from its beginning, with a plain consumer (blocking: run it in a thread)."""
-
-    def __init__(self, settings: Settings) -> None:
-        from confluent_kafka import Consumer
-
-        self.topic = settings.values["kafka_topic"]
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.values["kafka_bootstrap"],
-                "group.id": f"{self.topic}-check-{uuid.uuid4().hex[:6]}",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        self.records: list[EventRecord] = []
-        self._partitions: list[Any] = []
-
-    def _assign(self) -> None:
-        from confluent_kafka import TopicPartition
-
-        if not self._partitions:
-            metadata = self.consumer.list_topics(self.topic, timeout=30)
-            numbers = sorted(metadata.topics[self.topic].partitions)
-            self._partitions = [TopicPartition(self.topic, p, 0) for p in numbers]
-            self.consumer.assign(self._partitions)
-
-    def poll(self, seconds: float) -> list[EventRecord]:
-        """What arrived within ``seconds``."""
-        self._assign()
-        found: list[EventRecord] = []
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            found += _records(self.consumer.consume(1000, timeout=min(left, 0.2)))
-        self.records.extend(found)
-        return found
-
-    def read_all(self) -> list[EventRecord]:
-        """Up to every partition's end (its high watermark once no transaction is open)."""
-        from confluent_kafka import TopicPartition
-
-        try:
-            self._assign()
-            ends = {
-                tp.partition: self.consumer.get_watermark_offsets(tp, timeout=30)[1]
-                for tp in self._partitions
-            }
-            deadline = time.monotonic() + 120
-            while True:
-                self.records += _records(self.consumer.consume(1000, timeout=0.5))
-                positions = self.consumer.position([TopicPartition(self.topic, p) for p in ends])
-                if all(
-                    ends[tp.partition] == 0 or tp.offset >= ends[tp.partition] for tp in positions
-                ):
-                    return self.records
-                assert time.monotonic() < deadline, f"the topic was not read to its end: {ends}"
-        finally:
-            self.consumer.close()
+    values = settings.values
+    messages = await asyncio.to_thread(read_topic, values["kafka_bootstrap"], values["kafka_topic"])
+    return _records(messages)
 
 
 def _records(messages: list[Any]) -> list[EventRecord]:
@@ -571,17 +513,31 @@ def _records(messages: list[Any]) -> list[EventRecord]:
 
 class CommandWitness:
     """Finds the events one command wrote, while the server runs: a read-only connection on
-    the SQLite events file, or a consumer tailing the topic. Blocking: call it from a thread."""
+    the SQLite events file, or a plain consumer tailing the topic. Blocking: call it from a
+    thread."""
 
     def __init__(self, settings: Settings) -> None:
         self._path = settings.data_dir / EVENTS_FILE
-        self._topic = TopicReader(settings) if settings.event_store == "kafka" else None
         self._connection: sqlite3.Connection | None = None
+        self._consumer: Consumer | None = None
+        if settings.event_store == "kafka":
+            topic = settings.values["kafka_topic"]
+            self._consumer = Consumer(
+                {
+                    "bootstrap.servers": settings.values["kafka_bootstrap"],
+                    "group.id": f"{topic}-witness",
+                    "isolation.level": "read_committed",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 10,
+                }
+            )
+            partitions = self._consumer.list_topics(topic, timeout=30).topics[topic].partitions
+            self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self._records: list[EventRecord] = []
 
     def events_of(self, key: str) -> list[EventRecord]:
-        if self._topic is not None:
-            self._records += self._topic.poll(0.005)
+        if self._consumer is not None:
+            self._records += _records(self._consumer.consume(1000, timeout=0.005))
         else:
             if self._connection is None:
                 uri = f"file:{self._path}?mode=ro"
@@ -591,8 +547,8 @@ class CommandWitness:
         return [record for record in self._records if record.metadata.command_id == key]
 
     def close(self) -> None:
-        if self._topic is not None:
-            self._topic.consumer.close()
+        if self._consumer is not None:
+            self._consumer.close()
         if self._connection is not None:
             self._connection.close()
 
