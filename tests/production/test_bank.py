@@ -39,7 +39,8 @@ BACKENDS = [
 ACCOUNTS = 12
 INITIAL = 1_000_00  # cents per account
 ROUNDS = 6  # of the unanswered-command test, one kill each
-# The faults in order. Kafka + Mongo: kills around a broker outage (stopped, then killed).
+# The faults in order. Kafka + Mongo: four kills around two broker outages (the broker stopped,
+# later killed).
 PLANS = {
     "sqlite": ["kill"] * 5,
     "kafka+mongo": ["kill", "kill", "broker-stop", "kill", "kill", "broker-kill"],
