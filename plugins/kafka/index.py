@@ -16,15 +16,15 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from core.records import EventRecord
-from plugins.sqlite.rows import (
+from core.eventsourcing.rows import (
     load_snapshot,
     read_command,
     read_stream,
     record_columns,
     save_snapshot,
 )
-from plugins.sqlite.schema import COMMAND_INDEX_DDL, SET_BASED, json_columns, json_rows
+from core.eventsourcing.schema import COMMAND_INDEX_DDL, SET_BASED, json_columns, json_rows
+from core.records import EventRecord
 
 __all__ = [
     "INDEX_DDL",

@@ -14,11 +14,11 @@ from typing import Final
 
 from core.config import Setting, Settings
 from core.container import Container
+from core.eventsourcing.writer import DEFAULT_MAX_BATCH
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
 from plugins.sqlite.readmodel import SqliteReadModel
 from plugins.sqlite.store import SqliteEventStore
-from plugins.sqlite.writer import DEFAULT_MAX_BATCH
 
 __all__ = ["NAME", "SETTINGS", "balance_backends", "balance_settings", "plugin"]
 

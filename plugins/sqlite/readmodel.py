@@ -21,6 +21,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from core.errors import StoreUnavailableError
+from core.eventsourcing.schema import (
+    SET_BASED,
+    VIEWS_DDL,
+    VIEWS_FILE,
+    from_micros,
+    json_columns,
+    json_rows,
+    to_micros,
+)
+from core.eventsourcing.writer import GroupCommitWriter, ReaderPool
 from handlers.accounts.readmodel import (
     AccountChanged,
     AccountOpenedView,
@@ -32,16 +42,6 @@ from handlers.accounts.readmodel import (
 )
 from handlers.accounts.views import AccountView, Movement, TransferView
 from plugins.sqlite.claims import FileClaim
-from plugins.sqlite.schema import (
-    SET_BASED,
-    VIEWS_DDL,
-    VIEWS_FILE,
-    from_micros,
-    json_columns,
-    json_rows,
-    to_micros,
-)
-from plugins.sqlite.writer import GroupCommitWriter, ReaderPool
 
 __all__ = ["SqliteReadModel"]
 

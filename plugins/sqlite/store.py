@@ -21,10 +21,8 @@ from typing import Any, Final
 import msgspec
 
 from core.errors import ConcurrencyError, StoreUnavailableError
-from core.ports import EventBatch
-from core.records import EventRecord, Snapshot
-from plugins.memory.store import check_records, woken
-from plugins.sqlite.rows import (
+from core.eventsourcing.checks import check_records
+from core.eventsourcing.rows import (
     load_snapshot,
     read_command,
     read_stream,
@@ -32,7 +30,7 @@ from plugins.sqlite.rows import (
     save_snapshot,
     select_records,
 )
-from plugins.sqlite.schema import (
+from core.eventsourcing.schema import (
     EVENTS_DDL,
     EVENTS_FILE,
     SET_BASED,
@@ -40,7 +38,10 @@ from plugins.sqlite.schema import (
     json_rows,
     to_micros,
 )
-from plugins.sqlite.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
+from core.eventsourcing.wakeups import woken
+from core.eventsourcing.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
+from core.ports import EventBatch
+from core.records import EventRecord, Snapshot
 
 __all__ = ["SqliteEventStore", "SqliteSubscription"]
 

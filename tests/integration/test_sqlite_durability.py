@@ -21,6 +21,8 @@ import msgspec
 import pytest
 
 from core.errors import ConcurrencyError, StoreUnavailableError
+from core.eventsourcing.schema import EVENTS_DDL
+from core.eventsourcing.writer import GroupCommitWriter
 from core.records import EventRecord
 from handlers.accounts.readmodel import (
     AccountChanged,
@@ -30,9 +32,7 @@ from handlers.accounts.readmodel import (
 )
 from handlers.accounts.views import AccountView, Movement
 from plugins.sqlite.readmodel import SqliteReadModel
-from plugins.sqlite.schema import EVENTS_DDL
 from plugins.sqlite.store import SqliteEventStore
-from plugins.sqlite.writer import GroupCommitWriter
 from tests.support import event_record as record
 
 _ROOT = str(Path(__file__).resolve().parents[2])

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from core.errors import StoreUnavailableError
-from plugins.sqlite.checkpoints import DEFAULT_PERIOD, WalCheckpointer
-from plugins.sqlite.schema import open_connection
+from core.eventsourcing.checkpoints import DEFAULT_PERIOD, WalCheckpointer
+from core.eventsourcing.schema import open_connection
 
 __all__ = ["BatchJob", "GroupCommitWriter", "ReaderPool", "translate_error"]
 
@@ -78,7 +78,8 @@ class GroupCommitWriter:
     ``StoreUnavailableError`` and none of them was written.
 
     WAL checkpoints run in a thread of their own every ``checkpoint_period`` seconds while there
-    are commits (``plugins.sqlite.checkpoints``); ``None`` leaves them to SQLite, in the commits.
+    are commits (``core.eventsourcing.checkpoints``); ``None`` leaves them to SQLite, in the
+    commits.
     """
 
     def __init__(
