@@ -1,4 +1,5 @@
-"""The SQLite files' tables, how connections are opened, and how times are stored.
+"""The event tables (the SQLite store's, whose command index the Kafka index shares), how
+connections are opened, and how times and batches of rows are passed to SQLite.
 
 Times are stored as integer microseconds since the Unix epoch, UTC: they compare and sort
 correctly in SQL, and convert back exactly (no float on the way).
@@ -14,26 +15,25 @@ from typing import Any, Final
 
 import msgspec
 
+from core.config import ConfigError
+
 __all__ = [
     "COMMAND_INDEX_DDL",
     "EVENTS_DDL",
-    "EVENTS_FILE",
-    "SET_BASED",
-    "VIEWS_DDL",
-    "VIEWS_FILE",
+    "REQUIRED_SQLITE",
+    "SqliteVersionError",
     "from_micros",
     "json_columns",
     "json_rows",
     "open_connection",
+    "require_sqlite",
     "to_micros",
 ]
 
-EVENTS_FILE: Final = "events.db"
-# Set-based writes take a batch's rows as one JSON array through ``json_each``, read with ``->>``
-# (SQLite 3.38; ``UPDATE ... FROM`` needs 3.33): older libraries write the rows one by one.
-SET_BASED: Final = sqlite3.sqlite_version_info >= (3, 38, 0)
+# Every write is set-based: a batch's rows go in as one JSON array through ``json_each``, read
+# with ``->>`` (SQLite 3.38; ``UPDATE ... FROM`` needs 3.33).
+REQUIRED_SQLITE: Final = (3, 38, 0)
 _encode: Final = msgspec.json.Encoder().encode
-VIEWS_FILE: Final = "views.db"
 
 # Finds the events a command wrote to a stream by its command id (``read_command``), so a retried
 # Idempotency-Key is recognised however long ago it was first used. Partial: only keyed commands'
@@ -75,52 +75,6 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 EVENTS_DDL: Final = _EVENT_TABLES_DDL + COMMAND_INDEX_DDL
 
-VIEWS_DDL: Final = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id        TEXT    PRIMARY KEY,
-    owner     TEXT    NOT NULL,
-    currency  TEXT    NOT NULL,
-    balance   INTEGER NOT NULL,
-    status    TEXT    NOT NULL,
-    version   INTEGER NOT NULL,
-    opened_at INTEGER NOT NULL,
-    closed_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner, id);
-CREATE TABLE IF NOT EXISTS movements (
-    account       TEXT    NOT NULL,
-    version       INTEGER NOT NULL,
-    id            TEXT    NOT NULL,
-    kind          TEXT    NOT NULL,
-    amount        INTEGER NOT NULL,
-    balance_after INTEGER NOT NULL,
-    occurred_at   INTEGER NOT NULL,
-    description   TEXT,
-    transfer_id   TEXT,
-    counterparty  TEXT,
-    PRIMARY KEY (account, version)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS movements_by_time ON movements (account, occurred_at);
-CREATE TABLE IF NOT EXISTS transfers (
-    id           TEXT    PRIMARY KEY,
-    owner        TEXT    NOT NULL,
-    source       TEXT    NOT NULL,
-    destination  TEXT    NOT NULL,
-    amount       INTEGER NOT NULL,
-    currency     TEXT    NOT NULL,
-    status       TEXT    NOT NULL,
-    reason       TEXT,
-    version      INTEGER NOT NULL,
-    requested_at INTEGER NOT NULL,
-    description  TEXT
-);
-CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    projection TEXT    PRIMARY KEY,
-    position   INTEGER NOT NULL
-);
-"""
-
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
@@ -149,9 +103,30 @@ def json_columns(names: str) -> str:
     )
 
 
+class SqliteVersionError(ConfigError):
+    """The SQLite library Python is linked with is older than the set-based writes need."""
+
+    def __init__(self, found: str) -> None:
+        required = ".".join(str(part) for part in REQUIRED_SQLITE)
+        super().__init__(
+            f"SQLite {required} or newer is required (json_each and ->> in every write); this "
+            f"Python is linked with SQLite {found}"
+        )
+        self.required = required
+        self.found = found
+
+
+def require_sqlite() -> None:
+    """Refuse an SQLite library older than ``REQUIRED_SQLITE`` (``SqliteVersionError``)."""
+    if sqlite3.sqlite_version_info < REQUIRED_SQLITE:
+        raise SqliteVersionError(sqlite3.sqlite_version)
+
+
 def open_connection(path: Path, *, synchronous: str, writer: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``), usable
-    from the thread that runs it rather than the one that opened it."""
+    from the thread that runs it rather than the one that opened it. Refuses an SQLite library
+    too old for the writes (``SqliteVersionError``)."""
+    require_sqlite()
     connection = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=64
     )

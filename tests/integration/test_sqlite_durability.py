@@ -335,10 +335,11 @@ async def test_the_batch_trigger_is_created_again_at_each_start(tmp_path: Path) 
         await model.close()
 
 
-async def test_a_batch_the_planner_cannot_merge_is_applied_change_by_change(
+async def test_a_batch_the_planner_cannot_merge_is_applied_as_change_by_change(
     views: SqliteReadModel,
 ) -> None:
-    # Two changes at one version: one by one, the second is refused by the version guard.
+    # Two changes at one version: the second starts a second set of rows, applied after the
+    # first in the same transaction, where the version guard refuses it, as one by one would.
     changes: list[ViewChange] = [
         opened_account(),
         AccountChanged("acc-1", 2, balance=5),

@@ -1,0 +1,77 @@
+"""The SQLite backends' files, and the accounts views' tables in ``views.db``.
+
+Times are integer microseconds since the Unix epoch, UTC (``core.eventsourcing.schema``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ACCOUNT_COLUMNS",
+    "EVENTS_FILE",
+    "MOVEMENT_COLUMNS",
+    "TRANSFER_COLUMNS",
+    "VIEWS_DDL",
+    "VIEWS_FILE",
+]
+
+EVENTS_FILE: Final = "events.db"
+VIEWS_FILE: Final = "views.db"
+
+VIEWS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id        TEXT    PRIMARY KEY,
+    owner     TEXT    NOT NULL,
+    currency  TEXT    NOT NULL,
+    balance   INTEGER NOT NULL,
+    status    TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL,
+    closed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner, id);
+CREATE TABLE IF NOT EXISTS movements (
+    account       TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    id            TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    amount        INTEGER NOT NULL,
+    balance_after INTEGER NOT NULL,
+    occurred_at   INTEGER NOT NULL,
+    description   TEXT,
+    transfer_id   TEXT,
+    counterparty  TEXT,
+    PRIMARY KEY (account, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS movements_by_time ON movements (account, occurred_at);
+CREATE TABLE IF NOT EXISTS transfers (
+    id           TEXT    PRIMARY KEY,
+    owner        TEXT    NOT NULL,
+    source       TEXT    NOT NULL,
+    destination  TEXT    NOT NULL,
+    amount       INTEGER NOT NULL,
+    currency     TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    reason       TEXT,
+    version      INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL,
+    description  TEXT
+);
+CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    projection TEXT    PRIMARY KEY,
+    position   INTEGER NOT NULL
+);
+"""
+
+# The columns the read model writes and reads, in the order of its rows.
+ACCOUNT_COLUMNS: Final = "id, owner, currency, balance, status, version, opened_at, closed_at"
+MOVEMENT_COLUMNS: Final = (
+    "id, account, kind, amount, balance_after, version, occurred_at, description, transfer_id, "
+    "counterparty"
+)
+TRANSFER_COLUMNS: Final = (
+    "id, source, destination, amount, currency, status, version, requested_at, owner, "
+    "description, reason"
+)
