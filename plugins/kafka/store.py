@@ -25,8 +25,8 @@ from typing import TypeVar
 from confluent_kafka import KafkaException
 
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.schema import to_micros
-from core.eventsourcing.writer import ReaderPool
 from core.ports import EventStore, SnapshotStore
 from core.records import EventRecord, Snapshot
 from plugins.kafka import index

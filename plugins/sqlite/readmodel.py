@@ -17,7 +17,8 @@ from functools import partial
 from pathlib import Path
 
 from core.errors import StoreUnavailableError
-from core.eventsourcing.writer import GroupCommitWriter, ReaderPool
+from core.eventsourcing.readers import ReaderPool
+from core.eventsourcing.writer import GroupCommitWriter
 from handlers.accounts.readmodel import ClaimMode, ViewChange
 from handlers.accounts.views import AccountView, Movement, TransferView
 from plugins.sqlite import view_reads

@@ -21,6 +21,7 @@ import msgspec
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.rows import (
     load_snapshot,
     read_command,
@@ -31,7 +32,7 @@ from core.eventsourcing.rows import (
 )
 from core.eventsourcing.schema import EVENTS_DDL, to_micros
 from core.eventsourcing.wakeups import woken
-from core.eventsourcing.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
+from core.eventsourcing.writer import DEFAULT_MAX_BATCH, GroupCommitWriter
 from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
 from plugins.sqlite.appends import Append, append_all, stream_version
