@@ -23,6 +23,8 @@ __all__ = [
     "MissingSettingError",
     "Setting",
     "Settings",
+    "Unset",
+    "declare",
     "load_settings",
     "env_name",
 ]
@@ -107,7 +109,8 @@ class Settings:
 @dataclass(frozen=True, slots=True)
 class Setting:
     """A key's definition, for the reference (``balance config --markdown``, which
-    docs/configuration.md holds): core keys below, plugins' through ``balance_settings``.
+    docs/configuration.md holds): core keys below, plugins' through ``balance_settings``, each
+    declared with ``declare``.
     ``default`` is the value as one would write it; without one, ``unset`` says what happens."""
 
     key: str
@@ -118,79 +121,89 @@ class Setting:
     server: bool = False
 
 
-CORE_SETTINGS: Final[tuple[Setting, ...]] = (
-    Setting(
-        "config",
-        "the TOML file; from the environment only",
-        unset="`./balance.toml` if it exists",
-    ),
-    Setting("event_store", "the event store backend, by name", "sqlite"),
-    Setting("read_model", "the read model backend, by name", "sqlite"),
-    Setting("authenticator", "the authenticator backend, by name", "jwt"),
-    Setting(
-        "data_dir",
+@dataclass(frozen=True, slots=True)
+class Unset:
+    """A key declared without a default: its meaning, and what happens while it is not set."""
+
+    meaning: str
+    unset: str = "not set"
+
+
+def declare(
+    prefix: str,
+    /,
+    *,
+    server: bool = False,
+    **keys: str | Unset | tuple[str, str | int | float],
+) -> tuple[Setting, ...]:
+    """The ``Setting`` of each keyword, in order, keyed ``<prefix>_<keyword>`` (the keyword
+    alone when ``prefix`` is empty): a ``(meaning, default)`` pair, an ``Unset``, or a meaning
+    alone (no default, "not set")."""
+    declared: list[Setting] = []
+    for name, value in keys.items():
+        key = f"{prefix}_{name}" if prefix else name
+        if isinstance(value, tuple):
+            meaning, default = value
+            declared.append(Setting(key, meaning, str(default), server=server))
+        elif isinstance(value, Unset):
+            declared.append(Setting(key, value.meaning, unset=value.unset, server=server))
+        else:
+            declared.append(Setting(key, value, server=server))
+    return tuple(declared)
+
+
+CORE_SETTINGS: Final[tuple[Setting, ...]] = declare(
+    "",
+    config=Unset("the TOML file; from the environment only", "`./balance.toml` if it exists"),
+    event_store=("the event store backend, by name", "sqlite"),
+    read_model=("the read model backend, by name", "sqlite"),
+    authenticator=("the authenticator backend, by name", "jwt"),
+    data_dir=Unset(
         "where file-based backends keep their files (the SQLite databases, the Kafka store's "
         "local index, the generated JWT secret); `~` is expanded",
-        unset="`$XDG_DATA_HOME/account-balance`, else `~/.local/share/account-balance`",
+        "`$XDG_DATA_HOME/account-balance`, else `~/.local/share/account-balance`",
     ),
-    Setting(
-        "disabled_plugins",
-        "plugin names to leave out, comma-separated (a list in TOML)",
-        unset="none",
-    ),
-    Setting(
-        "host", "the interface `balance serve` listens on (`--host` wins)", "127.0.0.1", server=True
-    ),
-    Setting("port", "the port `balance serve` listens on (`--port` wins)", "8000", server=True),
-    Setting(
-        "workers",
+    disabled_plugins=Unset("plugin names to leave out, comma-separated (a list in TOML)", "none"),
+) + declare(
+    "",
+    server=True,
+    host=("the interface `balance serve` listens on (`--host` wins)", "127.0.0.1"),
+    port=("the port `balance serve` listens on (`--port` wins)", 8000),
+    workers=(
         "`balance serve`'s worker processes (`--workers` wins); with more than one, the account "
         "cache is off and each command reads its account from the store",
-        "1",
-        server=True,
+        1,
     ),
-    Setting(
-        "log_level",
+    log_level=(
         "the level of the JSON log lines on stderr: `DEBUG`, `INFO`, `WARNING`, `ERROR`",
         "INFO",
-        server=True,
     ),
-    Setting(
-        "access_log",
+    access_log=(
         "`true` (or `1`, `yes`, `on`): a log line per request, and the mediator's per-request "
         "lines",
         "false",
-        server=True,
     ),
-    Setting(
-        "max_body_bytes",
+    max_body_bytes=(
         "the largest request body accepted; a larger one is a 413 problem (`body-too-large`)",
-        "65536",
-        server=True,
+        65536,
     ),
-    Setting(
-        "projector",
+    projector=(
         "`off`: this process does not run the projector (`balance projector` runs it elsewhere)",
         "inline",
-        server=True,
     ),
-    Setting(
-        "switch_interval",
+    switch_interval=(
         "Python's GIL switch interval in seconds (`sys.setswitchinterval`), set once by the "
         "server (`api/runtime.py`): the SQLite writer and reader threads get the GIL back from "
         "the busy event loop sooner than after Python's default 5 ms; `0` leaves Python's "
         "default",
         "0.0005",
-        server=True,
     ),
-    Setting(
-        "gc_threshold",
+    gc_threshold=(
         "Python's garbage-collector thresholds (`gc.set_threshold`), set once by the server, "
         "which also collects and `gc.freeze()`s its start-up objects: the collector's full pass "
         "no longer walks them (it took up to 73 ms under load, 14 times in 25 s); `default` "
         "keeps Python's thresholds and freezes nothing. See `api/runtime.py`",
         "5000,20,100",
-        server=True,
     ),
 )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, NamedTuple
 
-from core.config import ConfigError, Setting, Settings
+from core.config import ConfigError, Settings, Unset, declare
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -47,33 +47,29 @@ DEFAULT_ALGORITHMS: Final[dict[KeySource, tuple[str, ...]]] = {
 }
 
 
-SETTINGS: Final = (
-    Setting(
-        "jwt_secret",
+SETTINGS: Final = declare(
+    "jwt",
+    secret=Unset(
         "the HS256 secret, at least 32 bytes (masked by `balance config`)",
-        unset="generated into `<data_dir>/jwt-secret` when the server starts",
+        "generated into `<data_dir>/jwt-secret` when the server starts",
     ),
-    Setting("jwt_public_key", "a PEM public key, as a path or as text"),
-    Setting("jwt_jwks_url", "a JWKS endpoint"),
-    Setting("jwt_issuer", "the required `iss`", unset="not checked"),
-    Setting(
-        "jwt_audience",
+    public_key="a PEM public key, as a path or as text",
+    jwks_url="a JWKS endpoint",
+    issuer=Unset("the required `iss`", "not checked"),
+    audience=Unset(
         "the accepted `aud` values, comma-separated (tokens minted locally get the first)",
-        unset="not checked",
+        "not checked",
     ),
-    Setting(
-        "jwt_leeway", "clock skew allowed on `exp`, `nbf`, `iat`, in seconds (0 to 300)", "30.0"
-    ),
-    Setting(
-        "jwt_algorithms",
+    leeway=("clock skew allowed on `exp`, `nbf`, `iat`, in seconds (0 to 300)", 30.0),
+    algorithms=Unset(
         "accepted algorithms, comma-separated",
-        unset="by key source (`HS256` for a secret, `RS256,ES256` for a JWKS, the key's type)",
+        "by key source (`HS256` for a secret, `RS256,ES256` for a JWKS, the key's type)",
     ),
-    Setting("jwt_jwks_lifespan", "seconds a fetched key set (and a cached key) is used", "300.0"),
-    Setting("jwt_jwks_cooldown", "minimum seconds between refreshes for unknown `kid`s", "30.0"),
-    Setting("jwt_jwks_timeout", "seconds to wait for the JWKS endpoint", "5.0"),
-    Setting("jwt_cache_seconds", "how long a verified token is remembered, at most", "60.0"),
-    Setting("jwt_cache_size", "how many verified tokens are remembered (0: none)", "10000"),
+    jwks_lifespan=("seconds a fetched key set (and a cached key) is used", 300.0),
+    jwks_cooldown=("minimum seconds between refreshes for unknown `kid`s", 30.0),
+    jwks_timeout=("seconds to wait for the JWKS endpoint", 5.0),
+    cache_seconds=("how long a verified token is remembered, at most", 60.0),
+    cache_size=("how many verified tokens are remembered (0: none)", 10000),
 )
 
 

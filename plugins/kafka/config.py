@@ -6,40 +6,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Self
 
-from core.config import ConfigError, Setting, Settings
+from core.config import ConfigError, Settings, Unset, declare
 
 __all__ = ["INDEX_FILE", "SETTINGS", "KafkaConfig"]
 
 INDEX_FILE: Final = "kafka-index.db"
 
-SETTINGS: Final = (
-    Setting(
-        "kafka_bootstrap",
+SETTINGS: Final = declare(
+    "kafka",
+    bootstrap=Unset(
         "the brokers, `host:port,...`; a missing one fails at start-up naming the variable",
-        unset="required with `kafka`",
+        "required with `kafka`",
     ),
-    Setting("kafka_topic", "the events topic; created at start if missing", "balance.events"),
-    Setting("kafka_partitions", "the topic's partitions, when this creates it", "3"),
-    Setting(
-        "kafka_replication",
+    topic=("the events topic; created at start if missing", "balance.events"),
+    partitions=("the topic's partitions, when this creates it", 3),
+    replication=(
         "the topic's replication factor, when this creates it; `min.insync.replicas` is 1 "
         "(factor up to 2) or 2 (3 and more)",
-        "1",
+        1,
     ),
-    Setting(
-        "kafka_transactional_id",
+    transactional_id=(
         "the writer's transactional id: one per writer process",
         "balance-writer-0",
     ),
-    Setting("kafka_group_prefix", "consumer groups are named `<prefix>-<projection>`", "balance"),
-    Setting(
-        "kafka_append_timeout",
+    group_prefix=("consumer groups are named `<prefix>-<projection>`", "balance"),
+    append_timeout=(
         "seconds after which an append the broker has not acknowledged fails (503)",
-        "5.0",
+        5.0,
     ),
-    Setting("kafka_max_batch", "appends per Kafka transaction", "1000"),
-    Setting("kafka_batch_size", "events per subscription batch and catch-up read", "1000"),
-    Setting("kafka_readers", "read connections on the local index", "4"),
+    max_batch=("appends per Kafka transaction", 1000),
+    batch_size=("events per subscription batch and catch-up read", 1000),
+    readers=("read connections on the local index", 4),
 )
 
 

@@ -16,15 +16,15 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from core.records import EventRecord
-from plugins.sqlite.rows import (
+from core.eventsourcing.rows import (
     load_snapshot,
     read_command,
     read_stream,
     record_columns,
     save_snapshot,
 )
-from plugins.sqlite.schema import COMMAND_INDEX_DDL, SET_BASED, json_columns, json_rows
+from core.eventsourcing.schema import COMMAND_INDEX_DDL, json_columns, json_rows
+from core.records import EventRecord
 
 __all__ = [
     "INDEX_DDL",
@@ -111,14 +111,10 @@ def insert_events(
     event also moves its partition's next offset to at least its position (a trigger), so one
     batch of rows, inserted with one statement, needs no transaction around it."""
     rows = [_row(record, partition) for record, partition in events]
-    if SET_BASED and len(rows) > 1:
+    if len(rows) > 1:
         connection.execute(_INSERT_ALL, (json_rows(rows),))
-    elif connection.in_transaction or len(rows) < 2:
-        connection.executemany(_INSERT, rows)
-    else:  # row by row, on an SQLite without json_each: still all or nothing
-        with connection:
-            connection.execute("BEGIN")
-            connection.executemany(_INSERT, rows)
+    elif rows:
+        connection.execute(_INSERT, rows[0])
 
 
 def set_offsets(connection: sqlite3.Connection, offsets: Mapping[int, int]) -> None:

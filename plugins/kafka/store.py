@@ -24,15 +24,15 @@ from typing import TypeVar
 
 from confluent_kafka import KafkaException
 
+from core.eventsourcing.checks import check_records
+from core.eventsourcing.readers import ReaderPool
+from core.eventsourcing.schema import to_micros
 from core.ports import EventStore, SnapshotStore
 from core.records import EventRecord, Snapshot
 from plugins.kafka import index
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.subscription import KafkaSubscription
 from plugins.kafka.writer import KafkaWriter
-from plugins.memory.store import check_records
-from plugins.sqlite.schema import to_micros
-from plugins.sqlite.writer import ReaderPool
 
 __all__ = ["KafkaEventStore"]
 

@@ -55,11 +55,11 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
 from core.errors import ConcurrencyError, StoreUnavailableError
+from core.eventsourcing.checkpoints import DEFAULT_PERIOD, WalCheckpointer
+from core.eventsourcing.schema import open_connection
 from core.records import EventRecord, Snapshot, decode_record, encode_record
 from plugins.kafka import index
 from plugins.kafka.config import KafkaConfig
-from plugins.sqlite.checkpoints import DEFAULT_PERIOD, WalCheckpointer
-from plugins.sqlite.schema import open_connection
 
 __all__ = ["KafkaWriter", "kafka_unavailable"]
 

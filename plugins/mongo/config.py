@@ -13,33 +13,31 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from core.config import ConfigError, Setting, Settings, env_name
+from core.config import ConfigError, Settings, Unset, declare, env_name
 
 __all__ = ["DEFAULT_DATABASE", "SETTINGS", "MongoConfig"]
 
 DEFAULT_DATABASE: Final = "account_balance"
 
-SETTINGS: Final = (
-    Setting(
-        "mongo_url",
+SETTINGS: Final = declare(
+    "mongo",
+    url=Unset(
         "the server, `mongodb://...` or `mongodb+srv://...`; a missing one fails at start-up "
         "naming the variable",
-        unset="required with `mongo`",
+        "required with `mongo`",
     ),
-    Setting("mongo_database", "the read model's database", DEFAULT_DATABASE),
-    Setting(
-        "mongo_timeout_ms",
+    database=("the read model's database", DEFAULT_DATABASE),
+    timeout_ms=(
         "server selection and connect timeout: how soon an unreachable server becomes "
         "`StoreUnavailableError`",
-        "3000",
+        3000,
     ),
-    Setting(
-        "mongo_update_chunk",
+    update_chunk=(
         "update statements per command (FerretDB v1 holds a connection per matched update; "
         "see docs/mongo.md)",
-        "32",
+        32,
     ),
-    Setting("mongo_insert_chunk", "inserts per command", "1000"),
+    insert_chunk=("inserts per command", 1000),
 )
 # MongoDB refuses these characters in database names; 63 bytes is its length limit.
 _DATABASE_NAME: Final = re.compile(r'[^/\\. "$*<>:|?\x00]{1,63}')

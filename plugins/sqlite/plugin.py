@@ -12,21 +12,22 @@ import sys
 from types import ModuleType
 from typing import Final
 
-from core.config import Setting, Settings
+from core.config import Setting, Settings, declare
 from core.container import Container
+from core.eventsourcing.writer import DEFAULT_MAX_BATCH
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
 from plugins.sqlite.readmodel import SqliteReadModel
 from plugins.sqlite.store import SqliteEventStore
-from plugins.sqlite.writer import DEFAULT_MAX_BATCH
 
 __all__ = ["NAME", "SETTINGS", "balance_backends", "balance_settings", "plugin"]
 
 NAME: Final = "sqlite"
 
-SETTINGS: Final = (
-    Setting("sqlite_max_batch", "appends per transaction", str(DEFAULT_MAX_BATCH)),
-    Setting("sqlite_readers", "read connections per database file", "4"),
+SETTINGS: Final = declare(
+    "sqlite",
+    max_batch=("appends per transaction", DEFAULT_MAX_BATCH),
+    readers=("read connections per database file", 4),
 )
 
 

@@ -12,19 +12,17 @@ import asyncio
 import sqlite3
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 from core.errors import ConcurrencyError, StoreUnavailableError
-from core.ports import EventBatch
-from core.records import EventRecord, Snapshot
-from plugins.memory.store import check_records, woken
-from plugins.sqlite.rows import (
+from core.eventsourcing.checks import check_records
+from core.eventsourcing.readers import ReaderPool
+from core.eventsourcing.rows import (
     load_snapshot,
     read_command,
     read_stream,
@@ -32,117 +30,17 @@ from plugins.sqlite.rows import (
     save_snapshot,
     select_records,
 )
-from plugins.sqlite.schema import (
-    EVENTS_DDL,
-    EVENTS_FILE,
-    SET_BASED,
-    json_columns,
-    json_rows,
-    to_micros,
-)
-from plugins.sqlite.writer import DEFAULT_MAX_BATCH, GroupCommitWriter, ReaderPool
+from core.eventsourcing.schema import EVENTS_DDL, to_micros
+from core.eventsourcing.wakeups import woken
+from core.eventsourcing.writer import DEFAULT_MAX_BATCH, GroupCommitWriter
+from core.ports import EventBatch
+from core.records import EventRecord, Snapshot
+from plugins.sqlite.appends import Append, append_all, stream_version
+from plugins.sqlite.schema import EVENTS_FILE
 
 __all__ = ["SqliteEventStore", "SqliteSubscription"]
 
 DEFAULT_BATCH_SIZE: Final = 1000
-
-_INSERTED: Final = "stream_id, version, type, schema, event_id, occurred_at, data, metadata"
-_INSERT: Final = f"INSERT INTO events ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_ALL: Final = (
-    f"INSERT INTO events ({_INSERTED}) SELECT {json_columns(_INSERTED)}"
-    " FROM json_each(?) ORDER BY key"
-)
-# One row for all the streams, for the reason ``select_records`` gives.
-_VERSIONS: Final = (
-    "SELECT json_group_object(stream_id, version) FROM (SELECT stream_id, max(version) AS version"
-    " FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id)"
-)
-_decode_versions = msgspec.json.Decoder(dict[str, int]).decode
-
-
-def _version(stream_id: str, connection: sqlite3.Connection) -> int:
-    sql = "SELECT max(version) FROM events WHERE stream_id = ?"
-    found: int | None = connection.execute(sql, (stream_id,)).fetchone()[0]
-    return found or 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Append:
-    stream_id: str
-    expected: int
-    rows: list[tuple[Any, ...]]
-
-
-def _append_all(connection: sqlite3.Connection, appends: list[_Append]) -> list[int | Exception]:
-    """Every append of one commit, set-based (each statement releases the GIL and has to win it
-    back from the busy event loop, so a statement or two per append would cost as many
-    switches). Gives each append the position of its first event, or its ConcurrencyError.
-
-    First, one INSERT of every row: the table's UNIQUE (stream_id, version) and its trigger
-    refuse it whole unless each append continues its stream, so it succeeds exactly when every
-    expected version holds. That is the common case, and it needs no transaction around it (the
-    writer runs it in autocommit mode). If it is refused, inside a transaction one query reads
-    the streams' versions, the appends are checked in order against them, and one INSERT writes
-    the accepted rows; outside one, the error goes back to the writer, which runs the batch
-    again inside a transaction.
-    """
-    rows = [row for append in appends for row in append.rows]
-    if SET_BASED or len(rows) == 1:  # one statement
-        try:
-            position = _insert(rows, connection) - len(rows) + 1
-        except sqlite3.IntegrityError:
-            if not connection.in_transaction:
-                raise
-        else:
-            firsts: list[int | Exception] = []
-            for append in appends:
-                firsts.append(position)
-                position += len(append.rows)
-            return firsts
-    versions = _versions({append.stream_id for append in appends}, connection)
-    accepted: list[tuple[Any, ...]] = []
-    offsets: list[int | Exception] = []
-    for append in appends:
-        actual = versions.get(append.stream_id, 0)
-        if actual != append.expected:
-            offsets.append(ConcurrencyError(append.stream_id, append.expected, actual))
-            continue
-        # Appends to one stream in one batch: the next one expects the version this one ends at.
-        versions[append.stream_id] = append.expected + len(append.rows)
-        offsets.append(len(accepted))
-        accepted.extend(append.rows)
-    if not accepted:
-        return offsets
-    try:
-        last = _insert(accepted, connection)
-    except sqlite3.IntegrityError as error:
-        # Only an event id already stored gets here (versions were checked above); the writer
-        # runs the appends again one by one, so that only the one that holds it fails.
-        raise ValueError(f"an event id is already stored ({error})") from None
-    first = last - len(accepted) + 1
-    return [offset if isinstance(offset, Exception) else first + offset for offset in offsets]
-
-
-def _insert(rows: list[tuple[Any, ...]], connection: sqlite3.Connection) -> int:
-    """Inserts ``rows`` in order and gives the position of the last one. One writer assigns
-    positions max + 1, max + 2... so the rows' positions are contiguous, in order."""
-    if len(rows) == 1:
-        last = connection.execute(_INSERT, rows[0]).lastrowid
-    elif SET_BASED:
-        last = connection.execute(_INSERT_ALL, (json_rows(rows),)).lastrowid
-    else:
-        connection.executemany(_INSERT, rows)
-        last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-    assert last is not None
-    return int(last)
-
-
-def _versions(streams: set[str], connection: sqlite3.Connection) -> dict[str, int]:
-    if len(streams) == 1:
-        (stream_id,) = streams
-        return {stream_id: _version(stream_id, connection)}
-    (text,) = connection.execute(_VERSIONS, (json_rows(sorted(streams)),)).fetchone()
-    return _decode_versions(text)
 
 
 def _after(position: int, limit: int, connection: sqlite3.Connection) -> list[EventRecord]:
@@ -210,12 +108,12 @@ class SqliteEventStore:
                 raise ConcurrencyError(stream_id, expected_version, actual)
             return []
         rows = [record_columns(record) for record in events]
-        append = _Append(stream_id, expected_version, rows)
-        # Set-based, the batch writes with one INSERT, which SQLite undoes alone if it fails, so
-        # it needs no savepoint; and that INSERT checks the versions by itself, so it needs no
+        append = Append(stream_id, expected_version, rows)
+        # The batch writes with one INSERT, which SQLite undoes alone if it fails, so it needs
+        # no savepoint; and that INSERT checks the versions by itself, so it needs no
         # transaction either when the whole commit is appends.
         first: int = await self._writer.submit_batched(
-            _append_all, append, savepoint=not SET_BASED, autocommit=SET_BASED
+            append_all, append, savepoint=False, autocommit=True
         )
         stored = [
             msgspec.structs.replace(record, position=first + offset)
@@ -256,7 +154,7 @@ class SqliteEventStore:
         return await self._readers.run(partial(read_stream, stream_id, after_version, limit))
 
     async def stream_version(self, stream_id: str) -> int:
-        return await self._readers.run(partial(_version, stream_id))
+        return await self._readers.run(partial(stream_version, stream_id))
 
     async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
         return await self._readers.run(partial(read_command, stream_id, command_id))

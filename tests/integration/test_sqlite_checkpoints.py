@@ -1,4 +1,4 @@
-"""WAL checkpoints in their own thread (plugins/sqlite/checkpoints.py), on real SQLite files."""
+"""WAL checkpoints in their own thread (core/eventsourcing/checkpoints.py), on real SQLite files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from plugins.sqlite.checkpoints import BACKSTOP_PAGES
-from plugins.sqlite.writer import GroupCommitWriter
+from core.eventsourcing.checkpoints import BACKSTOP_PAGES
+from core.eventsourcing.writer import GroupCommitWriter
 from tests.support import main_file_rows_after
 
 DDL = "CREATE TABLE t (n INTEGER, pad BLOB);"

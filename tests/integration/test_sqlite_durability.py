@@ -21,6 +21,8 @@ import msgspec
 import pytest
 
 from core.errors import ConcurrencyError, StoreUnavailableError
+from core.eventsourcing.schema import EVENTS_DDL
+from core.eventsourcing.writer import GroupCommitWriter
 from core.records import EventRecord
 from handlers.accounts.readmodel import (
     AccountChanged,
@@ -30,9 +32,7 @@ from handlers.accounts.readmodel import (
 )
 from handlers.accounts.views import AccountView, Movement
 from plugins.sqlite.readmodel import SqliteReadModel
-from plugins.sqlite.schema import EVENTS_DDL
 from plugins.sqlite.store import SqliteEventStore
-from plugins.sqlite.writer import GroupCommitWriter
 from tests.support import event_record as record
 
 _ROOT = str(Path(__file__).resolve().parents[2])
@@ -335,10 +335,11 @@ async def test_the_batch_trigger_is_created_again_at_each_start(tmp_path: Path) 
         await model.close()
 
 
-async def test_a_batch_the_planner_cannot_merge_is_applied_change_by_change(
+async def test_a_batch_the_planner_cannot_merge_is_applied_as_change_by_change(
     views: SqliteReadModel,
 ) -> None:
-    # Two changes at one version: one by one, the second is refused by the version guard.
+    # Two changes at one version: the second starts a second set of rows, applied after the
+    # first in the same transaction, where the version guard refuses it, as one by one would.
     changes: list[ViewChange] = [
         opened_account(),
         AccountChanged("acc-1", 2, balance=5),

@@ -45,11 +45,11 @@ import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from core.config import Settings, env_name
+from core.eventsourcing.rows import select_records
 from core.records import EventRecord, decode_record
 from handlers.accounts import events as ev
 from handlers.accounts.codec import decode_event
 from plugins.jwt.tokens import mint_token
-from plugins.sqlite.rows import select_records
 from plugins.sqlite.schema import EVENTS_FILE
 from plugins.sqlite.store import SqliteEventStore
 from tests.kafka.helpers import read_topic

@@ -9,7 +9,10 @@ import pytest
 from core.config import (
     ConfigError,
     MissingSettingError,
+    Setting,
     Settings,
+    Unset,
+    declare,
     default_data_dir,
     env_name,
     load_settings,
@@ -206,3 +209,24 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.event_store = "memory"  # type: ignore[misc]
+
+
+def test_declare_prefixes_the_keys_and_keeps_their_order() -> None:
+    declared = declare(
+        "queue",
+        url=Unset("the server", "required with `queue`"),
+        name="a label",
+        size=("items kept", 1000),
+        timeout=("seconds to wait", 2.5),
+    )
+    assert declared == (
+        Setting("queue_url", "the server", unset="required with `queue`"),
+        Setting("queue_name", "a label"),
+        Setting("queue_size", "items kept", "1000"),
+        Setting("queue_timeout", "seconds to wait", "2.5"),
+    )
+
+
+def test_declare_without_a_prefix_keeps_the_names_and_marks_server_keys() -> None:
+    (host,) = declare("", server=True, host=("the interface", "127.0.0.1"))
+    assert host == Setting("host", "the interface", "127.0.0.1", server=True)

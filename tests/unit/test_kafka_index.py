@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from core.eventsourcing.schema import open_connection
 from core.records import EventRecord
 from plugins.kafka import index
-from plugins.sqlite.schema import open_connection
 from tests.support import event_record
 
 

@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Final, Literal
 
-from plugins.sqlite.schema import open_connection
+from core.eventsourcing.schema import open_connection
 
 __all__ = ["BACKSTOP_PAGES", "DEFAULT_PERIOD", "WalCheckpointer"]
 

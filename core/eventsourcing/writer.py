@@ -1,4 +1,4 @@
-"""The threads that own SQLite connections: one group-commit writer, and a small reader pool.
+"""The thread that owns an SQLite file's write connection: the group-commit writer.
 
 The writer is the whole reason SQLite is fast here with ``synchronous=FULL``: a commit costs one
 fsync however many appends it carries, so while one batch is being committed the next one queues
@@ -9,63 +9,40 @@ SQLite: it puts a job on a queue and awaits a future that the writer resolves af
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Final, Literal
 
 from core.errors import StoreUnavailableError
-from plugins.sqlite.checkpoints import DEFAULT_PERIOD, WalCheckpointer
-from plugins.sqlite.schema import open_connection
+from core.eventsourcing.checkpoints import DEFAULT_PERIOD, WalCheckpointer
+from core.eventsourcing.jobs import (
+    BatchJob,
+    Item,
+    Job,
+    Outcome,
+    P,
+    Stop,
+    T,
+    WrongCount,
+    alone,
+    call_soon,
+    commit_failed,
+    one_autocommit_batch,
+    outcomes_of,
+    rollback,
+    run_items,
+    settle,
+    translate_error,
+)
+from core.eventsourcing.schema import open_connection
 
-__all__ = ["BatchJob", "GroupCommitWriter", "ReaderPool", "translate_error"]
-
-T = TypeVar("T")
-P = TypeVar("P")
-Job = Callable[[sqlite3.Connection], T]
-# A batch job takes the payloads of every job of its kind queued for one transaction, and gives
-# each its result or its error, in order: a few statements for the lot instead of a few each.
-BatchJob = Callable[[sqlite3.Connection, list[P]], list[T | Exception]]
+__all__ = ["DEFAULT_MAX_BATCH", "GroupCommitWriter"]
 
 DEFAULT_MAX_BATCH: Final = 1000
-
-
-def translate_error(error: BaseException, path: Path) -> BaseException:
-    """A driver failure becomes ``StoreUnavailableError`` (caused by it); a bug (a misused API)
-    and the jobs' own typed errors pass through unchanged."""
-    if isinstance(error, sqlite3.Error) and not isinstance(
-        error, sqlite3.ProgrammingError | sqlite3.InterfaceError
-    ):
-        unavailable = StoreUnavailableError(f"SQLite database {path} failed: {error}")
-        unavailable.__cause__ = error
-        return unavailable
-    return error
-
-
-@dataclass(slots=True)
-class _Item:
-    """A payload for a batch job; a plain job is a batch job of its own with no payload."""
-
-    batch: BatchJob[Any, Any]
-    payload: Any
-    future: asyncio.Future[Any]
-    savepoint: bool
-    autocommit: bool
-
-
-@dataclass(slots=True)
-class _Stop:
-    done: asyncio.Future[None]
-
-
-# What the writer hands back to the loop for one job: its future, and a result or an error.
-_Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 
 class GroupCommitWriter:
@@ -78,7 +55,8 @@ class GroupCommitWriter:
     ``StoreUnavailableError`` and none of them was written.
 
     WAL checkpoints run in a thread of their own every ``checkpoint_period`` seconds while there
-    are commits (``plugins.sqlite.checkpoints``); ``None`` leaves them to SQLite, in the commits.
+    are commits (``core.eventsourcing.checkpoints``); ``None`` leaves them to SQLite, in the
+    commits.
     """
 
     def __init__(
@@ -101,7 +79,7 @@ class GroupCommitWriter:
             if checkpoint_period is None
             else WalCheckpointer(path, synchronous=synchronous, period=checkpoint_period)
         )
-        self._queue: queue.SimpleQueue[_Item | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item | Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
@@ -140,7 +118,7 @@ class GroupCommitWriter:
         writes: alone in its commit, it runs without ``BEGIN`` and ``COMMIT`` (see
         ``submit_batched``).
         """
-        return self.submit_batched(_alone(job), None, savepoint=savepoint, autocommit=autocommit)
+        return self.submit_batched(alone(job), None, savepoint=savepoint, autocommit=autocommit)
 
     def submit_batched(
         self,
@@ -167,7 +145,7 @@ class GroupCommitWriter:
         if not self.alive or self._loop is None:
             raise StoreUnavailableError(f"SQLite database {self._path} is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Item(batch, payload, future, savepoint, autocommit and not savepoint))
+        self._queue.put(Item(batch, payload, future, savepoint, autocommit and not savepoint))
         return future
 
     async def close(self) -> None:
@@ -177,7 +155,7 @@ class GroupCommitWriter:
             return
         self._accepting = False
         done: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(_Stop(done))
+        self._queue.put(Stop(done))
         await done
 
     # -- the writer thread ------------------------------------------------------------------
@@ -193,17 +171,17 @@ class GroupCommitWriter:
             if connection is not None:
                 connection.close()
             failure = translate_error(error, self._path)
-            loop.call_soon_threadsafe(_settle, [(opened, False, failure)])
+            loop.call_soon_threadsafe(settle, [(opened, False, failure)])
             return
         checkpointer = self._checkpointer
-        loop.call_soon_threadsafe(_settle, [(opened, True, None)])
-        stop: _Stop | None = None
+        loop.call_soon_threadsafe(settle, [(opened, True, None)])
+        stop: Stop | None = None
         try:
             while stop is None:
-                items: list[_Item] = []
+                items: list[Item] = []
                 item = self._queue.get()
                 while True:
-                    if isinstance(item, _Stop):
+                    if isinstance(item, Stop):
                         stop = item
                         break
                     items.append(item)
@@ -215,7 +193,7 @@ class GroupCommitWriter:
                         break
                 if items:
                     outcomes = self._commit(connection, items)
-                    _call_soon(loop, self._deliver, outcomes)
+                    call_soon(loop, self._deliver, outcomes)
                     if checkpointer is not None:
                         checkpointer.committed(connection)
         finally:
@@ -223,16 +201,16 @@ class GroupCommitWriter:
                 checkpointer.stop()  # before the close, whose own checkpoint empties the WAL
             connection.close()
             if stop is not None:
-                _call_soon(loop, _settle, [(stop.done, True, None)])
+                call_soon(loop, settle, [(stop.done, True, None)])
 
-    def _commit(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
-        if _one_autocommit_batch(items):
+    def _commit(self, connection: sqlite3.Connection, items: list[Item]) -> list[Outcome]:
+        if one_autocommit_batch(items):
             committed = self._autocommit(connection, items)
             if committed is not None:
                 return committed
         if len(items) == 1:
-            return self._commit_alone(connection, items[0])
-        outcomes: list[_Outcome] = []
+            return self._commitalone(connection, items[0])
+        outcomes: list[Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
             # Consecutive items of one batch job run together (``_alone`` makes a new job each).
@@ -240,52 +218,52 @@ class GroupCommitWriter:
                 outcomes.extend(self._run_batch(connection, list(group)))
             connection.execute("COMMIT")
         except Exception as error:
-            _rollback(connection)
-            return [(item.future, False, self._failed(error)) for item in items]
+            rollback(connection)
+            return [(item.future, False, commit_failed(error, self._path)) for item in items]
         self.batches += 1
         self.jobs += len(items)
         return outcomes
 
-    def _commit_alone(self, connection: sqlite3.Connection, item: _Item) -> list[_Outcome]:
+    def _commitalone(self, connection: sqlite3.Connection, item: Item) -> list[Outcome]:
         """One job alone in its transaction (a read-model apply, mostly): no savepoint, since
         rolling the transaction back undoes the job just as well, and the savepoint's two
         statements would cost two GIL hand-offs."""
         try:
             connection.execute("BEGIN IMMEDIATE")
-            results = _run(connection, [item])
+            results = run_items(connection, [item])
         except Exception as error:
-            _rollback(connection)
+            rollback(connection)
             return [(item.future, False, translate_error(error, self._path))]
         try:
             connection.execute("COMMIT")
         except Exception as error:
-            _rollback(connection)
-            return [(item.future, False, self._failed(error))]
+            rollback(connection)
+            return [(item.future, False, commit_failed(error, self._path))]
         self.batches += 1
         self.jobs += 1
-        return self._outcomes([item], results)
+        return outcomes_of([item], results, self._path)
 
     def _autocommit(
-        self, connection: sqlite3.Connection, items: list[_Item]
-    ) -> list[_Outcome] | None:
+        self, connection: sqlite3.Connection, items: list[Item]
+    ) -> list[Outcome] | None:
         """The batch's one write as its own transaction; None if it raised (and so wrote
         nothing), for the caller to run it again inside a transaction."""
         try:
-            results = _run(connection, items)
-        except _WrongCount as error:  # a bug in the batch job, whose write is committed: no rerun
+            results = run_items(connection, items)
+        except WrongCount as error:  # a bug in the batch job, whose write is committed: no rerun
             return [(item.future, False, error) for item in items]
         except Exception:
             return None
         self.batches += 1
         self.jobs += len(items)
-        return self._outcomes(items, results)
+        return outcomes_of(items, results, self._path)
 
-    def _run_batch(self, connection: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
+    def _run_batch(self, connection: sqlite3.Connection, items: list[Item]) -> list[Outcome]:
         savepoint = items[0].savepoint
         if savepoint:
             connection.execute("SAVEPOINT batch")
         try:
-            results = _run(connection, items)
+            results = run_items(connection, items)
         except Exception as error:
             if not connection.in_transaction:
                 # SQLite itself rolled the whole transaction back (I/O error, disk full): the
@@ -300,131 +278,9 @@ class GroupCommitWriter:
             return [outcome for item in items for outcome in self._run_batch(connection, [item])]
         if savepoint:
             connection.execute("RELEASE batch")
-        return self._outcomes(items, results)
+        return outcomes_of(items, results, self._path)
 
-    def _outcomes(self, items: list[_Item], results: list[Any]) -> list[_Outcome]:
-        return [
-            (item.future, False, translate_error(result, self._path))
-            if isinstance(result, Exception)
-            else (item.future, True, result)
-            for item, result in zip(items, results, strict=True)
-        ]
-
-    def _failed(self, error: BaseException) -> StoreUnavailableError:
-        failure = StoreUnavailableError(
-            f"SQLite database {self._path} did not commit; nothing of this batch was written: "
-            f"{error}"
-        )
-        failure.__cause__ = error
-        return failure
-
-    def _deliver(self, outcomes: list[_Outcome]) -> None:
-        _settle(outcomes)
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        settle(outcomes)
         if self._on_commit is not None:
             self._on_commit()
-
-
-class _WrongCount(RuntimeError):
-    """A batch job gave a number of results other than its number of payloads (a bug)."""
-
-
-def _run(connection: sqlite3.Connection, items: list[_Item]) -> list[Any]:
-    """Run the items' batch job (they share one) on their payloads: one result each."""
-    batch = items[0].batch
-    results = batch(connection, [item.payload for item in items])
-    if len(results) != len(items):
-        raise _WrongCount(f"{batch!r} gave {len(results)} results for {len(items)}")
-    return results
-
-
-def _rollback(connection: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-
-
-def _one_autocommit_batch(items: list[_Item]) -> bool:
-    first = items[0]
-    return first.autocommit and all(item.batch is first.batch for item in items)
-
-
-def _alone(job: Job[T]) -> BatchJob[None, T]:
-    """``job`` as a batch job of its own: a new function per job, so never grouped."""
-
-    def run(connection: sqlite3.Connection, payloads: list[None]) -> list[T | Exception]:
-        return [job(connection)]
-
-    return run
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():  # the caller gave up (cancelled); the outcome is only logged by SQLite
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
-    # The loop may be gone when a store is dropped without ``close``; nobody is waiting then.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback, *args)
-
-
-class ReaderPool:
-    """Queries off the event loop: a few threads, each borrowing an idle read connection.
-
-    WAL lets these readers run beside the writer, each seeing the last committed state.
-    """
-
-    def __init__(self, path: Path, size: int = 4) -> None:
-        self._path = path
-        self._size = max(size, 1)
-        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._executor: ThreadPoolExecutor | None = None
-
-    def start(self) -> None:
-        self._executor = ThreadPoolExecutor(
-            max_workers=self._size, thread_name_prefix=f"sqlite-reader:{self._path.name}"
-        )
-
-    async def run(self, query: Job[T]) -> T:
-        executor = self._executor
-        if executor is None:
-            raise StoreUnavailableError(f"SQLite database {self._path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(executor, self._call, query)
-
-    def _call(self, query: Job[T]) -> T:
-        try:
-            connection = self._idle.get_nowait()
-        except queue.Empty:
-            # At most ``size`` calls run at once, so at most ``size`` connections are opened.
-            try:
-                connection = open_connection(self._path, synchronous="NORMAL", writer=False)
-            except sqlite3.Error as error:
-                raise self._unavailable(error) from error
-        try:
-            return query(connection)
-        except sqlite3.Error as error:
-            failure = translate_error(error, self._path)
-            if failure is error:
-                raise
-            raise failure from error
-        finally:
-            self._idle.put(connection)
-
-    def _unavailable(self, error: sqlite3.Error) -> StoreUnavailableError:
-        return StoreUnavailableError(f"SQLite database {self._path} cannot be opened: {error}")
-
-    async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        await asyncio.to_thread(executor.shutdown, wait=True)
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                break

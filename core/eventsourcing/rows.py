@@ -10,8 +10,8 @@ from typing import Any, Final
 
 import msgspec
 
+from core.eventsourcing.schema import from_micros, to_micros
 from core.records import EventMetadata, EventRecord, Snapshot
-from plugins.sqlite.schema import from_micros, to_micros
 
 __all__ = [
     "load_snapshot",
