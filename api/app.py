@@ -33,13 +33,13 @@ from api.observability import (
 from api.problems import problem_response
 from api.query import QUERY_TYPE_DECODERS
 from api.request import MEDIATOR_STATE_KEY, ApiRequest, provide_principal
-from api.routes.accounts import AccountController
 from api.routes.health import HealthController, ProblemDocs
-from api.routes.transfers import TransferController
 from api.runtime import apply_runtime, freeze_startup_objects
-from api.schemas import OPENAPI_PLUGINS
 from core.config import load_settings
 from core.mediator import Mediator
+from handlers.accounts.web.accounts import AccountController
+from handlers.accounts.web.schemas import OPENAPI_PLUGINS
+from handlers.accounts.web.transfers import TransferController
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"]
 

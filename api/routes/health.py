@@ -16,8 +16,8 @@ from litestar.params import FromPath
 from api.bootstrap import Application
 from api.observability import METRICS_CONTENT_TYPE, Metrics
 from api.problems import all_problem_types, problem_responses
-from api.schemas import LiveOut, ReadyOut
 from core.ports import Lifecycle
+from handlers.accounts.web.schemas import LiveOut, ReadyOut
 
 __all__ = ["HealthController", "ProblemDocs"]
 

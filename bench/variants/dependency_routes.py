@@ -14,10 +14,10 @@ from litestar.params import FromPath, JSONBody
 import api.app
 from api.dependencies import etag
 from api.request import ApiRequest
-from api.routes.accounts import AccountController
-from api.schemas import MovementIn, MovementOut, movement_out
 from core.mediator import Mediator
 from handlers.accounts.requests import CommandContext, Deposit
+from handlers.accounts.web.accounts import AccountController
+from handlers.accounts.web.schemas import MovementIn, MovementOut, movement_out
 
 
 async def provide_versioned_context(

@@ -19,7 +19,7 @@ from litestar.params import FromPath, JSONBody
 
 import api.app
 from api.request import ApiRequest
-from api.routes import accounts
+from handlers.accounts.web import accounts
 
 
 class Answers202(accounts.AccountController):

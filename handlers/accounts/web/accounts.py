@@ -14,7 +14,18 @@ from api.dependencies import etag
 from api.problems import problem_responses
 from api.query import ANY_VERSION, DEFAULT_PAGE_SIZE, PageSize, Version
 from api.request import ApiRequest
-from api.schemas import (
+from handlers.accounts.requests import (
+    CloseAccount,
+    Deposit,
+    GetAccount,
+    GetBalanceAt,
+    GetStatement,
+    ListAccounts,
+    OpenAccount,
+    Withdraw,
+)
+from handlers.accounts.views import Receipt
+from handlers.accounts.web.schemas import (
     AccountOut,
     AccountPage,
     BalanceOut,
@@ -27,17 +38,6 @@ from api.schemas import (
     movement_out,
     parse_instant,
 )
-from handlers.accounts.requests import (
-    CloseAccount,
-    Deposit,
-    GetAccount,
-    GetBalanceAt,
-    GetStatement,
-    ListAccounts,
-    OpenAccount,
-    Withdraw,
-)
-from handlers.accounts.views import Receipt
 
 __all__ = ["AccountController", "Limit", "MinVersion"]
 

@@ -10,9 +10,9 @@ from litestar.params import FromPath, JSONBody
 from api.problems import problem_responses
 from api.query import ANY_VERSION
 from api.request import ApiRequest
-from api.routes.accounts import MinVersion
-from api.schemas import TransferIn, TransferOut, transfer_out
 from handlers.accounts.requests import GetTransfer, Transfer
+from handlers.accounts.web.accounts import MinVersion
+from handlers.accounts.web.schemas import TransferIn, TransferOut, transfer_out
 
 __all__ = ["TransferController"]
 
