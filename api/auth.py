@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Request
 
-from handlers.auth import AuthenticationError, MissingTokenError
+from core.auth import AuthenticationError, MissingTokenError
 
 __all__ = ["bearer_token"]
 

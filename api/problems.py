@@ -28,10 +28,15 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.observability import current_request_id, new_request_id
+from core.auth import (
+    AuthenticationError,
+    AuthenticatorUnavailableError,
+    ForbiddenError,
+    MissingTokenError,
+)
 from core.config import ConfigError
 from core.errors import BalanceError, ConcurrencyError, StoreUnavailableError
 from handlers.accounts import errors as domain
-from handlers.auth import AuthenticationError, AuthenticatorUnavailableError, MissingTokenError
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -150,7 +155,7 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
         "Authenticator unavailable",
         "The token's signing keys cannot be fetched right now; retry later.",
     ),
-    domain.ForbiddenError: _type(
+    ForbiddenError: _type(
         "insufficient-scope",
         403,
         "Insufficient scope",
@@ -311,7 +316,7 @@ def _www_authenticate(exc: BaseException) -> str | None:
     if isinstance(exc, AuthenticationError):
         reason = exc.reason.replace('"', "'").replace("\\", "/")
         return f'Bearer realm="{REALM}", error="invalid_token", error_description="{reason}"'
-    if isinstance(exc, domain.ForbiddenError):
+    if isinstance(exc, ForbiddenError):
         return f'Bearer realm="{REALM}", error="insufficient_scope", scope="{exc.scope}"'
     return None
 

@@ -5,32 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import BalanceError
+from core.auth import Authenticator, Principal
 from core.messages import Request
-from core.ports import Authenticator, Principal
 
-__all__ = [
-    "Authenticate",
-    "AuthenticateHandler",
-    "AuthenticationError",
-    "AuthenticatorUnavailableError",
-    "MissingTokenError",
-]
-
-
-class AuthenticationError(BalanceError):
-    """The bearer token cannot be trusted; ``reason`` says why, without echoing the token."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"invalid token: {reason}")
-        self.reason = reason
-
-
-class MissingTokenError(AuthenticationError):
-    """No bearer token came with the request (RFC 6750: answered without an error code)."""
-
-    def __init__(self) -> None:
-        super().__init__("no bearer token in the Authorization header")
+__all__ = ["Authenticate", "AuthenticateHandler"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +22,3 @@ class AuthenticateHandler:
 
     async def handle(self, request: Authenticate) -> Principal:
         return await self._authenticator.authenticate(request.token)
-
-
-class AuthenticatorUnavailableError(BalanceError):
-    """The token could not be checked now (for example the JWKS endpoint is down)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.bootstrap import Application
+from core.auth import ForbiddenError
 from core.errors import ConcurrencyError
 from core.ports import EventStore, Principal
 from handlers.accounts.errors import (
@@ -15,7 +16,6 @@ from handlers.accounts.errors import (
     AccountNotFoundError,
     BalanceLimitError,
     CurrencyMismatchError,
-    ForbiddenError,
     IdempotencyConflictError,
     InsufficientFundsError,
     InvalidAmountError,
