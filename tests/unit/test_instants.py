@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from handlers.accounts.errors import InvalidRequestError
-from handlers.accounts.web.schemas import parse_instant
+from handlers.accounts.web.params import parse_instant
 
 
 @pytest.mark.parametrize(

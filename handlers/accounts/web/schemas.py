@@ -9,8 +9,7 @@ field.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -18,7 +17,6 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-from handlers.accounts.errors import InvalidRequestError
 from handlers.accounts.money import format_amount
 from handlers.accounts.views import AccountView, BalanceAt, Movement, MovementKind, TransferView
 
@@ -28,18 +26,15 @@ __all__ = [
     "AccountOut",
     "AccountPage",
     "BalanceOut",
-    "LiveOut",
     "MovementIn",
     "MovementOut",
     "OpenAccountIn",
-    "ReadyOut",
     "StatementOut",
     "TransferIn",
     "TransferOut",
     "account_out",
     "balance_out",
     "movement_out",
-    "parse_instant",
     "transfer_out",
 ]
 
@@ -138,15 +133,6 @@ class BalanceOut(msgspec.Struct, frozen=True):
     version: int
 
 
-class LiveOut(msgspec.Struct, frozen=True):
-    status: Literal["ok"] = "ok"
-
-
-class ReadyOut(msgspec.Struct, frozen=True):
-    status: Literal["ready", "unavailable"]
-    checks: dict[str, bool]
-
-
 def account_out(view: AccountView) -> AccountOut:
     return AccountOut(
         id=view.id,
@@ -218,52 +204,5 @@ class _AmountSchema(OpenAPISchemaPlugin):
         )
 
 
-class _ClosedStructSchema(OpenAPISchemaPlugin):
-    """Litestar's schema of a Struct, with ``additionalProperties: false`` when the Struct
-    forbids unknown fields: Litestar 2 leaves that out, so the document allowed fields that the
-    API refuses."""
-
-    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
-        if field_definition.is_union or not field_definition.is_subclass_of(msgspec.Struct):
-            return False
-        info = msgspec.inspect.type_info(field_definition.annotation)
-        return isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
-        litestars = next(
-            plugin
-            for plugin in schema_creator.plugins
-            if plugin is not self and schema_creator.plugin_supports_field(plugin, field_definition)
-        )
-        schema: Schema = litestars.to_openapi_schema(field_definition, schema_creator)
-        schema.additional_properties = False
-        return schema
-
-
-# For ``Litestar(plugins=...)``: ahead of Litestar's own schema plugins.
-OPENAPI_PLUGINS: Final = (_AmountSchema(), _ClosedStructSchema())
-
-
-# ---- query parameters ----
-
-# In a query string an unescaped "+" arrives as a space: "...T10:00:00 01:00" meant "+01:00".
-_SPACE_OFFSET: Final = re.compile(r" (\d{2}:?\d{2})$")
-
-
-def parse_instant(name: str, value: str | None) -> datetime | None:
-    """An ISO-8601 instant with a UTC offset (``Z`` or ``+01:00``); naive times are refused,
-    since they name no instant, and so are instants outside the years 0001 to 9999 in UTC."""
-    if value is None:
-        return None
-    text = _SPACE_OFFSET.sub(r"+\1", value.strip())
-    try:
-        instant = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequestError(name, f"{value!r} is not an ISO-8601 date-time") from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise InvalidRequestError(name, "needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
-    try:
-        return instant.astimezone(UTC)
-    except OverflowError:
-        # 0001-01-01T00:00:00+14:00 is in year 0 in UTC, which datetime cannot hold.
-        raise InvalidRequestError(name, "is outside the years 0001 to 9999 in UTC") from None
+# For ``balance_openapi``: the app puts them ahead of Litestar's own schema plugins.
+OPENAPI_PLUGINS: Final = (_AmountSchema(),)
