@@ -16,7 +16,7 @@ import handlers.accounts.plugin
 from api.dependencies import etag
 from api.request import ApiRequest
 from core.mediator import Mediator
-from handlers.accounts.requests import CommandContext, Deposit
+from handlers.accounts.messages import CommandContext, Deposit
 from handlers.accounts.web.accounts import AccountController
 from handlers.accounts.web.params import command_context
 from handlers.accounts.web.schemas import MovementIn, MovementOut, movement_out

@@ -8,8 +8,8 @@ import contextlib
 import logging
 
 from core.mediator import Mediator
+from handlers.accounts.messages import ResumeTransfers
 from handlers.accounts.projector import Projector
-from handlers.accounts.requests import ResumeTransfers
 
 __all__ = ["AccountsStartup"]
 

@@ -15,18 +15,19 @@ from core.hookspecs import hookimpl
 from core.ports import EventStore, SnapshotStore
 from core.registry import PortSpec, ProblemType, Registry, Startup
 from core.registry import Projector as ProjectorPort
-from handlers.accounts import requests as rq
-from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
-from handlers.accounts.commands import (
+from handlers.accounts import messages as rq
+from handlers.accounts.account_handlers import (
     CloseAccountHandler,
     DepositHandler,
     OpenAccountHandler,
     WithdrawHandler,
 )
+from handlers.accounts.account_writer import AccountWriter
+from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
 from handlers.accounts.lifecycle import AccountsStartup
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projector import Projector
-from handlers.accounts.queries import (
+from handlers.accounts.query_handlers import (
     GetAccountHandler,
     GetBalanceAtHandler,
     GetStatementHandler,
@@ -34,13 +35,16 @@ from handlers.accounts.queries import (
     ListAccountsHandler,
 )
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.services import Accounts, Clock, Transfers
-from handlers.accounts.transfers import ResumeTransfersHandler, TransferHandler, TransferSteps
+from handlers.accounts.repositories import Accounts, Clock, Transfers
+from handlers.accounts.transfer_process import (
+    ResumeTransfersHandler,
+    TransferHandler,
+    TransferSteps,
+)
 from handlers.accounts.web.accounts import AccountController
 from handlers.accounts.web.problems import PROBLEM_TYPES
 from handlers.accounts.web.schemas import OPENAPI_PLUGINS
 from handlers.accounts.web.transfers import TransferController
-from handlers.accounts.writer import AccountWriter
 
 HANDLERS: Final[dict[type[Any], type[Any]]] = {
     rq.OpenAccount: OpenAccountHandler,

@@ -23,8 +23,7 @@ from handlers.accounts.errors import (
     SameAccountError,
     UnknownCurrencyError,
 )
-from handlers.accounts.money import MAX_MINOR_UNITS, format_amount
-from handlers.accounts.requests import (
+from handlers.accounts.messages import (
     CloseAccount,
     Deposit,
     GetAccount,
@@ -32,6 +31,7 @@ from handlers.accounts.requests import (
     Transfer,
     Withdraw,
 )
+from handlers.accounts.money import MAX_MINOR_UNITS, format_amount
 from tests.support import ALICE, BOB, TELLER, ctx, running, settings_for
 
 

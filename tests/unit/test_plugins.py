@@ -19,8 +19,8 @@ from core.messages import Request
 from core.plugins import collect, make_plugin_manager
 from core.ports import EventStore
 from core.registry import BackendOffer, PortSpec, Registry
+from handlers.accounts.messages import OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import OpenAccount
 from tests import support
 from tests.support import settings_for
 

@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.dependencies import etag
 from api.request import ApiRequest
-from handlers.accounts.requests import (
+from handlers.accounts.messages import (
     CloseAccount,
     Deposit,
     GetAccount,

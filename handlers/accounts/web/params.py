@@ -14,8 +14,8 @@ from litestar.params import QueryParameter
 from api.query import QueryInt
 from api.request import ApiRequest
 from handlers.accounts.errors import InvalidRequestError
-from handlers.accounts.queries import MAX_PAGE
-from handlers.accounts.requests import CommandContext
+from handlers.accounts.messages import CommandContext
+from handlers.accounts.query_handlers import MAX_PAGE
 
 __all__ = [
     "ANY_VERSION",
@@ -62,7 +62,7 @@ Instant: TypeAlias = Annotated[str | None, QueryParameter(description=_INSTANT, 
 From: TypeAlias = Annotated[
     str | None, QueryParameter(name="from", description=_INSTANT, format=_DATE_TIME)
 ]
-# What ``next_cursor`` holds: unpadded URL-safe base64 (handlers.accounts.queries).
+# What ``next_cursor`` holds: unpadded URL-safe base64 (handlers.accounts.query_handlers).
 Cursor: TypeAlias = Annotated[
     str | None,
     QueryParameter(

@@ -8,7 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.request import ApiRequest
-from handlers.accounts.requests import GetTransfer, Transfer
+from handlers.accounts.messages import GetTransfer, Transfer
 from handlers.accounts.web.params import ANY_VERSION, MinVersion, command_context
 from handlers.accounts.web.problems import responses
 from handlers.accounts.web.schemas import TransferIn, TransferOut, transfer_out

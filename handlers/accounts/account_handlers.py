@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from handlers.accounts import events as ev
 from handlers.accounts.account import AccountState, open_account
+from handlers.accounts.account_writer import AccountWriter, account_view, movement_from
 from handlers.accounts.errors import IdempotencyConflictError
+from handlers.accounts.messages import TELLER, CloseAccount, Deposit, OpenAccount, Withdraw
 from handlers.accounts.money import parse_amount
-from handlers.accounts.requests import TELLER, CloseAccount, Deposit, OpenAccount, Withdraw
-from handlers.accounts.services import command_hash, derived_id, new_id
+from handlers.accounts.repositories import command_hash, derived_id, new_id
 from handlers.accounts.views import AccountView, Receipt
-from handlers.accounts.writer import AccountWriter, account_view, movement_from
 
 __all__ = ["CloseAccountHandler", "DepositHandler", "OpenAccountHandler", "WithdrawHandler"]
 

@@ -13,10 +13,10 @@ from handlers.accounts import events as ev
 from handlers.accounts.account import COMMAND_MEMORY, AccountState, CommandMark, account_stream
 from handlers.accounts.codec import encode_event
 from handlers.accounts.errors import AccountNotFoundError, IdempotencyConflictError
+from handlers.accounts.messages import TELLER, CommandContext
 from handlers.accounts.projection import project
 from handlers.accounts.readmodel import MovementAdded
-from handlers.accounts.requests import TELLER, CommandContext
-from handlers.accounts.services import Accounts, Clock, new_id
+from handlers.accounts.repositories import Accounts, Clock, new_id
 from handlers.accounts.views import AccountView, Movement, MovementKind
 
 __all__ = ["AccountWriter", "account_view", "can_access", "movement_from", "movement_of"]
