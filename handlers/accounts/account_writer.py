@@ -1,73 +1,26 @@
-"""The write path every account command shares: load with access checks, decide, append."""
+"""The write path every account command shares: take the account's turn, load it with access
+checks, check the expected version, and append the decided events with their metadata."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
+from core.auth import Principal
 from core.errors import ConcurrencyError
 from core.locks import KeyedLocks
-from core.ports import Principal
 from core.records import EventMetadata, EventRecord
 from handlers.accounts import events as ev
-from handlers.accounts.account import COMMAND_MEMORY, AccountState, CommandMark, account_stream
+from handlers.accounts.access import can_access
+from handlers.accounts.account import AccountState, account_stream
+from handlers.accounts.clock import Clock
 from handlers.accounts.codec import encode_event
-from handlers.accounts.errors import AccountNotFoundError, IdempotencyConflictError
-from handlers.accounts.messages import TELLER, CommandContext
-from handlers.accounts.projection import project
-from handlers.accounts.readmodel import MovementAdded
-from handlers.accounts.repositories import Accounts, Clock, new_id
-from handlers.accounts.views import AccountView, Movement, MovementKind
+from handlers.accounts.errors import AccountNotFoundError
+from handlers.accounts.ids import new_id
+from handlers.accounts.messages import CommandContext
+from handlers.accounts.repositories import Accounts
 
-__all__ = ["AccountWriter", "account_view", "can_access", "movement_from", "movement_of"]
-
-
-def can_access(actor: Principal, owner: str) -> bool:
-    return actor.subject == owner or actor.has_role(TELLER)
-
-
-def account_view(state: AccountState) -> AccountView:
-    assert state.opened_at is not None
-    assert state.status != "new"
-    return AccountView(
-        id=state.id,
-        owner=state.owner,
-        currency=state.currency,
-        balance=state.balance,
-        status=state.status,
-        version=state.version,
-        opened_at=state.opened_at,
-        closed_at=state.closed_at,
-    )
-
-
-def movement_of(record: EventRecord) -> Movement:
-    for change in project(record):
-        if isinstance(change, MovementAdded):
-            return change.movement
-    raise LookupError(f"{record.stream_id}@{record.version} is not a movement")
-
-
-def movement_from(event: ev.Event, record: EventRecord) -> Movement:
-    """What ``movement_of(record)`` returns, where ``record`` is ``event`` just encoded: built
-    from the event itself instead of decoding the record again (the deposit/withdrawal path)."""
-    match event:
-        case ev.MoneyDeposited():
-            kind: MovementKind = "deposit"
-        case ev.MoneyWithdrawn():
-            kind = "withdrawal"
-        case _:
-            return movement_of(record)
-    return Movement(
-        id=record.event_id,
-        account=record.stream_id.removeprefix("account-"),
-        kind=kind,
-        amount=event.amount,
-        balance_after=event.balance_after,
-        version=record.version,
-        occurred_at=record.occurred_at,
-        description=event.description,
-    )
+__all__ = ["AccountWriter"]
 
 
 class AccountWriter:
@@ -93,38 +46,6 @@ class AccountWriter:
         expected = context.expected_version
         if expected is not None and expected != state.version:
             raise ConcurrencyError(account_stream(state.id), expected, state.version)
-
-    async def replayed(
-        self, state: AccountState, context: CommandContext, fingerprint: str | None
-    ) -> int | None:
-        """The version where this command's first run ended, when ``context.command_id`` was
-        already applied with the same content; IdempotencyConflictError if with other content."""
-        if context.command_id is None:
-            return None
-        mark = await self._recall(state, context.command_id)
-        if mark is None:
-            return None
-        if mark.command_hash != fingerprint:
-            raise IdempotencyConflictError(context.command_id)
-        return mark.version
-
-    async def _recall(self, state: AccountState, command_id: str) -> CommandMark | None:
-        """The account's record of ``command_id``. The state remembers the most recent command
-        ids; once that memory is full, older ones may have left it, and the store's index of
-        command ids answers for them, so a key is recognised for the life of the account."""
-        mark = state.commands.get(command_id)
-        if mark is not None or len(state.commands) < COMMAND_MEMORY:
-            return mark
-        written = await self.accounts.store.read_command(account_stream(state.id), command_id)
-        if not written:
-            return None
-        last = written[-1]
-        return CommandMark(last.metadata.command_hash or "", last.version)
-
-    async def movement_at(self, account_id: str, version: int) -> Movement:
-        stream = account_stream(account_id)
-        records = await self.accounts.store.read(stream, after_version=version - 1)
-        return movement_of(records[0])
 
     async def append(
         self,

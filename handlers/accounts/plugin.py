@@ -15,7 +15,7 @@ from core.hookspecs import hookimpl
 from core.ports import EventStore, SnapshotStore
 from core.registry import PortSpec, ProblemType, Registry, Startup
 from core.registry import Projector as ProjectorPort
-from handlers.accounts import messages as rq
+from handlers.accounts import messages as msg
 from handlers.accounts.account_handlers import (
     CloseAccountHandler,
     DepositHandler,
@@ -24,6 +24,7 @@ from handlers.accounts.account_handlers import (
 )
 from handlers.accounts.account_writer import AccountWriter
 from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
+from handlers.accounts.clock import Clock
 from handlers.accounts.lifecycle import AccountsStartup
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projector import Projector
@@ -35,7 +36,8 @@ from handlers.accounts.query_handlers import (
     ListAccountsHandler,
 )
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.repositories import Accounts, Clock, Transfers
+from handlers.accounts.replays import Replays
+from handlers.accounts.repositories import Accounts, Transfers
 from handlers.accounts.transfer_process import (
     ResumeTransfersHandler,
     TransferHandler,
@@ -46,18 +48,19 @@ from handlers.accounts.web.problems import PROBLEM_TYPES
 from handlers.accounts.web.schemas import OPENAPI_PLUGINS
 from handlers.accounts.web.transfers import TransferController
 
+# What handles what: every command and query of the slice (``messages.py``), and its handler.
 HANDLERS: Final[dict[type[Any], type[Any]]] = {
-    rq.OpenAccount: OpenAccountHandler,
-    rq.Deposit: DepositHandler,
-    rq.Withdraw: WithdrawHandler,
-    rq.Transfer: TransferHandler,
-    rq.CloseAccount: CloseAccountHandler,
-    rq.ResumeTransfers: ResumeTransfersHandler,
-    rq.GetAccount: GetAccountHandler,
-    rq.ListAccounts: ListAccountsHandler,
-    rq.GetStatement: GetStatementHandler,
-    rq.GetBalanceAt: GetBalanceAtHandler,
-    rq.GetTransfer: GetTransferHandler,
+    msg.OpenAccount: OpenAccountHandler,
+    msg.Deposit: DepositHandler,
+    msg.Withdraw: WithdrawHandler,
+    msg.Transfer: TransferHandler,
+    msg.CloseAccount: CloseAccountHandler,
+    msg.ResumeTransfers: ResumeTransfersHandler,
+    msg.GetAccount: GetAccountHandler,
+    msg.ListAccounts: ListAccountsHandler,
+    msg.GetStatement: GetStatementHandler,
+    msg.GetBalanceAt: GetBalanceAtHandler,
+    msg.GetTransfer: GetTransferHandler,
 }
 
 
@@ -123,6 +126,7 @@ def balance_services(container: Container, settings: Settings) -> None:
     container.register_singleton(Accounts, accounts)
     container.register_singleton(Transfers, transfers)
     container.register_singleton(AccountWriter, AccountWriter)
+    container.register_singleton(Replays, Replays)
     container.register_singleton(TransferSteps, TransferSteps)
     container.register_singleton(ProjectionProgress, progress)
     container.register_singleton(Projector, Projector)
@@ -136,7 +140,7 @@ def balance_services(container: Container, settings: Settings) -> None:
 def balance_register(registry: Registry) -> None:
     registry.behavior(LogRequests)
     registry.pre_processor(RequireScope)
-    registry.behavior(RetryOnConflict, request_type=rq.Command)
+    registry.behavior(RetryOnConflict, request_type=msg.Command)
     for request_type, handler in HANDLERS.items():
         registry.handler(request_type, handler)
 

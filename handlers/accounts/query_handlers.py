@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 from core.ports import EventStore
+from handlers.accounts.access import TELLER, can_access
 from handlers.accounts.account import account_stream
-from handlers.accounts.account_writer import AccountWriter, can_access
+from handlers.accounts.account_writer import AccountWriter
 from handlers.accounts.codec import decode_event
 from handlers.accounts.errors import (
     AccountNotFoundError,
@@ -19,7 +20,6 @@ from handlers.accounts.errors import (
     TransferNotFoundError,
 )
 from handlers.accounts.messages import (
-    TELLER,
     GetAccount,
     GetBalanceAt,
     GetStatement,
