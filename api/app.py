@@ -1,8 +1,10 @@
 """The Litestar app factory. Nothing is built at import time: ``create_app`` takes (or bootstraps)
-the ``Application``, and the app's lifespan starts and closes it. Handlers talk to the mediator
-and to nothing else: the account and transfer routes get it, and the caller, from their request
-(``api.request``); the ``mediator``, ``principal``, ``application`` and ``metrics`` dependencies
-serve the operations routes and the routes of plugins.
+the ``Application``, and the app's lifespan starts and closes it. The app knows no domain:
+its routes, problem types and OpenAPI tags come from the plugins (``balance_routes``,
+``balance_problem_types``, ``balance_openapi``). Handlers talk to the mediator and to nothing
+else: routes get it, and the caller, from their request (``api.request``); the ``mediator``,
+``principal``, ``application`` and ``metrics`` dependencies serve the operations routes and the
+routes of plugins that declare them.
 
 ``uvicorn --factory api.app:serve_app`` is what ``balance serve`` runs in each worker: it reads
 the settings, sets up JSON logs and builds the app.
@@ -10,7 +12,7 @@ the settings, sets up JSON logs and builds the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -20,6 +22,7 @@ from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
 
 from api.apidocs import SCHEMA_PATH, openapi_router, render_plugins
@@ -30,14 +33,18 @@ from api.observability import (
     configure_logging,
     write_logs_directly,
 )
-from api.problems import problem_response
+from api.problem_types import PROBLEMS_STATE_KEY, ProblemCatalog
 from api.query import QUERY_TYPE_DECODERS
-from api.request import MEDIATOR_STATE_KEY, ApiRequest, provide_principal
-from api.routes.accounts import AccountController
+from api.request import (
+    AUTHENTICATOR_STATE_KEY,
+    MEDIATOR_STATE_KEY,
+    ApiRequest,
+    provide_principal,
+)
 from api.routes.health import HealthController, ProblemDocs
-from api.routes.transfers import TransferController
 from api.runtime import apply_runtime, freeze_startup_objects
 from api.schemas import OPENAPI_PLUGINS
+from core.auth import Authenticator
 from core.config import load_settings
 from core.mediator import Mediator
 
@@ -46,7 +53,8 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
 
 
-def openapi_config() -> OpenAPIConfig:
+def openapi_config(tags: Sequence[Tag] = ()) -> OpenAPIConfig:
+    """``tags``: the plugins' tags, listed ahead of the shell's own."""
     return OpenAPIConfig(
         title="account-balance",
         version="0.1.0",
@@ -66,18 +74,16 @@ def openapi_config() -> OpenAPIConfig:
                 )
             }
         ),
-        tags=[
-            Tag(name="accounts", description="Accounts, movements, statements"),
-            Tag(name="transfers", description="Transfers between accounts"),
-            Tag(name="operations", description="Health, metrics, problem types"),
-        ],
+        tags=[*tags, Tag(name="operations", description="Health, metrics, problem types")],
     )
 
 
 def create_app(application: Application | None = None) -> Litestar:
     app_ = application if application is not None else bootstrap()
     settings = app_.settings
-    metrics = Metrics(projected=lambda: app_.projector.applied)
+    metrics = Metrics(projected=app_.projected)
+    problems = ProblemCatalog(types for _plugin, types in app_.problem_types())
+    openapi = [addition for _plugin, addition in app_.openapi_additions()]
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -99,20 +105,14 @@ def create_app(application: Application | None = None) -> Litestar:
 
     plugin_routes: list[Any] = [handler for _plugin, handler in app_.routes()]
     app = Litestar(
-        route_handlers=[
-            AccountController,
-            TransferController,
-            HealthController,
-            ProblemDocs,
-            *plugin_routes,
-        ],
+        route_handlers=[*plugin_routes, HealthController, ProblemDocs],
         dependencies={
             "mediator": Provide(provide_mediator, use_cache=True, sync_to_thread=False),
             "application": Provide(provide_application, use_cache=True, sync_to_thread=False),
             "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
             "principal": Provide(provide_principal),
         },
-        exception_handlers={Exception: problem_response},
+        exception_handlers={Exception: problems.respond},
         middleware=[
             DefineMiddleware(
                 ObservabilityMiddleware,
@@ -122,10 +122,19 @@ def create_app(application: Application | None = None) -> Litestar:
         ],
         request_class=ApiRequest,
         type_decoders=QUERY_TYPE_DECODERS,
-        state=State({MEDIATOR_STATE_KEY: app_.mediator}),
+        state=State(
+            {
+                MEDIATOR_STATE_KEY: app_.mediator,
+                AUTHENTICATOR_STATE_KEY: app_.container.resolve(Authenticator),
+                PROBLEMS_STATE_KEY: problems,
+            }
+        ),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-        openapi_config=openapi_config(),
-        plugins=list(OPENAPI_PLUGINS),
+        openapi_config=openapi_config([tag for tag in openapi if isinstance(tag, Tag)]),
+        plugins=[
+            *(plugin for plugin in openapi if isinstance(plugin, OpenAPISchemaPlugin)),
+            *OPENAPI_PLUGINS,
+        ],
         lifespan=[lifespan],
         logging_config=None,
         debug=False,

@@ -1,6 +1,6 @@
 """Bearer authentication for the HTTP layer: the token of the ``Authorization`` header, which
-``ApiRequest.principal`` sends as ``Authenticate`` through the mediator. A route that asks for
-the principal is authenticated; one that does not (health) is not."""
+``ApiRequest.principal`` checks through the ``Authenticator`` port. A route that asks for the
+principal is authenticated; one that does not (health) is not."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Request
 
-from handlers.auth import AuthenticationError, MissingTokenError
+from core.auth import AuthenticationError, MissingTokenError
 
 __all__ = ["bearer_token"]
 

@@ -1,14 +1,14 @@
-"""The composition root: settings → plugins → backends → services → mediator. The HTTP app, the
-CLI and the tests all build the application here, and nothing is built at import time."""
+"""The composition root: settings → plugins → ports and backends → services → mediator → start-up
+work. The HTTP app, the CLI and the tests all build the application here, and nothing is built
+at import time. It names no domain: the plugins declare their ports, services, handlers and
+start-up work through hooks (``core.hookspecs``), and are found through their entry points."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -17,33 +17,12 @@ from core.container import Container
 from core.mediator import Mediator
 from core.mediator_builder import MediatorBuilder
 from core.plugins import collect, make_plugin_manager
-from core.ports import Authenticator, EventStore, Lifecycle, SnapshotStore
-from core.registry import PORTS, BackendOffer, Port, Registry
-from handlers.accounts.projector import Projector
-from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import ResumeTransfers
+from core.ports import Lifecycle, SnapshotStore
+from core.registry import CORE_PORTS, BackendOffer, Port, PortSpec, Projector, Registry, Startup
 
-__all__ = ["BUILTIN_PLUGINS", "Application", "bootstrap"]
+__all__ = ["Application", "bootstrap"]
 
 log = logging.getLogger(__name__)
-
-# Built-in plugins by name; each is imported only when not disabled.
-BUILTIN_PLUGINS: Final[dict[str, str]] = {
-    "accounts": "handlers.accounts.plugin",
-    "auth": "handlers.auth_plugin",
-    "memory": "plugins.memory.plugin",
-    "sqlite": "plugins.sqlite.plugin",
-    "kafka": "plugins.kafka.plugin",
-    "jwt": "plugins.jwt.plugin",
-    "mongo": "plugins.mongo.plugin",
-}
-
-# The service types a backend selected for each port is registered under.
-PORT_SERVICES: Final[dict[Port, tuple[type[Any], ...]]] = {
-    "event_store": (EventStore,),
-    "read_model": (AccountReadModel,),
-    "authenticator": (Authenticator,),
-}
 
 
 @dataclass
@@ -54,46 +33,49 @@ class Application:
     plugins: pluggy.PluginManager
     backends: dict[Port, Any]
     run_projector: bool = True
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    startup: tuple[Startup, ...] = ()
 
     def routes(self) -> list[tuple[str, object]]:
         return collect(self.plugins, "balance_routes")
+
+    def problem_types(self) -> list[tuple[str, Any]]:
+        return collect(self.plugins, "balance_problem_types")
+
+    def openapi_additions(self) -> list[tuple[str, object]]:
+        return collect(self.plugins, "balance_openapi")
 
     def cli_commands(self) -> list[tuple[str, object]]:
         return collect(self.plugins, "balance_cli_commands")
 
     @property
     def projector(self) -> Projector:
+        """The read-model projector a plugin registered (``core.registry.Projector``)."""
         return self.container.resolve(Projector)
 
+    def projected(self) -> int:
+        """How many events the in-process projector applied; 0 without a projector."""
+        try:
+            return self.projector.applied
+        except Exception:
+            return 0
+
     async def start(self) -> None:
-        """Open the backends, bring the read model up to date, finish interrupted transfers,
-        then keep projecting in the background. What was opened is closed if a step fails."""
+        """Open the backends, then run each plugin's start-up work (bring the read model up to
+        date, finish interrupted transfers, keep projecting in the background when
+        ``run_projector``). What was opened is closed if a step fails."""
         try:
             for backend in _unique(self.backends.values()):
                 if isinstance(backend, Lifecycle):
                     await backend.start()
-            if self.run_projector:
-                await self.projector.catch_up()
-            resumed = await self.mediator.send(ResumeTransfers())
+            for work in self.startup:
+                await work.start(self.run_projector)
         except BaseException:
             await self.close()
             raise
-        if resumed:
-            log.info("resumed %d pending transfers", resumed)
-        if self.run_projector:
-            self._stop.clear()
-            self._tasks.append(asyncio.create_task(self.projector.run(self._stop)))
 
     async def close(self) -> None:
-        self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        await self.projector.close()
+        for work in reversed(self.startup):
+            await work.close()
         for backend in reversed(_unique(self.backends.values())):
             if isinstance(backend, Lifecycle):
                 await backend.close()
@@ -107,35 +89,45 @@ def _unique(backends: Any) -> list[Any]:
     return seen
 
 
+def _selected(settings: Settings, port: PortSpec) -> str:
+    # The kernel's settings keep the first ports as fields; any other port's key is a value.
+    field = getattr(settings, port.name, None)
+    chosen = field if isinstance(field, str) else settings.get(port.name)
+    return chosen or port.default
+
+
 def _select_backends(
     manager: pluggy.PluginManager, settings: Settings, container: Container
 ) -> dict[Port, Any]:
-    offers: dict[Port, dict[str, BackendOffer]] = {port: {} for port in PORTS}
-    for _plugin, offer in collect(manager, "balance_backends"):
+    ports = {port.name: port for port in CORE_PORTS}
+    for plugin, port in collect(manager, "balance_ports"):
+        if port.name in ports:
+            raise ConfigError(f"plugin {plugin!r} declares the port {port.name!r} a second time")
+        ports[port.name] = port
+    offers: dict[Port, dict[str, BackendOffer]] = {name: {} for name in ports}
+    for plugin, offer in collect(manager, "balance_backends"):
+        if offer.port not in offers:
+            log.debug("plugin %r offers a backend for the undeclared port %r", plugin, offer.port)
+            continue
         offers[offer.port][offer.name] = offer
-    chosen = {
-        "event_store": settings.event_store,
-        "read_model": settings.read_model,
-        "authenticator": settings.authenticator,
-    }
     built: dict[Any, Any] = {}
     backends: dict[Port, Any] = {}
-    for port in PORTS:
-        name = chosen[port]
-        offer = offers[port].get(name)
+    for name, port in ports.items():
+        chosen = _selected(settings, port)
+        offer = offers[name].get(chosen)
         if offer is None:
-            available = ", ".join(sorted(offers[port])) or "none"
+            available = ", ".join(sorted(offers[name])) or "none"
             raise ConfigError(
-                f"unknown {port} backend {name!r} (BALANCE_{port.upper()}); available: {available}"
+                f"unknown {name} backend {chosen!r} ({port.key}); available: {available}"
             )
         # One factory offered for two ports (a backend serving both) builds one instance.
         if offer.factory not in built:
             built[offer.factory] = offer.factory(settings, container)
         backend = built[offer.factory]
-        backends[port] = backend
-        for service in PORT_SERVICES[port]:
+        backends[name] = backend
+        for service in port.services:
             container.register_instance(service, backend)
-        if port == "event_store" and isinstance(backend, SnapshotStore):
+        if name == "event_store" and isinstance(backend, SnapshotStore):
             container.register_instance(SnapshotStore, backend)
     return backends
 
@@ -150,7 +142,7 @@ def bootstrap(
     """``run_projector``: keep the read model up to date in this process; by default unless
     ``BALANCE_PROJECTOR=off`` (when ``balance projector`` runs it elsewhere)."""
     settings = settings or load_settings()
-    manager = make_plugin_manager(BUILTIN_PLUGINS, settings.disabled_plugins, extra_plugins)
+    manager = make_plugin_manager(disabled=settings.disabled_plugins, extra=extra_plugins)
     container = Container()
     container.register_instance(Settings, settings)
     backends = _select_backends(manager, settings, container)
@@ -163,6 +155,9 @@ def bootstrap(
         impl.function(Registry(builder, container, impl.plugin_name))
     mediator = builder.build()
     container.register_instance(Mediator, mediator)
+    startup = tuple(
+        work for _plugin, work in collect(manager, "balance_lifecycle", container=container)
+    )
     if run_projector is None:
         run_projector = (settings.get("projector") or "inline").lower() != "off"
-    return Application(settings, container, mediator, manager, backends, run_projector)
+    return Application(settings, container, mediator, manager, backends, run_projector, startup)

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import click
 
-from api.bootstrap import BUILTIN_PLUGINS, bootstrap
+from api.bootstrap import bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects, gc_threshold, switch_interval
 from core.config import ConfigError, Settings, env_name, load_settings
 from core.errors import BalanceError
@@ -260,7 +260,7 @@ def build_cli(
     group = click.Group("balance", commands=dict(cli.commands), help=cli.help, params=cli.params)
     try:
         settings = settings or load_settings()
-        manager = make_plugin_manager(BUILTIN_PLUGINS, settings.disabled_plugins, extra_plugins)
+        manager = make_plugin_manager(disabled=settings.disabled_plugins, extra=extra_plugins)
     except BalanceError:
         return group  # the built-in commands report the configuration error themselves
     for _plugin, command in collect(manager, "balance_cli_commands"):

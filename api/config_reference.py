@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from api.bootstrap import BUILTIN_PLUGINS
 from core.config import CORE_SETTINGS, Setting, env_name
 from core.plugins import collect, make_plugin_manager
-from core.registry import PORTS
+from core.registry import CORE_PORTS
 
 __all__ = ["BEGIN", "DOC", "END", "reference", "update_doc"]
 
@@ -36,10 +35,12 @@ def _table(settings: Iterable[Setting]) -> list[str]:
 def reference(entry_points: bool = False) -> str:
     """The reference in Markdown: the built-in plugins' keys, and those of the plugins installed
     through entry points when ``entry_points``."""
-    manager = make_plugin_manager(BUILTIN_PLUGINS, entry_points=entry_points)
-    backends: dict[str, list[str]] = {port: [] for port in PORTS}
+    manager = make_plugin_manager(entry_points=entry_points)
+    ports = [*CORE_PORTS, *(port for _plugin, port in collect(manager, "balance_ports"))]
+    backends: dict[str, list[str]] = {port.name: [] for port in ports}
     for _plugin, offer in collect(manager, "balance_backends"):
-        backends[offer.port].append(offer.name)
+        if offer.port in backends:
+            backends[offer.port].append(offer.name)
     core = [
         Setting(
             s.key,

@@ -4,9 +4,9 @@ Litestar converts query values with msgspec in lax mode, which reads ``1e3`` as 
 as 5, and lets an integer of any size through. A parameter typed as a ``QueryInt`` subclass
 takes plain ASCII digits only, at most 18 of them (so it fits a 64-bit integer anywhere
 downstream), within the class's bounds; anything else is a validation error naming the
-parameter. msgspec cannot put ``ge``/``le`` constraints on a custom type, and Litestar leaves a
-type with a decoder out of the OpenAPI document, so the class states its schema itself
-(``QueryInt.schema``, for ``QueryParameter(schema_extra=...)``).
+parameter. Routes subclass it for their own bounds. msgspec cannot put ``ge``/``le`` constraints
+on a custom type, and Litestar leaves a type with a decoder out of the OpenAPI document, so the
+class states its schema itself (``QueryInt.schema``, for ``QueryParameter(schema_extra=...)``).
 """
 
 from __future__ import annotations
@@ -17,17 +17,7 @@ from typing import Any, ClassVar, Final
 
 from litestar.openapi.spec import OpenAPIType
 
-from handlers.accounts.queries import MAX_PAGE
-
-__all__ = [
-    "ANY_VERSION",
-    "DEFAULT_PAGE_SIZE",
-    "QUERY_TYPE_DECODERS",
-    "PageSize",
-    "QueryInt",
-    "Version",
-    "decode_query_int",
-]
+__all__ = ["QUERY_TYPE_DECODERS", "QueryInt", "decode_query_int"]
 
 _DIGITS: Final = re.compile(r"[0-9]{1,18}")
 
@@ -40,20 +30,6 @@ class QueryInt(int):
     def schema(cls) -> dict[str, Any]:
         """The OpenAPI schema: an integer within the bounds."""
         return {"type": OpenAPIType.INTEGER, "minimum": cls.minimum, "maximum": cls.maximum}
-
-
-class PageSize(QueryInt):
-    minimum = 1
-    maximum = MAX_PAGE
-
-
-class Version(QueryInt):
-    """An account's or a transfer's version (``min_version``)."""
-
-
-# The defaults, as instances: Litestar passes an instance of the parameter's type through as is.
-DEFAULT_PAGE_SIZE: Final = PageSize(50)
-ANY_VERSION: Final = Version(0)
 
 
 def decode_query_int(kind: type[QueryInt], value: object) -> QueryInt:

@@ -1,11 +1,16 @@
-"""The app's request class: a JSON body (``api.body``), and the caller.
+"""The app's request class: a JSON body (``api.body``), the caller, and the command headers.
 
 Route handlers take ``request: ApiRequest`` and ask it for what they send through the mediator:
 
 - ``request.mediator``, the application's mediator;
 - ``await request.principal()``, the caller, authenticated from the bearer token;
-- ``await request.command_context(versioned=...)``, the caller plus the command's headers
-  (``api.dependencies``).
+- ``request.idempotency_key()`` and ``request.expected_version()``, the command's headers
+  (``api.dependencies``), and ``request.request_id``, the correlation id.
+
+Authentication happens here, at the edge, once per request, through the ``Authenticator`` port:
+the message a route sends carries the verified ``Principal``, so the mediator's pipeline (its
+logging, scope checks, retries) runs once per request, for the request itself. A bearer token is
+a fact of HTTP, not a request of the domain.
 
 Litestar's dependency injection could hand over the same values, but a route with any dependency
 pays for resolving it on every request (a signature model per dependency and a cleanup group):
@@ -20,18 +25,19 @@ from api.auth import bearer_token
 from api.body import JsonRequest
 from api.dependencies import expected_version, idempotency_key
 from api.observability import current_request_id
+from core.auth import Authenticator, Principal
 from core.mediator import Mediator
-from core.ports import Principal
-from handlers.accounts.requests import CommandContext
-from handlers.auth import Authenticate
 
-__all__ = ["MEDIATOR_STATE_KEY", "ApiRequest", "provide_principal"]
+__all__ = ["AUTHENTICATOR_STATE_KEY", "MEDIATOR_STATE_KEY", "ApiRequest", "provide_principal"]
 
-# Where ``create_app`` puts the mediator in the app's state.
+# Where ``create_app`` puts the mediator and the authenticator in the app's state.
 MEDIATOR_STATE_KEY = "mediator"
+AUTHENTICATOR_STATE_KEY = "authenticator"
 
 
 class ApiRequest(JsonRequest):
+    _principal: Principal | None = None
+
     @property
     def mediator(self) -> Mediator:
         mediator: Mediator = self.app.state[MEDIATOR_STATE_KEY]
@@ -39,19 +45,23 @@ class ApiRequest(JsonRequest):
 
     async def principal(self) -> Principal:
         """The caller; ``AuthenticationError`` (401) without a valid bearer token."""
-        return await self.mediator.send(Authenticate(bearer_token(self)))
+        if self._principal is None:
+            authenticator: Authenticator = self.app.state[AUTHENTICATOR_STATE_KEY]
+            self._principal = await authenticator.authenticate(bearer_token(self))
+        return self._principal
 
-    async def command_context(self, *, versioned: bool = False) -> CommandContext:
-        """The caller, ``Idempotency-Key`` as the command id and ``X-Request-ID`` as the
-        correlation id; with ``versioned``, also ``If-Match`` as the expected version (for
-        commands on one account)."""
-        principal = await self.principal()
-        return CommandContext(
-            actor=principal,
-            command_id=idempotency_key(self),
-            correlation_id=current_request_id(),
-            expected_version=expected_version(self) if versioned else None,
-        )
+    def idempotency_key(self) -> str | None:
+        """``Idempotency-Key``: a command's id (``InvalidHeaderError`` when malformed)."""
+        return idempotency_key(self)
+
+    def expected_version(self) -> int | None:
+        """``If-Match``: the version a command expects (``InvalidHeaderError`` when malformed)."""
+        return expected_version(self)
+
+    @property
+    def request_id(self) -> str | None:
+        """``X-Request-ID``, or the one the app made up: a command's correlation id."""
+        return current_request_id()
 
 
 async def provide_principal(request: ApiRequest) -> Principal:

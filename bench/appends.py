@@ -41,8 +41,8 @@ from bench.common import (
     server_runtime,
 )
 from bench.es_baseline import Bank, bank, synchronous_level
-from handlers.accounts.requests import Deposit
-from handlers.accounts.services import Accounts
+from handlers.accounts.messages import Deposit
+from handlers.accounts.repositories import Accounts
 
 __all__ = ["run"]
 

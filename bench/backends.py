@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from api.bootstrap import BUILTIN_PLUGINS
 from bench.common import JWT_SECRET
 from core.config import Settings, load_settings
+from core.plugins import builtin_plugins
 
 __all__ = ["EMBEDDED", "Backend", "all_backends", "drop_own_names", "kafka_mongo"]
 
@@ -101,7 +101,7 @@ def kafka_mongo() -> Backend:
     if unset:
         reasons.append(f"{' and '.join(unset)} not set")
     for name in ("kafka", "mongo"):
-        if name not in BUILTIN_PLUGINS and importlib.util.find_spec(f"plugins.{name}") is None:
+        if name not in builtin_plugins() and importlib.util.find_spec(f"plugins.{name}") is None:
             reasons.append(f"no {name} plugin yet")
     env = {"BALANCE_EVENT_STORE": "kafka", "BALANCE_READ_MODEL": "mongo"}
     env |= {name: os.environ[name] for name in os.environ if name.startswith("BALANCE_KAFKA_")}

@@ -24,7 +24,8 @@ __all__ = ["create_app", "main"]
 
 
 class MovementIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The shape of ``api.schemas.MovementIn``, declared here so the baseline owes nothing to us."""
+    """The shape of ``handlers.accounts.web.schemas.MovementIn``, declared here so the baseline
+    owes nothing to us."""
 
     amount: Decimal
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None

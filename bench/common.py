@@ -27,7 +27,7 @@ from api.bootstrap import Application, bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import Settings
 from core.ports import Principal
-from handlers.accounts.requests import CommandContext, OpenAccount
+from handlers.accounts.messages import CommandContext, OpenAccount
 
 __all__ = [
     "JWT_SECRET",

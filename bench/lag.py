@@ -52,9 +52,9 @@ from bench.common import (
 )
 from bench.streams import build_account
 from core.config import Settings
+from handlers.accounts.messages import Deposit
 from handlers.accounts.readmodel import AccountChanged, ViewChange
-from handlers.accounts.requests import Deposit
-from handlers.accounts.services import Accounts
+from handlers.accounts.repositories import Accounts
 
 __all__ = ["full_speed", "run", "run_rebuild"]
 

@@ -18,7 +18,7 @@ from bench.common import Outcome, Row, Sizes, app_on, median, run_async
 from bench.streams import build_account, grow
 from core.repository import Repository
 from handlers.accounts.account import AccountState, account_stream
-from handlers.accounts.services import Accounts
+from handlers.accounts.repositories import Accounts
 from plugins.sqlite.store import SqliteEventStore
 
 __all__ = ["run"]

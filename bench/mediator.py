@@ -21,7 +21,7 @@ from core.mediator import Mediator
 from core.mediator_builder import MediatorBuilder
 from core.messages import Request
 from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
-from handlers.accounts.requests import Command, Deposit
+from handlers.accounts.messages import Command, Deposit
 
 __all__ = ["run"]
 

@@ -11,7 +11,8 @@ from core.records import EventMetadata, EventRecord
 from handlers.accounts import events as ev
 from handlers.accounts.account import AccountState, account_stream, open_account
 from handlers.accounts.codec import encode_event
-from handlers.accounts.services import Accounts, new_id
+from handlers.accounts.ids import new_id
+from handlers.accounts.repositories import Accounts
 
 __all__ = ["BATCH", "build_account", "grow"]
 

@@ -1,4 +1,5 @@
-"""The ports that backends implement. Core and the domain depend on these, never on a backend."""
+"""The ports that backends implement. Core and the domain depend on these, never on a backend.
+The ``Authenticator`` port and ``Principal`` live in ``core.auth``, re-exported here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from core.auth import Authenticator, Principal
 from core.records import EventRecord, Snapshot
 
 __all__ = [
@@ -92,23 +94,3 @@ class SnapshotStore(Protocol):
     async def load_snapshot(self, stream_id: str) -> Snapshot | None: ...
 
     async def save_snapshot(self, snapshot: Snapshot) -> None: ...
-
-
-class Principal(msgspec.Struct, frozen=True):
-    """Who is calling: the token's subject, its OAuth scopes and roles."""
-
-    subject: str
-    scopes: frozenset[str] = frozenset()
-    roles: frozenset[str] = frozenset()
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
-
-
-class Authenticator(Protocol):
-    async def authenticate(self, token: str) -> Principal:
-        """The principal the bearer token names; raises ``AuthenticationError`` otherwise."""
-        ...

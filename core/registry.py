@@ -1,19 +1,53 @@
-"""What plugins hand to the host: backend offers, and a registry for mediator contributions."""
+"""What plugins hand to the host: the ports they declare and the backends they offer for them,
+their problem types, their start-up work, and a registry for mediator contributions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Protocol
 
-from core.config import Settings
+from core.auth import Authenticator
+from core.config import Settings, env_name
 from core.container import Container
 from core.mediator_builder import MediatorBuilder
+from core.ports import EventStore
 
-__all__ = ["PORTS", "BackendOffer", "Port", "Registry"]
+__all__ = [
+    "CORE_PORTS",
+    "BackendOffer",
+    "Port",
+    "PortSpec",
+    "ProblemType",
+    "Projector",
+    "Registry",
+    "Startup",
+]
 
-Port = Literal["event_store", "read_model", "authenticator"]
-PORTS: Final[tuple[Port, ...]] = ("event_store", "read_model", "authenticator")
+# A port's name, which is also its settings key (``BALANCE_<PORT>``).
+Port = str
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """A port: configuration selects one backend for it by name (``BALANCE_<NAME>``, else
+    ``default``), and the selected backend is registered in the container under ``services``."""
+
+    name: Port
+    services: tuple[type[Any], ...]
+    default: str
+
+    @property
+    def key(self) -> str:
+        return env_name(self.name)
+
+
+# The kernel's own ports; a plugin declares the ports its handlers need (``balance_ports``).
+CORE_PORTS: Final = (
+    PortSpec("event_store", (EventStore,), "sqlite"),
+    PortSpec("authenticator", (Authenticator,), "jwt"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +58,43 @@ class BackendOffer:
     port: Port
     name: str
     factory: Callable[[Settings, Container], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    """How the HTTP shell answers an error class: an RFC 9457 problem ``type`` (``slug`` under
+    ``/problems/``), its status and title, and a description for the problem's documentation.
+    ``detail``, when given, returns the problem's ``detail`` and its extension members (for
+    example ``{"field": ...}``) for an error of this type; otherwise ``str(error)`` is the
+    detail."""
+
+    slug: str
+    status: int
+    title: str
+    description: str
+    detail: Callable[[Any], tuple[str | None, Mapping[str, Any]]] | None = None
+
+
+class Projector(Protocol):
+    """A read-model projector, as the host drives it: the ``balance projections rebuild``
+    command, the metrics, and a projector run in a process of its own."""
+
+    @property
+    def applied(self) -> int: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    async def rebuild(self, on_progress: Callable[[int], None] | None = None) -> int: ...
+
+
+class Startup(Protocol):
+    """Work a plugin does when the application starts and stops (``balance_lifecycle``), after
+    the backends are open and before they close. ``background``: also start the work that runs
+    until ``close`` (a projector following the store); false for one-off commands."""
+
+    async def start(self, background: bool) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Registry:

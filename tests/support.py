@@ -23,8 +23,8 @@ from core.hookspecs import hookimpl
 from core.ports import Principal
 from core.records import EventMetadata, EventRecord
 from core.registry import BackendOffer
-from handlers.accounts.requests import CommandContext
-from handlers.accounts.services import Clock
+from handlers.accounts.clock import Clock
+from handlers.accounts.messages import CommandContext
 
 RECORDS_T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 

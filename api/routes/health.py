@@ -4,10 +4,11 @@ problem types' documentation (each problem ``type`` URI resolves here)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
@@ -15,9 +16,11 @@ from litestar.params import FromPath
 
 from api.bootstrap import Application
 from api.observability import METRICS_CONTENT_TYPE, Metrics
-from api.problems import all_problem_types, problem_responses
+from api.problem_types import PROBLEMS_STATE_KEY, ProblemCatalog
+from api.problems import problem_responses
 from api.schemas import LiveOut, ReadyOut
 from core.ports import Lifecycle
+from core.registry import ProblemType
 
 __all__ = ["HealthController", "ProblemDocs"]
 
@@ -72,16 +75,25 @@ class ProblemDocs(Controller):
     tags = ["operations"]  # noqa: RUF012
 
     @get("/", summary="Every problem type this API answers with")
-    async def list_types(self) -> list[ProblemTypeOut]:
-        return [_out(slug) for slug in sorted(all_problem_types())]
+    async def list_types(self, request: Request[Any, Any, Any]) -> list[ProblemTypeOut]:
+        types = _catalog(request).by_slug
+        return [_out(slug, types) for slug in sorted(types)]
 
     @get("/{slug:str}", summary="One problem type", responses=problem_responses(404))
-    async def get_type(self, slug: FromPath[str]) -> ProblemTypeOut:
-        if slug not in all_problem_types():
+    async def get_type(
+        self, slug: FromPath[str], request: Request[Any, Any, Any]
+    ) -> ProblemTypeOut:
+        types = _catalog(request).by_slug
+        if slug not in types:
             raise NotFoundException(f"no problem type {slug!r}")
-        return _out(slug)
+        return _out(slug, types)
 
 
-def _out(slug: FromPath[str]) -> ProblemTypeOut:
-    problem = all_problem_types()[slug]
+def _catalog(request: Request[Any, Any, Any]) -> ProblemCatalog:
+    catalog: ProblemCatalog = request.app.state[PROBLEMS_STATE_KEY]
+    return catalog
+
+
+def _out(slug: str, types: Mapping[str, ProblemType]) -> ProblemTypeOut:
+    problem = types[slug]
     return ProblemTypeOut(f"/problems/{slug}", problem.status, problem.title, problem.description)

@@ -12,19 +12,21 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 import api.app
+import handlers.accounts.plugin
 from api.dependencies import etag
 from api.request import ApiRequest
-from api.routes.accounts import AccountController
-from api.schemas import MovementIn, MovementOut, movement_out
 from core.mediator import Mediator
-from handlers.accounts.requests import CommandContext, Deposit
+from handlers.accounts.messages import CommandContext, Deposit
+from handlers.accounts.web.accounts import AccountController
+from handlers.accounts.web.params import command_context
+from handlers.accounts.web.schemas import MovementIn, MovementOut, movement_out
 
 
 async def provide_versioned_context(
     request: Request[Any, Any, Any], mediator: NamedDependency[Mediator]
 ) -> CommandContext:
     assert isinstance(request, ApiRequest)
-    return await request.command_context(versioned=True)
+    return await command_context(request, versioned=True)
 
 
 class WithDependencies(AccountController):
@@ -57,4 +59,4 @@ class WithContextDependency(litestar.Litestar):
 
 def patch() -> None:
     vars(api.app)["Litestar"] = WithContextDependency
-    vars(api.app)["AccountController"] = WithDependencies
+    vars(handlers.accounts.plugin)["AccountController"] = WithDependencies

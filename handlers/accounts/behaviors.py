@@ -8,9 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from core.auth import ForbiddenError
 from core.errors import ConcurrencyError
-from handlers.accounts.errors import ForbiddenError
-from handlers.accounts.requests import Command, Query
+from handlers.accounts.messages import Command, Query
 
 __all__ = ["LogRequests", "RequireScope", "RetryOnConflict", "READ_SCOPE", "WRITE_SCOPE"]
 

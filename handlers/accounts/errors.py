@@ -9,7 +9,6 @@ __all__ = [
     "AccountNotFoundError",
     "CurrencyMismatchError",
     "DomainError",
-    "ForbiddenError",
     "IdempotencyConflictError",
     "InsufficientFundsError",
     "InvalidAmountError",
@@ -98,11 +97,3 @@ class IdempotencyConflictError(DomainError):
 class BalanceLimitError(InvalidRequestError):
     def __init__(self) -> None:
         super().__init__("amount", "would take the balance over the maximum balance")
-
-
-class ForbiddenError(DomainError):
-    """The caller is known but its token lacks the scope this request needs."""
-
-    def __init__(self, scope: str) -> None:
-        super().__init__(f"this request needs the scope {scope!r}")
-        self.scope = scope

@@ -1,49 +1,72 @@
-"""The accounts plugin: its services, and the table of what handles what."""
+"""The accounts plugin: the whole slice as the host sees it. Its port (the read model), its
+services, the table of what handles what, its start-up work, and its HTTP routes, problem types
+and OpenAPI tags, each through a hook (``core.hookspecs``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
+
+from litestar.openapi.spec import Tag
 
 from core.config import Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.ports import EventStore, SnapshotStore
-from core.registry import Registry
-from handlers.accounts import requests as rq
-from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
-from handlers.accounts.commands import (
+from core.registry import PortSpec, ProblemType, Registry, Startup
+from core.registry import Projector as ProjectorPort
+from handlers.accounts import messages as msg
+from handlers.accounts.account_handlers import (
     CloseAccountHandler,
     DepositHandler,
     OpenAccountHandler,
     WithdrawHandler,
 )
+from handlers.accounts.account_writer import AccountWriter
+from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
+from handlers.accounts.clock import Clock
+from handlers.accounts.lifecycle import AccountsStartup
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projector import Projector
-from handlers.accounts.queries import (
+from handlers.accounts.query_handlers import (
     GetAccountHandler,
     GetBalanceAtHandler,
     GetStatementHandler,
     GetTransferHandler,
     ListAccountsHandler,
 )
-from handlers.accounts.services import Accounts, Clock, Transfers
-from handlers.accounts.transfers import ResumeTransfersHandler, TransferHandler, TransferSteps
-from handlers.accounts.writer import AccountWriter
+from handlers.accounts.readmodel import AccountReadModel
+from handlers.accounts.replays import Replays
+from handlers.accounts.repositories import Accounts, Transfers
+from handlers.accounts.transfer_process import (
+    ResumeTransfersHandler,
+    TransferHandler,
+    TransferSteps,
+)
+from handlers.accounts.web.accounts import AccountController
+from handlers.accounts.web.problems import PROBLEM_TYPES
+from handlers.accounts.web.schemas import OPENAPI_PLUGINS
+from handlers.accounts.web.transfers import TransferController
 
+# What handles what: every command and query of the slice (``messages.py``), and its handler.
 HANDLERS: Final[dict[type[Any], type[Any]]] = {
-    rq.OpenAccount: OpenAccountHandler,
-    rq.Deposit: DepositHandler,
-    rq.Withdraw: WithdrawHandler,
-    rq.Transfer: TransferHandler,
-    rq.CloseAccount: CloseAccountHandler,
-    rq.ResumeTransfers: ResumeTransfersHandler,
-    rq.GetAccount: GetAccountHandler,
-    rq.ListAccounts: ListAccountsHandler,
-    rq.GetStatement: GetStatementHandler,
-    rq.GetBalanceAt: GetBalanceAtHandler,
-    rq.GetTransfer: GetTransferHandler,
+    msg.OpenAccount: OpenAccountHandler,
+    msg.Deposit: DepositHandler,
+    msg.Withdraw: WithdrawHandler,
+    msg.Transfer: TransferHandler,
+    msg.CloseAccount: CloseAccountHandler,
+    msg.ResumeTransfers: ResumeTransfersHandler,
+    msg.GetAccount: GetAccountHandler,
+    msg.ListAccounts: ListAccountsHandler,
+    msg.GetStatement: GetStatementHandler,
+    msg.GetBalanceAt: GetBalanceAtHandler,
+    msg.GetTransfer: GetTransferHandler,
 }
 
+
+# The read model the projection writes and the queries read: ``BALANCE_READ_MODEL`` selects
+# its backend (``plugins/sqlite``, ``plugins/mongo``, ``plugins/memory``).
+READ_MODEL: Final = PortSpec("read_model", (AccountReadModel,), "sqlite")
 
 SETTINGS: Final = (
     Setting(
@@ -64,6 +87,11 @@ SETTINGS: Final = (
         "5",
     ),
 )
+
+
+@hookimpl
+def balance_ports() -> tuple[PortSpec, ...]:
+    return (READ_MODEL,)
 
 
 @hookimpl
@@ -98,9 +126,11 @@ def balance_services(container: Container, settings: Settings) -> None:
     container.register_singleton(Accounts, accounts)
     container.register_singleton(Transfers, transfers)
     container.register_singleton(AccountWriter, AccountWriter)
+    container.register_singleton(Replays, Replays)
     container.register_singleton(TransferSteps, TransferSteps)
     container.register_singleton(ProjectionProgress, progress)
     container.register_singleton(Projector, Projector)
+    container.register_singleton(ProjectorPort, lambda: container.resolve(Projector))
     container.register_instance(
         RetryOnConflict, RetryOnConflict(settings.get_int("command_retries", 5))
     )
@@ -110,6 +140,30 @@ def balance_services(container: Container, settings: Settings) -> None:
 def balance_register(registry: Registry) -> None:
     registry.behavior(LogRequests)
     registry.pre_processor(RequireScope)
-    registry.behavior(RetryOnConflict, request_type=rq.Command)
+    registry.behavior(RetryOnConflict, request_type=msg.Command)
     for request_type, handler in HANDLERS.items():
         registry.handler(request_type, handler)
+
+
+@hookimpl
+def balance_lifecycle(container: Container) -> tuple[Startup, ...]:
+    return (container.build(AccountsStartup),)
+
+
+@hookimpl
+def balance_routes() -> tuple[object, ...]:
+    return (AccountController, TransferController)
+
+
+@hookimpl
+def balance_problem_types() -> Mapping[type[BaseException], ProblemType]:
+    return PROBLEM_TYPES
+
+
+@hookimpl
+def balance_openapi() -> Sequence[object]:
+    return (
+        Tag(name="accounts", description="Accounts, movements, statements"),
+        Tag(name="transfers", description="Transfers between accounts"),
+        *OPENAPI_PLUGINS,
+    )

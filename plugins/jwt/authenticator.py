@@ -20,9 +20,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from core.auth import AuthenticationError, AuthenticatorUnavailableError, Principal
 from core.config import ConfigError
-from core.ports import Principal
-from handlers.auth import AuthenticationError, AuthenticatorUnavailableError
 from plugins.jwt.config import DEFAULT_ALGORITHMS, JwtConfig, read_local_secret
 
 __all__ = ["JwtAuthenticator", "check_numeric_dates", "load_public_key"]

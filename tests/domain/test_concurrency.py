@@ -11,7 +11,7 @@ from api.bootstrap import Application
 from core.errors import ConcurrencyError
 from core.ports import EventStore
 from handlers.accounts.errors import InsufficientFundsError
-from handlers.accounts.requests import Deposit, GetAccount, OpenAccount, Withdraw
+from handlers.accounts.messages import Deposit, GetAccount, OpenAccount, Withdraw
 from tests.support import ALICE, ctx
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers.accounts.errors import InvalidRequestError
-from handlers.accounts.queries import decode_version_cursor, encode_cursor
+from handlers.accounts.query_handlers import decode_version_cursor, encode_cursor
 from tests.support import HOST_INDEPENDENT
 
 

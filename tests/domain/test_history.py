@@ -11,8 +11,9 @@ import pytest
 from core.ports import EventStore
 from core.records import EventMetadata, EventRecord
 from handlers.accounts.account import account_stream
-from handlers.accounts.requests import Deposit, GetBalanceAt, GetStatement, OpenAccount, Withdraw
-from handlers.accounts.services import Accounts, Clock
+from handlers.accounts.clock import Clock
+from handlers.accounts.messages import Deposit, GetBalanceAt, GetStatement, OpenAccount, Withdraw
+from handlers.accounts.repositories import Accounts
 from plugins.memory.store import MemoryEventStore
 from tests.support import ALICE, FakeClock, ctx, running, settings_for
 

@@ -16,8 +16,8 @@ from api.bootstrap import Application
 from core.ports import EventStore
 from handlers.accounts.account import COMMAND_MEMORY, AccountState
 from handlers.accounts.errors import IdempotencyConflictError
-from handlers.accounts.requests import Deposit, OpenAccount, Withdraw
-from handlers.accounts.services import Accounts
+from handlers.accounts.messages import Deposit, OpenAccount, Withdraw
+from handlers.accounts.repositories import Accounts
 from handlers.accounts.views import AccountView
 from tests.support import ctx, running, settings_for
 

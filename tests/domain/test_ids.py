@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from handlers.accounts.services import new_id
+from handlers.accounts.ids import new_id
 
 
 def test_new_ids_are_version_7_with_the_current_millisecond() -> None:

@@ -14,8 +14,7 @@ from core.ports import EventStore
 from handlers.accounts import events as ev
 from handlers.accounts.codec import decode_event
 from handlers.accounts.errors import DomainError
-from handlers.accounts.money import format_amount
-from handlers.accounts.requests import (
+from handlers.accounts.messages import (
     Deposit,
     GetAccount,
     GetStatement,
@@ -23,6 +22,7 @@ from handlers.accounts.requests import (
     Transfer,
     Withdraw,
 )
+from handlers.accounts.money import format_amount
 from tests.support import ALICE, ctx, running, settings_for
 
 amounts = st.integers(min_value=1, max_value=50_000).map(lambda m: format_amount(m, "EUR"))

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 from core.ports import EventStore
+from handlers.accounts.messages import Deposit, GetAccount, GetStatement, OpenAccount
 from handlers.accounts.projection import PROJECTION
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import Deposit, GetAccount, GetStatement, OpenAccount
 from tests.support import ALICE, ctx, running, settings_for
 
 

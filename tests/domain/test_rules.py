@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.bootstrap import Application
+from core.auth import ForbiddenError
 from core.errors import ConcurrencyError
 from core.ports import EventStore, Principal
 from handlers.accounts.errors import (
@@ -15,7 +16,6 @@ from handlers.accounts.errors import (
     AccountNotFoundError,
     BalanceLimitError,
     CurrencyMismatchError,
-    ForbiddenError,
     IdempotencyConflictError,
     InsufficientFundsError,
     InvalidAmountError,
@@ -23,8 +23,7 @@ from handlers.accounts.errors import (
     SameAccountError,
     UnknownCurrencyError,
 )
-from handlers.accounts.money import MAX_MINOR_UNITS, format_amount
-from handlers.accounts.requests import (
+from handlers.accounts.messages import (
     CloseAccount,
     Deposit,
     GetAccount,
@@ -32,6 +31,7 @@ from handlers.accounts.requests import (
     Transfer,
     Withdraw,
 )
+from handlers.accounts.money import MAX_MINOR_UNITS, format_amount
 from tests.support import ALICE, BOB, TELLER, ctx, running, settings_for
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from api.bootstrap import Application
+from handlers.accounts.messages import Deposit, GetAccount, GetStatement, OpenAccount, Withdraw
 from handlers.accounts.money import format_amount
-from handlers.accounts.requests import Deposit, GetAccount, GetStatement, OpenAccount, Withdraw
 from tests.support import ALICE, ctx
 
 

@@ -11,7 +11,7 @@ from api.bootstrap import Application
 from core.ports import EventStore
 from core.records import EventRecord
 from handlers.accounts.errors import IdempotencyConflictError
-from handlers.accounts.requests import (
+from handlers.accounts.messages import (
     CloseAccount,
     GetAccount,
     GetTransfer,
@@ -20,9 +20,9 @@ from handlers.accounts.requests import (
     Transfer,
     Withdraw,
 )
-from handlers.accounts.services import Transfers
+from handlers.accounts.repositories import Transfers
 from handlers.accounts.transfer import transfer_stream
-from handlers.accounts.transfers import TransferSteps
+from handlers.accounts.transfer_process import TransferSteps
 from plugins.memory.store import MemoryEventStore
 from tests.support import ALICE, BOB, ctx, running, settings_for
 

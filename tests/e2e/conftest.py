@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
-from handlers.accounts.services import Clock
+from handlers.accounts.clock import Clock
 from plugins.jwt.tokens import mint_token
 from tests.support import FakeClock, settings_for
 

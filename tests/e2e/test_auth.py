@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from core.auth import AuthenticationError
 from core.config import ConfigError
-from handlers.auth import AuthenticationError
 from plugins.jwt.authenticator import JwtAuthenticator
 from plugins.jwt.config import SECRET_FILE, JwtConfig, local_secret
 from plugins.jwt.tokens import mint_token

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from core.hookspecs import hookimpl
 from core.mediator import Mediator
 from core.ports import EventStore, Principal
-from handlers.accounts.requests import ListAccounts
+from handlers.accounts.messages import ListAccounts
 from tests.e2e.conftest import Api, AppFactory, problem
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.schemas import AMOUNT_PATTERN
+from handlers.accounts.web.schemas import AMOUNT_PATTERN
 from tests.e2e.conftest import Api, problem
 
 METHODS = ("get", "put", "post", "delete", "patch")

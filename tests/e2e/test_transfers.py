@@ -7,7 +7,7 @@ from typing import Any
 
 from core.ports import EventStore
 from core.records import EventRecord
-from handlers.accounts.requests import Withdraw
+from handlers.accounts.messages import Withdraw
 from plugins.memory import MemoryEventStore
 from tests.e2e.conftest import TELLER, Api, AppFactory, problem
 from tests.support import TELLER as TELLER_PRINCIPAL

@@ -12,8 +12,8 @@ import pytest
 from api.bootstrap import bootstrap
 from api.cli import build_cli
 from core.config import ConfigError, MissingSettingError, Settings
+from handlers.accounts.messages import Deposit, OpenAccount
 from handlers.accounts.projection import PROJECTION
-from handlers.accounts.requests import Deposit, OpenAccount
 from plugins.mongo.cli import run_projector
 from plugins.mongo.config import MongoConfig
 from plugins.mongo.readmodel import MongoReadModel

@@ -18,9 +18,9 @@ from core.config import Settings, env_name
 from core.ports import EventStore
 from core.records import decode_record
 from handlers.accounts.codec import decode_event
+from handlers.accounts.messages import Deposit, OpenAccount
 from handlers.accounts.projection import PROJECTION
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import Deposit, OpenAccount
 from tests.support import ctx, running, settings_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]

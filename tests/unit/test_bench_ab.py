@@ -17,9 +17,9 @@ from typing import Any
 from litestar import Response, post
 from litestar.params import FromPath, JSONBody
 
-import api.app
+import handlers.accounts.plugin
 from api.request import ApiRequest
-from api.routes import accounts
+from handlers.accounts.web import accounts
 
 
 class Answers202(accounts.AccountController):
@@ -31,7 +31,7 @@ class Answers202(accounts.AccountController):
 
 
 def patch() -> None:
-    api.app.AccountController = Answers202
+    handlers.accounts.plugin.AccountController = Answers202
 """
 
 

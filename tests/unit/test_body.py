@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.body import MAX_DEPTH, too_deep
-from api.problems import all_problem_types
+from api.problem_types import SHELL_PROBLEM_TYPES
+from api.problems import MalformedBodyError
 from tests.support import HOST_INDEPENDENT
 
 
@@ -125,4 +126,4 @@ def test_the_reference_lexer_reads_strings_and_escapes() -> None:
 
 
 def test_the_problem_type_states_the_limit() -> None:
-    assert f" {MAX_DEPTH} levels" in all_problem_types()["malformed-json"].description
+    assert f" {MAX_DEPTH} levels" in SHELL_PROBLEM_TYPES[MalformedBodyError].description

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from api.cli import build_cli, cli, parse_ttl
 from core.config import load_settings
 from core.hookspecs import hookimpl
+from handlers.accounts.messages import Deposit, GetAccount, OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import Deposit, GetAccount, OpenAccount
 from plugins.jwt.authenticator import JwtAuthenticator
 from plugins.jwt.config import SECRET_FILE, JwtConfig, local_secret
 from tests.support import ALICE, ctx, running, settings_for

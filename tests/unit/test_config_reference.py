@@ -9,7 +9,6 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from api.bootstrap import BUILTIN_PLUGINS
 from api.cli import cli
 from api.config_reference import BEGIN, DOC, END, reference, update_doc
 from core.config import CORE_SETTINGS, Setting
@@ -21,7 +20,7 @@ READERS = {"get", "get_int", "get_float", "require"}
 
 
 def _defined() -> dict[str, Setting]:
-    manager = make_plugin_manager(BUILTIN_PLUGINS, entry_points=False)
+    manager = make_plugin_manager(entry_points=False)
     plugins = [setting for _plugin, setting in collect(manager, "balance_settings")]
     return {setting.key: setting for setting in (*CORE_SETTINGS, *plugins)}
 

@@ -110,3 +110,29 @@ def test_no_tracked_text_file_carries_a_diary_marker() -> None:
         for number, marker in diary_markers(text)
     ]
     assert not found, "work-log markers (speak of the product only):\n" + "\n".join(found)
+
+
+# ---- docs/architecture.md: one deposit's path ----
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+_PATH_STAGES = ("POST", "command", "event", "store", "projection", "GET")
+
+
+def _deposit_path() -> str:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    start = text.index("## One deposit's path")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_deposit_path_names_at_most_six_files_and_each_exists() -> None:
+    named = set(re.findall(r"`([\w./-]+\.py)`", _deposit_path()))
+    assert named, "the deposit's path names no file"
+    assert len(named) <= 6, sorted(named)
+    missing = sorted(name for name in named if not (ROOT / name).is_file())
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+
+
+def test_the_deposit_path_goes_through_every_stage_in_order() -> None:
+    steps = re.findall(r"^\d+\. \*\*(\w+)\*\*", _deposit_path(), re.M)
+    assert tuple(steps) == _PATH_STAGES

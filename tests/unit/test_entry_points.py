@@ -15,7 +15,7 @@ import pytest
 
 from core.errors import HandlerNotFoundError
 from core.plugins import ENTRY_POINT_GROUP
-from handlers.accounts.requests import OpenAccount
+from handlers.accounts.messages import OpenAccount
 from tests.support import ctx, running, settings_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "audit_plugin"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.schemas import parse_instant
 from handlers.accounts.errors import InvalidRequestError
+from handlers.accounts.web.params import parse_instant
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers.auth import AuthenticationError
+from core.auth import AuthenticationError
 from plugins.jwt.authenticator import JwtAuthenticator, check_numeric_dates
 from plugins.jwt.config import JwtConfig
 from plugins.jwt.tokens import mint_token

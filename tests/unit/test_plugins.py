@@ -18,9 +18,9 @@ from core.hookspecs import hookimpl
 from core.messages import Request
 from core.plugins import collect, make_plugin_manager
 from core.ports import EventStore
-from core.registry import BackendOffer, Registry
+from core.registry import BackendOffer, PortSpec, Registry
+from handlers.accounts.messages import OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import OpenAccount
 from tests import support
 from tests.support import settings_for
 
@@ -225,6 +225,11 @@ class OffersBoth:
 
     def unused(self, settings: Settings, container: Container) -> Both:
         raise AssertionError("a backend that is not selected must not be built")
+
+    @hookimpl
+    def balance_ports(self) -> list[PortSpec]:
+        # The accounts plugin, which declares this port, is disabled below.
+        return [PortSpec("read_model", (AccountReadModel,), "both")]
 
     @hookimpl
     def balance_backends(self) -> list[BackendOffer]:

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
+from handlers.accounts.messages import OpenAccount
 from handlers.accounts.readmodel import AccountReadModel, ProjectionBusyError
-from handlers.accounts.requests import OpenAccount
 from plugins.sqlite.readmodel import SqliteReadModel
 from tests.support import ctx, running, settings_for
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.query import PageSize, QueryInt, Version, decode_query_int
-from handlers.accounts.queries import MAX_PAGE
+from api.query import QueryInt, decode_query_int
+from handlers.accounts.query_handlers import MAX_PAGE
+from handlers.accounts.web.params import PageSize, Version
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,11 @@ from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from api.problems import problem_responses
-from api.query import ANY_VERSION
 from api.request import ApiRequest
-from api.routes.accounts import MinVersion
-from api.schemas import TransferIn, TransferOut, transfer_out
-from handlers.accounts.requests import GetTransfer, Transfer
+from handlers.accounts.messages import GetTransfer, Transfer
+from handlers.accounts.web.params import ANY_VERSION, MinVersion, command_context
+from handlers.accounts.web.problems import responses
+from handlers.accounts.web.schemas import TransferIn, TransferOut, transfer_out
 
 __all__ = ["TransferController"]
 
@@ -32,14 +31,14 @@ class TransferController(Controller):
         "`Idempotency-Key`.",
         responses={
             202: ResponseSpec(TransferOut, description="Accepted, still pending"),
-            **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+            **responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
         },
         response_headers=[_LOCATION],
     )
     async def transfer(
         self, data: JSONBody[TransferIn], request: ApiRequest
     ) -> Response[TransferOut]:
-        context = await request.command_context()
+        context = await command_context(request)
         command = Transfer(data.source, data.destination, data.amount, context, data.description)
         view = await request.mediator.send(command)
         return Response(
@@ -51,7 +50,7 @@ class TransferController(Controller):
     @get(
         "/{transfer_id:str}",
         summary="Read a transfer",
-        responses=problem_responses(401, 403, 404, 422, 503),
+        responses=responses(401, 403, 404, 422, 503),
     )
     async def get_transfer(
         self,

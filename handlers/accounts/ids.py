@@ -1,48 +1,21 @@
-"""The services the accounts handlers are built from, registered in the container."""
+"""Ids and fingerprints: new event and stream ids, ids derived from a command's id, and the hash
+that tells a command's replay from a reused command id."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from core.entropy import random_bytes
-from core.ports import EventStore, SnapshotStore
-from core.repository import Repository
-from handlers.accounts.account import ACCOUNT_KIND, AccountState
-from handlers.accounts.transfer import TRANSFER_KIND, TransferState
 
-__all__ = ["Accounts", "Clock", "Transfers", "command_hash", "derived_id", "new_id"]
+__all__ = ["command_hash", "derived_id", "new_id"]
 
 _LOW_62 = (1 << 62) - 1
 _NAMESPACE = uuid.UUID("6f1c1d0e-9a3b-4c55-8e2f-5b8d2f0c7a11")
-
-
-class Clock:
-    """Now, in UTC. Tests replace it to place events at chosen instants."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class Accounts(Repository[AccountState]):
-    def __init__(
-        self,
-        store: EventStore,
-        snapshots: SnapshotStore | None = None,
-        snapshot_every: int = 100,
-        cache_size: int = 10_000,
-    ) -> None:
-        super().__init__(store, ACCOUNT_KIND, snapshots, snapshot_every, cache_size)
-
-
-class Transfers(Repository[TransferState]):
-    def __init__(self, store: EventStore, snapshots: SnapshotStore | None = None) -> None:
-        super().__init__(store, TRANSFER_KIND, snapshots, snapshot_every=1000, cache_size=1000)
 
 
 def new_id() -> str:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from handlers.accounts import events as ev
+from handlers.accounts.access import TELLER
 from handlers.accounts.account import AccountState, open_account
+from handlers.accounts.account_writer import AccountWriter
 from handlers.accounts.errors import IdempotencyConflictError
+from handlers.accounts.ids import command_hash, derived_id, new_id
+from handlers.accounts.messages import CloseAccount, Deposit, OpenAccount, Withdraw
 from handlers.accounts.money import parse_amount
-from handlers.accounts.requests import TELLER, CloseAccount, Deposit, OpenAccount, Withdraw
-from handlers.accounts.services import command_hash, derived_id, new_id
+from handlers.accounts.replays import Replays
+from handlers.accounts.results import account_view, movement_from
 from handlers.accounts.views import AccountView, Receipt
-from handlers.accounts.writer import AccountWriter, account_view, movement_from
 
 __all__ = ["CloseAccountHandler", "DepositHandler", "OpenAccountHandler", "WithdrawHandler"]
 
 
 class OpenAccountHandler:
-    def __init__(self, writer: AccountWriter) -> None:
+    def __init__(self, writer: AccountWriter, replays: Replays) -> None:
         self._writer = writer
+        self._replays = replays
 
     async def handle(self, command: OpenAccount) -> AccountView:
         context = command.context
@@ -34,7 +38,7 @@ class OpenAccountHandler:
         if state.status != "new":
             # The stream exists, so this key opened it: replay that answer, whatever happened
             # to the account since. An account is never opened twice.
-            version = await self._writer.replayed(state, context, fingerprint)
+            version = await self._replays.replayed(state, context, fingerprint)
             if version is None:
                 raise IdempotencyConflictError(context.command_id or account_id)
             return account_view(await accounts.read_until(f"account-{account_id}", version))
@@ -49,8 +53,9 @@ class OpenAccountHandler:
 class _MovementHandler:
     kind = ""
 
-    def __init__(self, writer: AccountWriter) -> None:
+    def __init__(self, writer: AccountWriter, replays: Replays) -> None:
         self._writer = writer
+        self._replays = replays
 
     async def handle(self, command: Deposit | Withdraw) -> Receipt:
         writer = self._writer
@@ -63,9 +68,9 @@ class _MovementHandler:
             )
         async with writer.exclusive(command.account_id):
             state = await writer.load(command.account_id, context.actor)
-            version = await writer.replayed(state, context, fingerprint)
+            version = await self._replays.replayed(state, context, fingerprint)
             if version is not None:
-                return Receipt(await writer.movement_at(state.id, version), state.currency)
+                return Receipt(await self._replays.movement_at(state.id, version), state.currency)
             writer.check_version(state, context)
             amount = parse_amount(command.amount, state.currency)
             events = self.decide(state, amount, command.description)
@@ -91,8 +96,9 @@ class WithdrawHandler(_MovementHandler):
 
 
 class CloseAccountHandler:
-    def __init__(self, writer: AccountWriter) -> None:
+    def __init__(self, writer: AccountWriter, replays: Replays) -> None:
         self._writer = writer
+        self._replays = replays
 
     async def handle(self, command: CloseAccount) -> AccountView:
         writer = self._writer
@@ -102,7 +108,7 @@ class CloseAccountHandler:
             fingerprint = command_hash("close", command.account_id)
         async with writer.exclusive(command.account_id):
             state = await writer.load(command.account_id, context.actor)
-            if await writer.replayed(state, context, fingerprint) is not None:
+            if await self._replays.replayed(state, context, fingerprint) is not None:
                 return account_view(state)
             writer.check_version(state, context)
             new_state, _ = await writer.append(state, state.close(), context, fingerprint)

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, TypeAlias
 
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.openapi.spec import OpenAPIFormat
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from api.dependencies import etag
-from api.problems import problem_responses
-from api.query import ANY_VERSION, DEFAULT_PAGE_SIZE, PageSize, Version
 from api.request import ApiRequest
-from api.schemas import (
-    AccountOut,
-    AccountPage,
-    BalanceOut,
-    MovementIn,
-    MovementOut,
-    OpenAccountIn,
-    StatementOut,
-    account_out,
-    balance_out,
-    movement_out,
-    parse_instant,
-)
-from handlers.accounts.requests import (
+from handlers.accounts.messages import (
     CloseAccount,
     Deposit,
     GetAccount,
@@ -38,38 +21,33 @@ from handlers.accounts.requests import (
     Withdraw,
 )
 from handlers.accounts.views import Receipt
-
-__all__ = ["AccountController", "Limit", "MinVersion"]
-
-_MIN_VERSION = (
-    "Wait briefly until the read model has reached this version (read-your-writes): "
-    "pass the version a command returned"
+from handlers.accounts.web.params import (
+    ANY_VERSION,
+    DEFAULT_PAGE_SIZE,
+    Cursor,
+    From,
+    Instant,
+    Limit,
+    MinVersion,
+    Owner,
+    command_context,
+    parse_instant,
 )
-MinVersion: TypeAlias = Annotated[
-    Version, QueryParameter(description=_MIN_VERSION, schema_extra=Version.schema())
-]
-Limit: TypeAlias = Annotated[
-    PageSize, QueryParameter(description="Page size", schema_extra=PageSize.schema())
-]
-_INSTANT = "ISO-8601 date-time with offset, e.g. 2026-01-31T12:00:00Z"
-_DATE_TIME = OpenAPIFormat.DATE_TIME
-Instant: TypeAlias = Annotated[str | None, QueryParameter(description=_INSTANT, format=_DATE_TIME)]
-From: TypeAlias = Annotated[
-    str | None, QueryParameter(name="from", description=_INSTANT, format=_DATE_TIME)
-]
-# What ``next_cursor`` holds: unpadded URL-safe base64 (handlers.accounts.queries).
-Cursor: TypeAlias = Annotated[
-    str | None,
-    QueryParameter(
-        pattern=r"^[A-Za-z0-9_-]+$",
-        max_length=200,
-        description="A `next_cursor` of the previous page",
-    ),
-]
-Owner: TypeAlias = Annotated[
-    str | None,
-    QueryParameter(min_length=1, max_length=100, description="Tellers: only this owner's"),
-]
+from handlers.accounts.web.problems import responses
+from handlers.accounts.web.schemas import (
+    AccountOut,
+    AccountPage,
+    BalanceOut,
+    MovementIn,
+    MovementOut,
+    OpenAccountIn,
+    StatementOut,
+    account_out,
+    balance_out,
+    movement_out,
+)
+
+__all__ = ["AccountController"]
 
 _ETAG = ResponseHeader(name="ETag", description='The version, e.g. "3"', documentation_only=True)
 _LOCATION = ResponseHeader(name="Location", description="/accounts/{id}", documentation_only=True)
@@ -94,13 +72,13 @@ class AccountController(Controller):
         summary="Open an account",
         description="Only a teller may set `owner`; otherwise the owner is the token's subject. "
         "Honours `Idempotency-Key`.",
-        responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+        responses=responses(400, 401, 403, 413, 415, 422, 503),
         response_headers=[_ETAG, _LOCATION],
     )
     async def open_account(
         self, data: JSONBody[OpenAccountIn], request: ApiRequest
     ) -> Response[AccountOut]:
-        context = await request.command_context()
+        context = await command_context(request)
         opening = OpenAccount(data.currency, context, data.initial_deposit, data.owner)
         view = await request.mediator.send(opening)
         return Response(
@@ -113,7 +91,7 @@ class AccountController(Controller):
         "/",
         summary="List accounts",
         description="The caller's accounts; a teller sees every account, or one owner's.",
-        responses=problem_responses(401, 403, 422, 503),
+        responses=responses(401, 403, 422, 503),
     )
     async def list_accounts(
         self,
@@ -129,7 +107,7 @@ class AccountController(Controller):
     @get(
         "/{account_id:str}",
         summary="Read an account",
-        responses=problem_responses(401, 403, 404, 422, 503),
+        responses=responses(401, 403, 404, 422, 503),
         response_headers=[_ETAG],
     )
     async def get_account(
@@ -146,17 +124,17 @@ class AccountController(Controller):
         "/{account_id:str}",
         summary="Close an account",
         description="Only at a zero balance. Honours `If-Match` and `Idempotency-Key`.",
-        responses=problem_responses(400, 401, 403, 404, 409, 412, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 503),
     )
     async def close_account(self, account_id: FromPath[str], request: ApiRequest) -> None:
-        context = await request.command_context(versioned=True)
+        context = await command_context(request, versioned=True)
         await request.mediator.send(CloseAccount(account_id, context))
 
     @post(
         "/{account_id:str}/deposits",
         summary="Deposit",
         description="Honours `Idempotency-Key` and `If-Match`.",
-        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
         response_headers=[_ETAG],
     )
     async def deposit(
@@ -165,7 +143,7 @@ class AccountController(Controller):
         data: JSONBody[MovementIn],
         request: ApiRequest,
     ) -> Response[MovementOut]:
-        context = await request.command_context(versioned=True)
+        context = await command_context(request, versioned=True)
         command = Deposit(account_id, data.amount, context, data.description)
         return _receipt(await request.mediator.send(command))
 
@@ -174,7 +152,7 @@ class AccountController(Controller):
         summary="Withdraw",
         description="Honours `Idempotency-Key` and `If-Match`. More than the balance is "
         "`insufficient-funds` (422) and changes nothing.",
-        responses=problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
         response_headers=[_ETAG],
     )
     async def withdraw(
@@ -183,7 +161,7 @@ class AccountController(Controller):
         data: JSONBody[MovementIn],
         request: ApiRequest,
     ) -> Response[MovementOut]:
-        context = await request.command_context(versioned=True)
+        context = await command_context(request, versioned=True)
         command = Withdraw(account_id, data.amount, context, data.description)
         return _receipt(await request.mediator.send(command))
 
@@ -192,7 +170,7 @@ class AccountController(Controller):
         summary="Statement",
         description="Movements oldest first, with `from <= occurred_at < to` where given; "
         "pass `next_cursor` back as `cursor` for the next page.",
-        responses=problem_responses(401, 403, 404, 422, 503),
+        responses=responses(401, 403, 404, 422, 503),
     )
     async def statement(
         self,
@@ -215,7 +193,7 @@ class AccountController(Controller):
         "/{account_id:str}/balance",
         summary="Balance at an instant",
         description="Folded from the account's events up to `at` (default: now).",
-        responses=problem_responses(401, 403, 404, 422, 503),
+        responses=responses(401, 403, 404, 422, 503),
     )
     async def balance_at(
         self, account_id: FromPath[str], request: ApiRequest, at: Instant = None

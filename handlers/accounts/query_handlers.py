@@ -10,25 +10,25 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 from core.ports import EventStore
+from handlers.accounts.access import TELLER, can_access
 from handlers.accounts.account import account_stream
+from handlers.accounts.account_writer import AccountWriter
 from handlers.accounts.codec import decode_event
 from handlers.accounts.errors import (
     AccountNotFoundError,
     InvalidRequestError,
     TransferNotFoundError,
 )
-from handlers.accounts.progress import ProjectionProgress
-from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import (
-    TELLER,
+from handlers.accounts.messages import (
     GetAccount,
     GetBalanceAt,
     GetStatement,
     GetTransfer,
     ListAccounts,
 )
+from handlers.accounts.progress import ProjectionProgress
+from handlers.accounts.readmodel import AccountReadModel
 from handlers.accounts.views import AccountView, BalanceAt, Page, Statement, TransferView
-from handlers.accounts.writer import AccountWriter, can_access
 
 __all__ = [
     "GetAccountHandler",

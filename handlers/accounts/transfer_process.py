@@ -12,7 +12,10 @@ from collections.abc import Callable
 from core.errors import ConcurrencyError
 from core.records import EventMetadata
 from handlers.accounts import events as ev
+from handlers.accounts.access import can_access
 from handlers.accounts.account import AccountState, account_stream
+from handlers.accounts.account_writer import AccountWriter
+from handlers.accounts.clock import Clock
 from handlers.accounts.codec import encode_event
 from handlers.accounts.errors import (
     AccountClosedError,
@@ -24,13 +27,13 @@ from handlers.accounts.errors import (
     SameAccountError,
     TransferNotFoundError,
 )
+from handlers.accounts.ids import command_hash, derived_id, new_id
+from handlers.accounts.messages import ResumeTransfers, Transfer
 from handlers.accounts.money import parse_amount
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.requests import ResumeTransfers, Transfer
-from handlers.accounts.services import Clock, Transfers, command_hash, derived_id, new_id
+from handlers.accounts.repositories import Transfers
 from handlers.accounts.transfer import TransferState, transfer_stream
 from handlers.accounts.views import TransferView
-from handlers.accounts.writer import AccountWriter, can_access
 
 __all__ = ["ResumeTransfersHandler", "TransferHandler", "TransferSteps", "transfer_view"]
 

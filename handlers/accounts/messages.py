@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from core.auth import Principal
 from core.messages import Request
-from core.ports import Principal
 from handlers.accounts.views import (
     AccountView,
     BalanceAt,
@@ -39,7 +39,6 @@ __all__ = [
     "Withdraw",
 ]
 
-TELLER = "teller"
 R_co = TypeVar("R_co", covariant=True)
 
 

@@ -1,0 +1,44 @@
+"""The accounts slice's start-up work (``balance_lifecycle``): bring the read model up to date,
+finish the transfers a crash left pending, then keep projecting in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from core.mediator import Mediator
+from handlers.accounts.messages import ResumeTransfers
+from handlers.accounts.projector import Projector
+
+__all__ = ["AccountsStartup"]
+
+log = logging.getLogger(__name__)
+
+
+class AccountsStartup:
+    def __init__(self, projector: Projector, mediator: Mediator) -> None:
+        self._projector = projector
+        self._mediator = mediator
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, background: bool) -> None:
+        """``background``: this process projects (catch up first, then follow the store)."""
+        if background:
+            await self._projector.catch_up()
+        resumed = await self._mediator.send(ResumeTransfers())
+        if resumed:
+            log.info("resumed %d pending transfers", resumed)
+        if background:
+            self._stop.clear()
+            self._task = asyncio.create_task(self._projector.run(self._stop))
+
+    async def close(self) -> None:
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._projector.close()

@@ -1,0 +1,1 @@
+"""The accounts slice over HTTP: its routes, bodies, parameters and problem types."""
