@@ -2,7 +2,7 @@
 the ``Application``, and the app's lifespan starts and closes it. The app knows no domain:
 its routes, problem types and OpenAPI tags come from the plugins (``balance_routes``,
 ``balance_problem_types``, ``balance_openapi``). Handlers talk to the mediator and to nothing
-else: routes get it, and the caller, from their request (``api.request``); the ``mediator``,
+else: routes get it, and the caller, from their request (``core.http.request``); the ``mediator``,
 ``principal``, ``application`` and ``metrics`` dependencies serve the operations routes and the
 routes of plugins that declare them.
 
@@ -34,18 +34,18 @@ from api.observability import (
     write_logs_directly,
 )
 from api.problem_types import PROBLEMS_STATE_KEY, ProblemCatalog
-from api.query import QUERY_TYPE_DECODERS
-from api.request import (
-    AUTHENTICATOR_STATE_KEY,
-    MEDIATOR_STATE_KEY,
-    ApiRequest,
-    provide_principal,
-)
 from api.routes.health import HealthController, ProblemDocs
 from api.runtime import apply_runtime, freeze_startup_objects
 from api.schemas import OPENAPI_PLUGINS
 from core.auth import Authenticator
 from core.config import load_settings
+from core.http.query import QUERY_TYPE_DECODERS
+from core.http.request import (
+    AUTHENTICATOR_STATE_KEY,
+    MEDIATOR_STATE_KEY,
+    ApiRequest,
+    provide_principal,
+)
 from core.mediator import Mediator
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"]

@@ -18,7 +18,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -38,7 +37,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from core.entropy import random_bytes
+from core.http.request_id import REQUEST_ID, new_request_id
 
 __all__ = [
     "METRICS_CONTENT_TYPE",
@@ -46,8 +45,6 @@ __all__ = [
     "Metrics",
     "ObservabilityMiddleware",
     "configure_logging",
-    "current_request_id",
-    "new_request_id",
     "write_logs_directly",
 ]
 
@@ -55,18 +52,9 @@ __all__ = [
 METRICS_CONTENT_TYPE: Final = ";".join(
     part for part in CONTENT_TYPE_LATEST.split(";") if not part.strip().startswith("charset=")
 )
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What a client may send as X-Request-ID; anything else is replaced, so logs stay clean.
 _VALID_ID: Final = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _access_log = logging.getLogger("balance.access")
-
-
-def current_request_id() -> str | None:
-    return _request_id.get()
-
-
-def new_request_id() -> str:
-    return random_bytes(16).hex()
 
 
 class _Projection(Collector):
@@ -144,7 +132,7 @@ class ObservabilityMiddleware:
                 break
         request_id = raw.decode() if raw is not None else new_request_id()
         encoded = raw if raw is not None else request_id.encode()
-        token = _request_id.set(request_id)
+        token = REQUEST_ID.set(request_id)
         status = 500
         started = time.perf_counter()
 
@@ -173,7 +161,7 @@ class ObservabilityMiddleware:
                     status,
                     extra={"route": route, "status": status, "ms": round(elapsed * 1000, 3)},
                 )
-            _request_id.reset(token)
+            REQUEST_ID.reset(token)
 
 
 # ---- logs ----
@@ -200,7 +188,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = _request_id.get()
+        request_id = REQUEST_ID.get()
         if request_id is not None:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():

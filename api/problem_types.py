@@ -1,5 +1,5 @@
 """Which error becomes which problem: every typed error maps to a status, a stable problem
-``type`` and a title, answered as RFC 9457 ``application/problem+json`` (``api.problems``).
+``type`` and a title, answered as RFC 9457 ``application/problem+json`` (``core.http.problems``).
 
 A client mistake is never a 500: refusals, bad tokens, Litestar's own validation errors,
 oversized or malformed bodies all have a problem type, here for the shell and the kernel, and
@@ -24,8 +24,15 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from api.observability import current_request_id, new_request_id
-from api.problems import (
+from core.auth import (
+    AuthenticationError,
+    AuthenticatorUnavailableError,
+    ForbiddenError,
+    MissingTokenError,
+)
+from core.config import ConfigError
+from core.errors import BalanceError, ConcurrencyError, StoreUnavailableError
+from core.http.problems import (
     PROBLEM_BASE,
     PROBLEM_MEDIA_TYPE,
     REALM,
@@ -35,14 +42,7 @@ from api.problems import (
     Problem,
     UnsupportedMediaTypeError,
 )
-from core.auth import (
-    AuthenticationError,
-    AuthenticatorUnavailableError,
-    ForbiddenError,
-    MissingTokenError,
-)
-from core.config import ConfigError
-from core.errors import BalanceError, ConcurrencyError, StoreUnavailableError
+from core.http.request_id import current_request_id, new_request_id
 from core.registry import ProblemType
 
 __all__ = ["PROBLEMS_STATE_KEY", "SHELL_PROBLEM_TYPES", "ProblemCatalog"]

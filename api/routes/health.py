@@ -17,8 +17,8 @@ from litestar.params import FromPath
 from api.bootstrap import Application
 from api.observability import METRICS_CONTENT_TYPE, Metrics
 from api.problem_types import PROBLEMS_STATE_KEY, ProblemCatalog
-from api.problems import problem_responses
 from api.schemas import LiveOut, ReadyOut
+from core.http.problems import problem_responses
 from core.ports import Lifecycle
 from core.registry import ProblemType
 

@@ -13,8 +13,8 @@ from litestar.params import FromPath, JSONBody
 
 import api.app
 import handlers.accounts.plugin
-from api.dependencies import etag
-from api.request import ApiRequest
+from core.http.headers import etag
+from core.http.request import ApiRequest
 from core.mediator import Mediator
 from handlers.accounts.messages import CommandContext, Deposit
 from handlers.accounts.web.accounts import AccountController

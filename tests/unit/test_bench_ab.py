@@ -18,7 +18,7 @@ from litestar import Response, post
 from litestar.params import FromPath, JSONBody
 
 import handlers.accounts.plugin
-from api.request import ApiRequest
+from core.http.request import ApiRequest
 from handlers.accounts.web import accounts
 
 

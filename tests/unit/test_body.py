@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.body import MAX_DEPTH, too_deep
 from api.problem_types import SHELL_PROBLEM_TYPES
-from api.problems import MalformedBodyError
+from core.http.body import MAX_DEPTH, too_deep
+from core.http.problems import MalformedBodyError
 from tests.support import HOST_INDEPENDENT
 
 

@@ -1,10 +1,11 @@
-"""Integer query parameters (``api.query``): plain ASCII digits within the bounds, nothing else."""
+"""Integer query parameters (``core.http.query``): plain ASCII digits within the bounds, nothing
+else."""
 
 from __future__ import annotations
 
 import pytest
 
-from api.query import QueryInt, decode_query_int
+from core.http.query import QueryInt, decode_query_int
 from handlers.accounts.query_handlers import MAX_PAGE
 from handlers.accounts.web.params import PageSize, Version
 

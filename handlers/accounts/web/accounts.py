@@ -8,8 +8,8 @@ from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 
-from api.dependencies import etag
-from api.request import ApiRequest
+from core.http.headers import etag
+from core.http.request import ApiRequest
 from handlers.accounts.messages import (
     CloseAccount,
     Deposit,

@@ -1,6 +1,6 @@
 """What the accounts routes read from a request besides its body: the query parameters (page
-sizes, versions, cursors, owners and instants, each read strictly, ``api.query``, and documented
-in the OpenAPI document) and a command's context (the caller and the command headers)."""
+sizes, versions, cursors, owners and instants, each read strictly, ``core.http.query``, and
+documented in the OpenAPI document) and a command's context (the caller and the command headers)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Annotated, Final, TypeAlias
 from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import QueryParameter
 
-from api.query import QueryInt
-from api.request import ApiRequest
+from core.http.query import QueryInt
+from core.http.request import ApiRequest
 from handlers.accounts.errors import InvalidRequestError
 from handlers.accounts.messages import CommandContext
 from handlers.accounts.query_handlers import MAX_PAGE

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.problems import problem_responses
+from core.http.problems import problem_responses
 from core.registry import ProblemType
 from handlers.accounts import errors as domain
 

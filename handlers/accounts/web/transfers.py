@@ -7,7 +7,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from api.request import ApiRequest
+from core.http.request import ApiRequest
 from handlers.accounts.messages import GetTransfer, Transfer
 from handlers.accounts.web.params import ANY_VERSION, MinVersion, command_context
 from handlers.accounts.web.problems import responses

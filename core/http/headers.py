@@ -1,4 +1,4 @@
-"""What a command takes from the request's headers, besides the caller (``api.request``):
+"""What a command takes from the request's headers, besides the caller (``core.http.request``):
 
 - ``Idempotency-Key`` becomes ``CommandContext.command_id`` (the domain replays the first result
   for a repeated key, and refuses the key with another body).
@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from litestar import Request
 
-from api.problems import InvalidHeaderError
+from core.http.problems import InvalidHeaderError
 
 __all__ = ["etag", "expected_version", "idempotency_key"]
 

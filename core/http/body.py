@@ -36,7 +36,7 @@ from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Empty
 
-from api.problems import InvalidHeaderError, MalformedBodyError, UnsupportedMediaTypeError
+from core.http.problems import InvalidHeaderError, MalformedBodyError, UnsupportedMediaTypeError
 
 __all__ = ["MAX_DEPTH", "JsonRequest", "too_deep"]
 

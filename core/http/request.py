@@ -1,11 +1,11 @@
-"""The app's request class: a JSON body (``api.body``), the caller, and the command headers.
+"""The app's request class: a JSON body (``core.http.body``), the caller, and the command headers.
 
 Route handlers take ``request: ApiRequest`` and ask it for what they send through the mediator:
 
 - ``request.mediator``, the application's mediator;
 - ``await request.principal()``, the caller, authenticated from the bearer token;
 - ``request.idempotency_key()`` and ``request.expected_version()``, the command's headers
-  (``api.dependencies``), and ``request.request_id``, the correlation id.
+  (``core.http.headers``), and ``request.request_id``, the correlation id.
 
 Authentication happens here, at the edge, once per request, through the ``Authenticator`` port:
 the message a route sends carries the verified ``Principal``, so the mediator's pipeline (its
@@ -21,11 +21,11 @@ bench/variants/dependency_routes.py``). Plugin routes may still declare the ``me
 
 from __future__ import annotations
 
-from api.auth import bearer_token
-from api.body import JsonRequest
-from api.dependencies import expected_version, idempotency_key
-from api.observability import current_request_id
 from core.auth import Authenticator, Principal
+from core.http.bearer import bearer_token
+from core.http.body import JsonRequest
+from core.http.headers import expected_version, idempotency_key
+from core.http.request_id import current_request_id
 from core.mediator import Mediator
 
 __all__ = ["AUTHENTICATOR_STATE_KEY", "MEDIATOR_STATE_KEY", "ApiRequest", "provide_principal"]
