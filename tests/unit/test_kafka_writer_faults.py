@@ -29,10 +29,11 @@ from confluent_kafka import (
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
-from plugins.kafka import writer as writer_module
+from plugins.kafka import producer as producer_module
+from plugins.kafka import topic as topic_module
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
+from plugins.kafka.delivery import Delivery
 from plugins.kafka.store import KafkaEventStore
-from plugins.kafka.writer import _Delivery
 from tests.support import event_record
 
 TOPIC = "fake.balance.events"
@@ -230,9 +231,9 @@ def _done(value: Any) -> Future[Any]:
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     fake = FakeBroker()
-    monkeypatch.setattr(writer_module, "Producer", lambda config: FakeProducer(fake, config))
-    monkeypatch.setattr(writer_module, "Consumer", lambda config: FakeConsumer(fake, config))
-    monkeypatch.setattr(writer_module, "AdminClient", lambda config: FakeAdmin(fake))
+    monkeypatch.setattr(producer_module, "Producer", lambda config: FakeProducer(fake, config))
+    monkeypatch.setattr(topic_module, "Consumer", lambda config: FakeConsumer(fake, config))
+    monkeypatch.setattr(topic_module, "AdminClient", lambda config: FakeAdmin(fake))
     return fake
 
 
@@ -276,7 +277,7 @@ def _fenced(producer: FakeProducer) -> None:
     producer.fatal = FENCED
     producer.pending = []
     raise SystemError(
-        "<function _Delivery.__call__> returned a result with an exception set"
+        "<function Delivery.__call__> returned a result with an exception set"
     ) from KafkaException(FENCED)
 
 
@@ -303,19 +304,19 @@ def _restart_loses_the_markers(producer: FakeProducer) -> None:
 
 
 def test_the_delivery_report_callback_never_raises() -> None:
-    delivery = _Delivery()
+    delivery = Delivery()
     delivery(None, BrokenMessage(b"", 0))
     assert delivery.done
     assert not delivery.placed
     assert isinstance(delivery.error, RuntimeError)
 
-    fenced = _Delivery()
+    fenced = Delivery()
     fenced(FENCED, FakeMessage(b"", -1, FENCED))
     assert fenced.done
     assert not fenced.placed
     assert fenced.error is FENCED
 
-    landed = _Delivery()
+    landed = Delivery()
     landed(None, FakeMessage(b"", 41))
     assert landed.placed
     assert (landed.partition, landed.offset) == (0, 41)
@@ -326,7 +327,7 @@ def test_the_delivery_report_callback_never_raises() -> None:
     [
         pytest.param(
             "flush",
-            _raise(SystemError("_Delivery.__call__ returned a result with an exception set")),
+            _raise(SystemError("Delivery.__call__ returned a result with an exception set")),
             True,
             id="SystemError-out-of-flush",
         ),
@@ -437,7 +438,7 @@ async def test_every_queued_append_is_answered_through_any_failure(
 ) -> None:
     broker.arm(
         "flush",
-        _raise(SystemError("_Delivery.__call__ returned a result with an exception set")),
+        _raise(SystemError("Delivery.__call__ returned a result with an exception set")),
         _fenced,
         _broken_report,
         _raise(KeyboardInterrupt()),
