@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import click
 
-from api.bootstrap import bootstrap
+from api.bootstrap import Application, bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects, gc_threshold, switch_interval
 from core.config import ConfigError, Settings, env_name, load_settings
 from core.errors import BalanceError
@@ -253,11 +253,30 @@ def show_config(markdown: bool) -> None:
         click.echo(f"{key} = {value}")
 
 
+class PluginHost:
+    """Click's context object for the commands plugins add: the composition root and the
+    logging set-up, so that a plugin's command needs no import of ``api``."""
+
+    def bootstrap(self, settings: Settings, *, run_projector: bool | None = None) -> Application:
+        return bootstrap(settings, run_projector=run_projector)
+
+    def configure_logging(self, level: str) -> None:
+        from api.observability import configure_logging
+
+        configure_logging(level)
+
+
 def build_cli(
     settings: Settings | None = None, extra_plugins: Mapping[str, object] | None = None
 ) -> click.Group:
     """The ``balance`` group with the commands that enabled plugins add."""
-    group = click.Group("balance", commands=dict(cli.commands), help=cli.help, params=cli.params)
+    group = click.Group(
+        "balance",
+        commands=dict(cli.commands),
+        help=cli.help,
+        params=cli.params,
+        context_settings={"obj": PluginHost()},
+    )
     try:
         settings = settings or load_settings()
         manager = make_plugin_manager(disabled=settings.disabled_plugins, extra=extra_plugins)

@@ -1,7 +1,4 @@
-"""The Kafka event store: the topic is the source of truth, a local SQLite file is its index."""
+"""The Kafka event store: the topic is the source of truth, a local SQLite file is its index.
 
-from plugins.kafka.config import KafkaConfig
-from plugins.kafka.store import KafkaEventStore
-from plugins.kafka.subscription import KafkaSubscription
-
-__all__ = ["KafkaConfig", "KafkaEventStore", "KafkaSubscription"]
+The backend is ``plugins.kafka.store.KafkaEventStore``; nothing here imports the driver, so the
+plugin (plugins.kafka.plugin) loads without it."""

@@ -6,27 +6,43 @@ Settings: ``BALANCE_KAFKA_BOOTSTRAP`` (required), ``BALANCE_KAFKA_TOPIC`` (``bal
 (``balance``), ``BALANCE_KAFKA_APPEND_TIMEOUT`` (5 s), ``BALANCE_KAFKA_MAX_BATCH`` (1000
 appends per transaction), ``BALANCE_KAFKA_BATCH_SIZE`` (1000 events per subscription batch),
 ``BALANCE_KAFKA_READERS`` (4). See docs/kafka.md.
+
+The driver (confluent-kafka, the ``kafka`` extra) is imported only when the backend is built:
+this module loads without it, and selecting the backend without it is a ``ConfigError``.
 """
 
 from __future__ import annotations
 
 import sys
 from types import ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from core.config import Setting, Settings
+from core.config import ConfigError, Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
 from core.registry import BackendOffer
 from plugins.kafka.config import SETTINGS, KafkaConfig
-from plugins.kafka.store import KafkaEventStore
+
+if TYPE_CHECKING:
+    from plugins.kafka.store import KafkaEventStore
 
 __all__ = ["NAME", "balance_backends", "balance_settings", "plugin"]
 
 NAME: Final = "kafka"
+DRIVER: Final = "confluent_kafka"
+INSTALL: Final = "pip install 'account-balance[kafka]'"
 
 
 def _event_store(settings: Settings, container: Container) -> KafkaEventStore:
+    try:
+        from plugins.kafka.store import KafkaEventStore
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.partition(".")[0] != DRIVER:
+            raise
+        raise ConfigError(
+            f"BALANCE_EVENT_STORE=kafka needs the Kafka driver ({DRIVER} is not installed): "
+            f"{INSTALL}"
+        ) from None
     return KafkaEventStore(KafkaConfig.from_settings(settings))
 
 

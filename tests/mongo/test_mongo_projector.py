@@ -62,7 +62,10 @@ async def test_the_projector_process_fills_the_mongo_read_model(tmp_path: Path) 
         # The projector side (what `balance projector` runs), until stopped.
         stop = asyncio.Event()
         projector = asyncio.create_task(
-            run_projector(dataclasses.replace(settings, authenticator="jwt"), stop)
+            run_projector(
+                bootstrap(dataclasses.replace(settings, authenticator="jwt"), run_projector=False),
+                stop,
+            )
         )
         model = MongoReadModel(MongoConfig(url=url, database=database))
         await model.start()

@@ -27,6 +27,7 @@ from handlers.accounts.readmodel import (
     ViewChange,
 )
 from handlers.accounts.views import AccountView, Movement, MovementKind, TransferView
+from plugins.mongo import writes
 from plugins.mongo.config import MongoConfig
 from plugins.mongo.documents import AccountDoc, MovementDoc, TransferDoc
 from plugins.mongo.readmodel import MongoReadModel
@@ -186,7 +187,7 @@ async def test_a_crash_between_the_movement_and_the_account_update_is_repaired_b
     await mongo.apply(P, first, 100)
 
     # The second batch's movements are written, then the connection drops before the accounts.
-    real_bulk = mongo._bulk
+    real_bulk = writes.bulk
     calls = 0
 
     async def crashing_bulk(collection: Any, requests: Sequence[Any], chunk: int) -> set[int]:
@@ -196,7 +197,7 @@ async def test_a_crash_between_the_movement_and_the_account_update_is_repaired_b
             raise AutoReconnect("connection reset (simulated crash)")
         return await real_bulk(collection, requests, chunk)
 
-    monkeypatch.setattr(mongo, "_bulk", crashing_bulk)
+    monkeypatch.setattr(writes, "bulk", crashing_bulk)
     with pytest.raises(StoreUnavailableError):
         await mongo.apply(P, second, 200)
     monkeypatch.undo()

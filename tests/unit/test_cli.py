@@ -257,6 +257,33 @@ def test_plugins_add_commands() -> None:
     assert "hello" not in cli.commands
 
 
+def test_plugin_commands_get_the_composition_root_through_the_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plugin's command builds the application through click's context object (the plugin
+    imports no ``api``): ``balance projector`` reaches the composition root, which checks the
+    configuration."""
+
+    class _Hosted:
+        @hookimpl
+        def balance_cli_commands(self) -> list[click.Command]:
+            @click.command("hosted")
+            @click.pass_obj
+            def hosted(host: Any) -> None:
+                application = host.bootstrap(load_settings(), run_projector=False)
+                click.echo(f"{type(application).__name__} {application.run_projector}")
+
+            return [hosted]
+
+    group = build_cli(extra_plugins={"hosted": _Hosted()})
+    assert CliRunner().invoke(group, ["hosted"]).output == "Application False\n"
+
+    monkeypatch.setenv("BALANCE_EVENT_STORE", "nowhere")
+    result = CliRunner().invoke(build_cli(), ["projector"])
+    assert result.exit_code == 1
+    assert "unknown event_store backend 'nowhere'" in result.output
+
+
 def test_serve_help() -> None:
     result = run("serve", "--help")
     assert result.exit_code == 0

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,24 @@ def _default_port(server: str, variable: str) -> int:
     found = re.search(rf"^port=\$\{{{variable}:-(\d+)\}}$", script, re.M)
     assert found is not None
     return int(found.group(1))
+
+
+def test_the_image_installs_the_drivers_of_the_backends_compose_selects(
+    compose: dict[str, Any],
+) -> None:
+    """The drivers are optional extras named as the backends: the image must install each one a
+    service selects."""
+    match = re.search(r"^ARG EXTRAS=(\S*)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert match is not None, "the Dockerfile declares no EXTRAS"
+    extras = set(match.group(1).split(","))
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    selected = {
+        service["environment"][name]
+        for service in _services(compose).values()
+        for name in ("BALANCE_EVENT_STORE", "BALANCE_READ_MODEL")
+        if name in service.get("environment", {})
+    }
+    assert selected == {"kafka", "mongo"}
+    assert selected <= extras <= set(optional)

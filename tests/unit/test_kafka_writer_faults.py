@@ -29,10 +29,11 @@ from confluent_kafka import (
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
-from plugins.kafka import writer as writer_module
+from plugins.kafka import producer as producer_module
+from plugins.kafka import topic as topic_module
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
+from plugins.kafka.delivery import Delivery
 from plugins.kafka.store import KafkaEventStore
-from plugins.kafka.writer import _Delivery
 from tests.support import event_record
 
 TOPIC = "fake.balance.events"
@@ -230,9 +231,9 @@ def _done(value: Any) -> Future[Any]:
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     fake = FakeBroker()
-    monkeypatch.setattr(writer_module, "Producer", lambda config: FakeProducer(fake, config))
-    monkeypatch.setattr(writer_module, "Consumer", lambda config: FakeConsumer(fake, config))
-    monkeypatch.setattr(writer_module, "AdminClient", lambda config: FakeAdmin(fake))
+    monkeypatch.setattr(producer_module, "Producer", lambda config: FakeProducer(fake, config))
+    monkeypatch.setattr(topic_module, "Consumer", lambda config: FakeConsumer(fake, config))
+    monkeypatch.setattr(topic_module, "AdminClient", lambda config: FakeAdmin(fake))
     return fake
 
 
@@ -251,6 +252,14 @@ async def store(broker: FakeBroker, tmp_path: Path) -> AsyncIterator[KafkaEventS
 
 def _stream() -> str:
     return f"account-{uuid4().hex}"
+
+
+@pytest.fixture
+async def stream(store: KafkaEventStore) -> str:
+    """A stream whose first event is committed, before any fault is armed."""
+    name = _stream()
+    await _append(store, name, 1)
+    return name
 
 
 async def _append(store: KafkaEventStore, stream: str, version: int) -> list[EventRecord]:
@@ -276,7 +285,7 @@ def _fenced(producer: FakeProducer) -> None:
     producer.fatal = FENCED
     producer.pending = []
     raise SystemError(
-        "<function _Delivery.__call__> returned a result with an exception set"
+        "<function Delivery.__call__> returned a result with an exception set"
     ) from KafkaException(FENCED)
 
 
@@ -293,29 +302,50 @@ def _lands_then_times_out(producer: FakeProducer) -> None:
     raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit timed out"))
 
 
-def _restart_loses_the_markers(producer: FakeProducer) -> None:
+def _markers_lost(*, heard: bool = True, then: Fault | None = None) -> Fault:
     """The broker restarts as the transaction ends: the coordinator completes it, but skips the
-    partition's marker (it does not know the partition's leader yet), and the producer hears
-    that every broker went down."""
-    producer.broker.lose_markers = True
-    if producer.error_cb is not None:
-        producer.error_cb(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    partition's marker (it does not know the partition's leader yet). With ``heard``, the
+    producer hears that every broker went down; ``then`` is what the call meets next."""
+
+    def fault(producer: FakeProducer) -> None:
+        producer.broker.lose_markers = True
+        if heard and producer.error_cb is not None:
+            producer.error_cb(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+        if then is not None:
+            then(producer)
+
+    return fault
+
+
+def _fails_once(monkeypatch: pytest.MonkeyPatch, name: str, error: Exception) -> None:
+    """The index function ``name`` raises ``error`` on its next call, then works again."""
+    original = getattr(index, name)
+    calls = 0
+
+    def fails_once(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise error
+        return original(*args)
+
+    monkeypatch.setattr(index, name, fails_once)
 
 
 def test_the_delivery_report_callback_never_raises() -> None:
-    delivery = _Delivery()
+    delivery = Delivery()
     delivery(None, BrokenMessage(b"", 0))
     assert delivery.done
     assert not delivery.placed
     assert isinstance(delivery.error, RuntimeError)
 
-    fenced = _Delivery()
+    fenced = Delivery()
     fenced(FENCED, FakeMessage(b"", -1, FENCED))
     assert fenced.done
     assert not fenced.placed
     assert fenced.error is FENCED
 
-    landed = _Delivery()
+    landed = Delivery()
     landed(None, FakeMessage(b"", 41))
     assert landed.placed
     assert (landed.partition, landed.offset) == (0, 41)
@@ -326,7 +356,7 @@ def test_the_delivery_report_callback_never_raises() -> None:
     [
         pytest.param(
             "flush",
-            _raise(SystemError("_Delivery.__call__ returned a result with an exception set")),
+            _raise(SystemError("Delivery.__call__ returned a result with an exception set")),
             True,
             id="SystemError-out-of-flush",
         ),
@@ -343,10 +373,8 @@ def test_the_delivery_report_callback_never_raises() -> None:
     ],
 )
 async def test_a_failed_transaction_is_refused_and_the_writer_serves_the_next_append(
-    store: KafkaEventStore, broker: FakeBroker, call: str, fault: Fault, rebuilt: bool
+    store: KafkaEventStore, stream: str, broker: FakeBroker, call: str, fault: Fault, rebuilt: bool
 ) -> None:
-    stream = _stream()
-    await _append(store, stream, 1)
     producers, catch_ups = broker.producers, broker.catch_ups
     broker.arm(call, fault)
 
@@ -367,10 +395,8 @@ async def test_a_failed_transaction_is_refused_and_the_writer_serves_the_next_ap
 
 
 async def test_an_unknown_commit_that_landed_is_re_read_before_the_next_version_check(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, stream: str, broker: FakeBroker
 ) -> None:
-    stream = _stream()
-    await _append(store, stream, 1)
     broker.arm("commit", _lands_then_times_out)
 
     with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
@@ -388,21 +414,9 @@ async def test_an_unknown_commit_that_landed_is_re_read_before_the_next_version_
 
 
 async def test_an_exception_outside_the_transaction_refuses_only_its_batch(
-    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+    store: KafkaEventStore, stream: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stream = _stream()
-    await _append(store, stream, 1)
-    find_event_ids = index.find_event_ids
-    calls = 0
-
-    def fails_once(*args: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("a bug in the version check")
-        return find_event_ids(*args)
-
-    monkeypatch.setattr(index, "find_event_ids", fails_once)
+    _fails_once(monkeypatch, "find_event_ids", RuntimeError("a bug in the version check"))
     with pytest.raises(StoreUnavailableError, match="a bug in the version check"):
         await _append(store, stream, 2)
     assert store.writer.alive
@@ -410,21 +424,9 @@ async def test_an_exception_outside_the_transaction_refuses_only_its_batch(
 
 
 async def test_an_index_write_failing_after_the_answer_keeps_the_append_acknowledged(
-    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+    store: KafkaEventStore, stream: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stream = _stream()
-    insert_events = index.insert_events
-    failing = True
-
-    def fails_once(*args: Any) -> Any:
-        nonlocal failing
-        if failing:
-            failing = False
-            raise RuntimeError("the index write failed")
-        return insert_events(*args)
-
-    await _append(store, stream, 1)
-    monkeypatch.setattr(index, "insert_events", fails_once)
+    _fails_once(monkeypatch, "insert_events", RuntimeError("the index write failed"))
     assert [r.version for r in await _append(store, stream, 2)] == [2]
     assert store.writer.alive
     # The next batch re-reads the topic's tail into the index first.
@@ -437,7 +439,7 @@ async def test_every_queued_append_is_answered_through_any_failure(
 ) -> None:
     broker.arm(
         "flush",
-        _raise(SystemError("_Delivery.__call__ returned a result with an exception set")),
+        _raise(SystemError("Delivery.__call__ returned a result with an exception set")),
         _fenced,
         _broken_report,
         _raise(KeyboardInterrupt()),
@@ -481,11 +483,9 @@ async def test_close_answers_every_queued_append_and_later_ones_at_once(
 
 
 async def test_a_commit_whose_marker_a_broker_restart_lost_is_committed_before_the_next_append(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, stream: str, broker: FakeBroker
 ) -> None:
-    stream = _stream()
-    await _append(store, stream, 1)
-    broker.arm("commit", _restart_loses_the_markers)
+    broker.arm("commit", _markers_lost())
     await _append(store, stream, 2)  # acknowledged: the coordinator committed it
     assert broker.stable < len(broker.log)  # but read_committed readers stop before it
     producers = broker.producers
@@ -498,12 +498,10 @@ async def test_a_commit_whose_marker_a_broker_restart_lost_is_committed_before_t
 
 
 async def test_an_abort_whose_marker_a_broker_restart_lost_stays_aborted(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, stream: str, broker: FakeBroker
 ) -> None:
-    stream = _stream()
-    await _append(store, stream, 1)
     broker.arm("flush", _broken_report)
-    broker.arm("abort", _restart_loses_the_markers)
+    broker.arm("abort", _markers_lost())
     refused = [event_record(stream, 2)]
     with pytest.raises(StoreUnavailableError, match="none written"):
         await asyncio.wait_for(store.append(stream, 1, refused), ANSWER_BOUND)
@@ -517,16 +515,9 @@ async def test_an_abort_whose_marker_a_broker_restart_lost_stays_aborted(
 
 
 async def test_an_unknown_commit_whose_marker_a_broker_restart_lost_is_aborted(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, stream: str, broker: FakeBroker
 ) -> None:
-    stream = _stream()
-    await _append(store, stream, 1)
-
-    def lost_then_times_out(producer: FakeProducer) -> None:
-        _restart_loses_the_markers(producer)
-        _lands_then_times_out(producer)
-
-    broker.arm("commit", lost_then_times_out)
+    broker.arm("commit", _markers_lost(then=_lands_then_times_out))
     unknown = [event_record(stream, 2)]
     with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
         await asyncio.wait_for(store.append(stream, 1, unknown), ANSWER_BOUND)
@@ -541,17 +532,11 @@ async def test_an_unknown_commit_whose_marker_a_broker_restart_lost_is_aborted(
 
 
 async def test_an_acknowledged_commit_left_open_stays_committed_after_a_later_failure(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, stream: str, broker: FakeBroker
 ) -> None:
     """The broker restarts just after acknowledging a commit and loses its marker; the next
     transaction, begun meanwhile, fails before it writes anything."""
-    stream = _stream()
-    await _append(store, stream, 1)
-
-    def marker_lost(producer: FakeProducer) -> None:
-        producer.broker.lose_markers = True
-
-    broker.arm("commit", marker_lost)
+    broker.arm("commit", _markers_lost(heard=False))
     await _append(store, stream, 2)  # acknowledged
     broker.arm("flush", _raise(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))))
     broker.arm("abort", _raise(KafkaException(KafkaError(KafkaError._TIMED_OUT))))

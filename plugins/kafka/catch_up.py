@@ -1,0 +1,102 @@
+"""Catching the local index up with the topic: read every partition from the offset the index
+holds to its last stable offset (``read_committed``) and index what is there.
+
+It runs at start-up, so that reads are served at once, and again whenever the writer can no
+longer trust its index to hold what the topic holds (a new producer, a failed index write)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+from core.records import EventRecord, decode_record
+from plugins.kafka import index
+from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.topic import KafkaTopic
+
+__all__ = ["CATCH_UP_IDLE", "catch_up"]
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_IDLE: Final = 10.0  # a catch-up that receives nothing for this long gives up
+
+
+def catch_up(
+    topic: KafkaTopic,
+    connection: sqlite3.Connection,
+    deadline: float | None,
+    indexed: Callable[[int], None],
+) -> None:
+    """Index the topic's tail; ``indexed(events)`` after each batch the index committed."""
+    config = topic.config
+    consumer = topic.reader("read_committed")
+    try:
+        stored = index.next_offsets(connection)
+        # A partition that holds a transaction open (see hanging.py) shows a reader nothing
+        # past its last stable offset, and reports no end either when the index is already
+        # past it (its acknowledged records are indexed): nothing to read there.
+        stable = topic.ends(IsolationLevel.READ_COMMITTED, deadline)
+        consumer.assign(
+            [
+                TopicPartition(config.topic, p, stored.get(p, OFFSET_BEGINNING))
+                for p in range(topic.partitions)
+            ]
+        )
+        at_end = {p for p, offset in stable.items() if stored.get(p, 0) >= offset}
+        last_progress = time.monotonic()
+        while len(at_end) < topic.partitions:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                raise kafka_unavailable(f"catching up with {config.topic} timed out")
+            if now - last_progress > CATCH_UP_IDLE:
+                raise kafka_unavailable(f"catching up with {config.topic}: no answer")
+            messages = consumer.consume(num_messages=config.batch_size, timeout=0.2)
+            if not messages:
+                continue
+            last_progress = time.monotonic()
+            events: list[tuple[EventRecord, int]] = []
+            offsets: dict[int, int] = {}
+            for message in messages:
+                partition, offset = message.partition() or 0, message.offset() or 0
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(partition)
+                        offsets[partition] = max(offsets.get(partition, 0), offset)
+                        continue
+                    raise KafkaException(error)
+                at_end.discard(partition)
+                offsets[partition] = offset + 1
+                try:
+                    record = decode_record(message.value() or b"")
+                except msgspec.DecodeError:
+                    log.warning(
+                        "%s[%d]@%d is not an event; skipped", config.topic, partition, offset
+                    )
+                    continue
+                events.append((msgspec.structs.replace(record, position=offset + 1), partition))
+            with connection:
+                connection.execute("BEGIN")
+                index.insert_events(connection, events)
+                index.set_offsets(connection, offsets)
+            indexed(len(events))
+    except KafkaException as error:
+        raise kafka_unavailable(f"cannot read {config.topic}", error) from error
+    except sqlite3.Error as error:
+        raise kafka_unavailable(f"cannot write {config.index_path}", error) from error
+    finally:
+        with contextlib.suppress(Exception):
+            consumer.close()

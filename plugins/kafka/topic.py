@@ -1,0 +1,126 @@
+"""Topic administration: create the topic and learn its id and partitions, list each
+partition's end offset, and make the consumers that read partitions by hand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.cimpl import NewTopic
+
+from core.errors import StoreUnavailableError
+from plugins.kafka.config import KafkaConfig
+from plugins.kafka.errors import kafka_unavailable, remaining
+
+__all__ = ["ADMIN_TIMEOUT", "KafkaTopic"]
+
+ADMIN_TIMEOUT: Final = 10.0  # topic creation and description at start-up
+_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+
+
+class KafkaTopic:
+    """The events topic as the writer thread sees it (every call blocks)."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.config = config
+        self.admin: AdminClient | None = None
+        self.partitions = 0
+
+    def open(self) -> str:
+        """Create the topic if missing; return its id (a deleted and re-created topic has a
+        new one, which invalidates the index)."""
+        config = self.config
+        admin = self.admin = AdminClient({"bootstrap.servers": config.bootstrap})
+        new = NewTopic(
+            config.topic,
+            num_partitions=config.partitions,
+            replication_factor=config.replication,
+            config={
+                "retention.ms": "-1",  # the source of truth never expires
+                "retention.bytes": "-1",
+                "cleanup.policy": "delete",
+                "min.insync.replicas": str(max(1, min(2, config.replication - 1))),
+            },
+        )
+        try:
+            admin.create_topics([new], operation_timeout=ADMIN_TIMEOUT)[config.topic].result(
+                ADMIN_TIMEOUT
+            )
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise kafka_unavailable(f"cannot create topic {config.topic}", error) from error
+        except Exception as error:  # concurrent.futures.TimeoutError
+            raise kafka_unavailable(f"cannot create topic {config.topic}", error) from error
+        # Describe until the new topic's metadata has propagated.
+        deadline = time.monotonic() + ADMIN_TIMEOUT
+        while True:
+            try:
+                futures = admin.describe_topics(
+                    TopicCollection([config.topic]), request_timeout=ADMIN_TIMEOUT
+                )
+                description = futures[config.topic].result(ADMIN_TIMEOUT)
+                self.partitions = len(description.partitions)
+                return str(description.topic_id)
+            except Exception as error:
+                if time.monotonic() > deadline:
+                    raise kafka_unavailable(
+                        f"cannot describe topic {config.topic}", error
+                    ) from error
+                time.sleep(0.1)
+
+    def ends(
+        self, isolation: IsolationLevel, deadline: float | None, among: Sequence[int] | None = None
+    ) -> dict[int, int]:
+        """Each partition's end offset as a reader of ``isolation`` sees it (read_committed: the
+        last stable offset)."""
+        admin = self.admin
+        if admin is None:
+            raise StoreUnavailableError("the Kafka admin client is not open")
+        partitions = range(self.partitions) if among is None else among
+        wanted = {TopicPartition(self.config.topic, p): _LATEST for p in partitions}
+        if deadline is None:
+            deadline = time.monotonic() + ADMIN_TIMEOUT
+        while True:
+            timeout = remaining(deadline)
+            try:
+                futures = admin.list_offsets(
+                    wanted, isolation_level=isolation, request_timeout=timeout
+                )
+                return {
+                    tp.partition: future.result(timeout).offset for tp, future in futures.items()
+                }
+            except Exception as error:  # KafkaException, concurrent.futures.TimeoutError
+                # A new topic's leaders take a moment to be known (NOT_LEADER_FOR_PARTITION,
+                # which admin results do not mark retriable). After a broker restart the admin
+                # client keeps the old leader epochs and gets FENCED_LEADER_EPOCH for good: a
+                # new client asks afresh.
+                if time.monotonic() + 0.2 > deadline:
+                    topic = self.config.topic
+                    raise kafka_unavailable(f"cannot list the offsets of {topic}", error) from error
+                admin = self.admin = AdminClient({"bootstrap.servers": self.config.bootstrap})
+            time.sleep(0.1)
+
+    def reader(self, isolation: str) -> Consumer:
+        """A consumer to assign partitions to by hand, reporting each partition's end."""
+        return Consumer(
+            {
+                "bootstrap.servers": self.config.bootstrap,
+                "group.id": f"{self.config.group_prefix}-index",  # never joined nor committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": isolation,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )

@@ -1,0 +1,195 @@
+"""One batch of appends into one Kafka transaction.
+
+Each append's expected version is checked against the committed versions plus the batch's own;
+the accepted appends' records are produced and committed once; every append gets its outcome,
+and the committed records go to the local index with the partition Kafka placed them in. If
+the transaction fails, every append in it gets ``StoreUnavailableError`` and the versions do
+not move."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+from confluent_kafka import Producer
+
+from core.errors import ConcurrencyError, StoreUnavailableError
+from core.records import EventRecord, encode_record
+from plugins.kafka.delivery import Delivery
+from plugins.kafka.errors import kafka_error, kafka_unavailable
+from plugins.kafka.local_index import LocalIndex
+from plugins.kafka.producer import ProducerLifecycle
+from plugins.kafka.requests import Append, Outcome
+from plugins.kafka.topic import KafkaTopic
+
+__all__ = ["AppendTransactions"]
+
+Placed = list[tuple[EventRecord, int]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The appends accepted into one transaction, and the outcomes decided without Kafka."""
+
+    accepted: list[Append] = field(default_factory=list)
+    deliveries: list[list[Delivery]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class AppendTransactions:
+    def __init__(self, topic: KafkaTopic, local: LocalIndex, producers: ProducerLifecycle) -> None:
+        self._topic = topic
+        self._local = local
+        self._producers = producers
+        self.batches = 0  # committed transactions, for diagnostics
+        self.appends = 0
+
+    def commit(self, appends: list[Append]) -> tuple[list[Outcome], Placed]:
+        """Every append's outcome, and the committed records to index (with their partitions)."""
+        now = time.monotonic()
+        late = [a for a in appends if a.deadline <= now]
+        appends = [a for a in appends if a.deadline > now]
+        outcomes: list[Outcome] = [
+            (a.future, False, kafka_unavailable("the append waited too long for Kafka"))
+            for a in late
+        ]
+        if not appends:
+            return outcomes, []
+        deadline = min(a.deadline for a in appends)
+        try:
+            producer = self._prepare(deadline)
+            batch = self._check(appends)
+        except (StoreUnavailableError, sqlite3.Error) as error:
+            unavailable = (
+                error
+                if isinstance(error, StoreUnavailableError)
+                else kafka_unavailable("the local Kafka index failed", error)
+            )
+            return outcomes + [(a.future, False, unavailable) for a in appends], []
+        outcomes += batch.outcomes
+        if not batch.accepted:
+            return outcomes, []
+        failure = self._transact(producer, batch, deadline)
+        if failure is not None:
+            return outcomes + [(a.future, False, failure) for a in batch.accepted], []
+        answers, placed = self._placed(batch)
+        return outcomes + answers, placed
+
+    def _prepare(self, deadline: float | None) -> Producer:
+        """A producer with initialised transactions, and an index caught up with the topic."""
+        producer = self._producers.ready(deadline)
+        if self._local.stale:
+            self._local.catch_up(self._topic, deadline)
+            self._local.stale = False
+        return producer
+
+    def _check(self, appends: list[Append]) -> _Batch:
+        """Decide each append's fate against the committed versions plus the batch's own."""
+        batch = _Batch()
+        pending: dict[str, int] = {}
+        ids: set[str] = set()
+        stored = self._local.find_event_ids(r.event_id for a in appends for r in a.records)
+        for append in appends:
+            actual = pending.get(append.stream_id)
+            if actual is None:
+                actual = self._local.version(append.stream_id)
+            if actual != append.expected:
+                failure = ConcurrencyError(append.stream_id, append.expected, actual)
+                batch.outcomes.append((append.future, False, failure))
+                continue
+            if not append.records:
+                batch.outcomes.append((append.future, True, []))
+                continue
+            taken = [
+                r.event_id for r in append.records if r.event_id in stored or r.event_id in ids
+            ]
+            if taken:
+                message = f"stream {append.stream_id!r}: event id {taken[0]} is already stored"
+                batch.outcomes.append((append.future, False, ValueError(message)))
+                continue
+            ids.update(r.event_id for r in append.records)
+            pending[append.stream_id] = append.records[-1].version
+            batch.accepted.append(append)
+        return batch
+
+    def _transact(
+        self, producer: Producer, batch: _Batch, deadline: float
+    ) -> StoreUnavailableError | None:
+        """Produce and commit the batch; None when the broker acknowledged the commit."""
+        topic = self._topic.config.topic
+        try:
+            producer.begin_transaction()
+            for append in batch.accepted:
+                deliveries = []
+                for record in append.records:
+                    delivery = Delivery()
+                    producer.produce(
+                        topic,
+                        key=append.stream_id.encode(),
+                        value=encode_record(record),
+                        headers=[("type", record.type.encode())],
+                        on_delivery=delivery,
+                    )
+                    deliveries.append(delivery)
+                batch.deliveries.append(deliveries)
+            remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
+        except Exception as error:  # KafkaException, BufferError, or what a callback raised
+            self._producers.abort(producer, error)
+            return kafka_unavailable("Kafka refused the appends; none written", error)
+        reason = _undelivered(batch, remaining)
+        if reason is not None:
+            self._producers.abort(producer, None)
+            return kafka_unavailable(f"Kafka did not take the appends ({reason}); none written")
+        while True:
+            try:
+                producer.commit_transaction(max(deadline - time.monotonic(), 0.1))
+                return None
+            except Exception as exception:
+                failure = kafka_error(exception)
+                if failure is not None and not failure.fatal():
+                    if failure.txn_requires_abort():
+                        self._producers.abort(producer, exception)
+                        return kafka_unavailable(
+                            "Kafka aborted the transaction; none written", exception
+                        )
+                    if failure.retriable() and time.monotonic() < deadline:
+                        continue
+                # The commit may or may not have happened: start over with a new producer
+                # (whose init_transactions settles it) and re-read the tail before the next
+                # version check, so the versions and event ids show what really landed.
+                self._producers.lose()
+                return kafka_unavailable(
+                    "Kafka did not confirm the commit; the appends may or may not be stored",
+                    exception,
+                )
+
+    def _placed(self, batch: _Batch) -> tuple[list[Outcome], Placed]:
+        """After the commit: the records where Kafka placed them, the versions advanced."""
+        outcomes: list[Outcome] = []
+        events: Placed = []
+        for append, deliveries in zip(batch.accepted, batch.deliveries, strict=True):
+            stored = []
+            for record, delivery in zip(append.records, deliveries, strict=True):
+                placed = msgspec.structs.replace(record, position=delivery.offset + 1)
+                stored.append(placed)
+                events.append((placed, delivery.partition))
+            self._local.advance(append.stream_id, append.records[-1].version)
+            outcomes.append((append.future, True, stored))
+        self.batches += 1
+        self.appends += len(batch.accepted)
+        return outcomes, events
+
+
+def _undelivered(batch: _Batch, remaining: int) -> str | None:
+    """Why the flushed records cannot be committed; None when every one was placed."""
+    if remaining:
+        return "timed out"
+    for deliveries in batch.deliveries:
+        for delivery in deliveries:
+            if delivery.error is not None:
+                return str(delivery.error) or type(delivery.error).__name__
+            if not delivery.placed:
+                return "no delivery report"
+    return None
