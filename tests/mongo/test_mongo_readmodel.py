@@ -5,6 +5,7 @@ tests/contract/test_read_model.py, which runs on this backend too."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import time
@@ -30,6 +31,7 @@ from handlers.accounts.views import AccountView, Movement, MovementKind, Transfe
 from plugins.mongo.config import MongoConfig
 from plugins.mongo.documents import AccountDoc, MovementDoc, TransferDoc
 from plugins.mongo.readmodel import MongoReadModel
+from tests.mongo.support import drop_database
 
 pytestmark = pytest.mark.mongo
 
@@ -313,6 +315,33 @@ async def test_apply_rate_for_a_10k_event_projection(mongo: MongoReadModel) -> N
     accounts = await mongo.list_accounts(None, None, 1000)
     assert {a.id: a.balance for a in accounts} == book.balances
     assert rate > 200
+
+
+async def test_one_command_updates_more_documents_than_the_server_has_connections(
+    mongo_config: MongoConfig,
+) -> None:
+    """A batch's 300 guarded updates in one command (no chunking), more than the test server's
+    connection pool (100 on SQLite). A server that kept a connection per matched update until the
+    command ended would wait forever here; the wait is bounded, so that this fails instead."""
+    model = MongoReadModel(replace(mongo_config, update_chunk=10_000))
+    await model.start()
+    try:
+        book = Ledger(seed=0)
+        ids = [f"acc-{n:03d}" for n in range(300)]
+        for account_id in ids:
+            book.open(account_id)
+        for account_id in ids:
+            book.close(account_id)
+        opened, closed = batches(book, len(ids))
+        await model.apply(P, opened, len(ids))
+        await asyncio.wait_for(model.apply(P, closed, 2 * len(ids)), timeout=60)
+        docs = await model._collection(AccountDoc).find().to_list()
+        assert sorted((d["_id"], d["status"], d["version"]) for d in docs) == [
+            (account_id, "closed", 2) for account_id in ids
+        ]
+    finally:
+        await model.close()
+        await drop_database(mongo_config.url, mongo_config.database)
 
 
 async def test_a_deposit_writes_its_line_and_leaves_the_account_document_alone(
