@@ -93,7 +93,7 @@ def _not_measured(backend: Backend, reason: str) -> Row:
         "",
         "",
         "",
-        f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
+        f"≥ {backend.http_ratio:.2f}",
         "not measured",
         reason,
     )
@@ -142,11 +142,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
         ratio = median(ratios)
         summary["ratio"] = ratio
         figures[backend.key] = summary
-        ok = (
-            ratio >= backend.http_ratio
-            and summary["p99_ms"] <= backend.http_p99_ms
-            and summary["errors"] == 0
-        )
+        ok = ratio >= backend.http_ratio and summary["errors"] == 0
         rows.append(
             Row(
                 f"1. HTTP deposits, {backend.label}",
@@ -154,7 +150,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 f"{summary['per_s']:,.0f} req/s, p50 {summary['p50_ms']:.1f} ms, "
                 f"p99 {summary['p99_ms']:.1f} ms",
                 at_least_text(ratio),
-                f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
+                f"≥ {backend.http_ratio:.2f}",
                 "pass" if ok else "miss",
                 _joined(
                     _backend_rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds]),
