@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.backends import Backend, drop_own_names
-from bench.common import Outcome, Row, Sizes, run_async
-from bench.http import API_SERVER, prepare_accounts, write_accounts_file
+from bench.backends import Backend
+from bench.common import Outcome, Row, Sizes
+from bench.http import API_SERVER, accounts_files
 from bench.servers import serve
 from bench.vegeta import Target, run_attack, vegeta_path, write_targets
 from bench.wrk import run_wrk, wrk_path
@@ -83,21 +83,14 @@ def run(sizes: Sizes, backends: list[Backend], baseline_per_s: float | None) -> 
     measured = [b.own_names("bench.latency") for b in backends if b.missing is None]
     skipped = [_not_measured(b.label, targets_text[b.key], b.missing or "") for b in backends]
     skipped = [row for row, b in zip(skipped, backends, strict=True) if b.missing is not None]
-    owners = [f"user-{i}" for i in range(sizes.http_accounts)]
+    if not measured:
+        return Outcome(skipped, {"skipped": "no backend to measure"})
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         root = Path(tmp)
         logs = root / "logs"
         logs.mkdir()
-        files: dict[str, Path] = {}
-        used = [backend.settings(root / backend.key) for backend in measured]
-        try:
-            for backend, settings in zip(measured, used, strict=True):
-                ids = run_async(prepare_accounts(settings, owners))
-                files[backend.key] = root / f"{backend.key}.accounts"
-                write_accounts_file(files[backend.key], settings, ids, owners)
-            if not measured:
-                return Outcome(skipped, {"skipped": "no backend to measure"})
+        with accounts_files(measured, root, sizes.http_accounts) as files:
             first = files[measured[0].key]
             if baseline_per_s is None:
                 if wrk_path() is None:
@@ -122,9 +115,6 @@ def run(sizes: Sizes, backends: list[Backend], baseline_per_s: float | None) -> 
             for backend in measured:
                 env = backend.server_env(root / backend.key)
                 attack(backend.key, API_SERVER, env, files[backend.key])
-        finally:
-            for settings in used:
-                drop_own_names(settings)
     return Outcome(_rows(figures, measured, sizes) + skipped, figures)
 
 
