@@ -18,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from bench import appends, http, lag, load, mediator, memory, report, warmup
+from bench import appends, http, lag, latency, load, mediator, memory, report, warmup
 from bench.backends import Backend, all_backends
 from bench.common import Outcome, Row, Sizes, sizes_for
 
 # Every key the JSON's "measures" always has, measured or not, in the table's order.
 MEASURES: Final = (
     "http",
+    "latency",
     "appends",
     "aggregate_load",
     "mediator",
@@ -83,6 +84,8 @@ def run(sizes: Sizes) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     measures["rebuild"] = _attempt("rebuild", lambda: lag.run_rebuild(sizes))
     measures["memory"] = _attempt("memory", lambda: memory.run(sizes))
     measures["http"] = _attempt("http", lambda: http.run(sizes, backends))
+    baseline = measures["http"].get("figures", {}).get("baseline", {}).get("per_s")
+    measures["latency"] = _attempt("latency", lambda: latency.run(sizes, backends, baseline))
     assert set(measures) == set(MEASURES)
     return measures, warmed
 

@@ -86,6 +86,10 @@ class Sizes:
     wrk_threads: int
     wrk_seconds: int
     wrk_warmup_seconds: int
+    # 7. open-loop latency: the offered rate as a share of the baseline's closed-loop maximum
+    latency_share: float
+    latency_seconds: float
+    latency_warmup_seconds: float
 
 
 FULL: Final = Sizes(
@@ -107,6 +111,9 @@ FULL: Final = Sizes(
     wrk_threads=2,
     wrk_seconds=10,
     wrk_warmup_seconds=3,
+    latency_share=0.2,
+    latency_seconds=30.0,
+    latency_warmup_seconds=10.0,
 )
 
 QUICK: Final = Sizes(
@@ -128,6 +135,9 @@ QUICK: Final = Sizes(
     wrk_threads=2,
     wrk_seconds=1,
     wrk_warmup_seconds=1,
+    latency_share=0.2,
+    latency_seconds=2.0,
+    latency_warmup_seconds=1.0,
 )
 
 

@@ -14,7 +14,8 @@ timeout or non-2xx answer makes the row a miss, so a failing server can never lo
 from __future__ import annotations
 
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from bench.wrk import WrkResult, run_wrk, wrk_path
 from core.config import Settings
 from plugins.jwt.tokens import mint_token
 
-__all__ = ["API_SERVER", "prepare_accounts", "run", "write_accounts_file"]
+__all__ = ["API_SERVER", "accounts_files", "prepare_accounts", "run", "write_accounts_file"]
 
 # ``balance serve`` with its defaults; ``serve`` adds --host 127.0.0.1 --port <free>.
 API_SERVER = ["api.cli", "serve"]
@@ -54,6 +55,24 @@ def write_accounts_file(path: Path, settings: Settings, ids: list[str], owners: 
             if owner not in tokens:
                 tokens[owner] = mint_token(settings, owner, ttl=6 * 3600)
             out.write(f"{account_id} {tokens[owner]}\n")
+
+
+@contextmanager
+def accounts_files(backends: list[Backend], root: Path, count: int) -> Iterator[dict[str, Path]]:
+    """``count`` accounts opened on each backend (in ``root / backend.key``), one owner each, and
+    the "<id> <token>" file of each, by backend key; the backends' own names dropped after."""
+    owners = [f"user-{i}" for i in range(count)]
+    used = [backend.settings(root / backend.key) for backend in backends]
+    try:
+        files: dict[str, Path] = {}
+        for backend, settings in zip(backends, used, strict=True):
+            ids = run_async(prepare_accounts(settings, owners))
+            files[backend.key] = root / f"{backend.key}.accounts"
+            write_accounts_file(files[backend.key], settings, ids, owners)
+        yield files
+    finally:
+        for settings in used:
+            drop_own_names(settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +112,7 @@ def _not_measured(backend: Backend, reason: str) -> Row:
         "",
         "",
         "",
-        f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
+        f"≥ {backend.http_ratio:.2f}",
         "not measured",
         reason,
     )
@@ -107,20 +126,10 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
     # default ones each run would start on every earlier run's events and views.
     measured = [b.own_names("bench.http") for b in backends if b.missing is None]
     rows_skipped = [_not_measured(b, b.missing) for b in backends if b.missing is not None]
-    owners = [f"user-{i}" for i in range(sizes.http_accounts)]
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         root = Path(tmp)
-        files: dict[str, Path] = {}
-        used = [backend.settings(root / backend.key) for backend in measured]
-        try:
-            for backend, settings in zip(measured, used, strict=True):
-                ids = run_async(prepare_accounts(settings, owners))
-                files[backend.key] = root / f"{backend.key}.accounts"
-                write_accounts_file(files[backend.key], settings, ids, owners)
+        with accounts_files(measured, root, sizes.http_accounts) as files:
             rounds = _rounds(sizes, measured, files, root)
-        finally:
-            for settings in used:
-                drop_own_names(settings)
     figures: dict[str, Any] = {"rounds": rounds, "backends": [b.key for b in measured]}
     baseline = _summary(rounds, "baseline")
     figures["baseline"] = baseline
@@ -142,11 +151,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
         ratio = median(ratios)
         summary["ratio"] = ratio
         figures[backend.key] = summary
-        ok = (
-            ratio >= backend.http_ratio
-            and summary["p99_ms"] <= backend.http_p99_ms
-            and summary["errors"] == 0
-        )
+        ok = ratio >= backend.http_ratio and summary["errors"] == 0
         rows.append(
             Row(
                 f"1. HTTP deposits, {backend.label}",
@@ -154,7 +159,7 @@ def run(sizes: Sizes, backends: list[Backend]) -> Outcome:
                 f"{summary['per_s']:,.0f} req/s, p50 {summary['p50_ms']:.1f} ms, "
                 f"p99 {summary['p99_ms']:.1f} ms",
                 at_least_text(ratio),
-                f"≥ {backend.http_ratio:.2f}, p99 ≤ {backend.http_p99_ms:g} ms",
+                f"≥ {backend.http_ratio:.2f}",
                 "pass" if ok else "miss",
                 _joined(
                     _backend_rounds_note(ratios, [r[backend.key]["p99_ms"] for r in rounds]),
