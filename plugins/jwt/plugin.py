@@ -13,7 +13,7 @@ from core.registry import BackendOffer
 from plugins.jwt.authenticator import JwtAuthenticator
 from plugins.jwt.config import SETTINGS, JwtConfig
 
-__all__ = ["NAME", "balance_backends", "balance_settings", "plugin"]
+__all__ = ["NAME", "balance_backends", "balance_cli_commands", "balance_settings", "plugin"]
 
 NAME: Final = "jwt"
 
@@ -30,6 +30,13 @@ def balance_backends() -> list[BackendOffer]:
 @hookimpl
 def balance_settings() -> tuple[Setting, ...]:
     return SETTINGS
+
+
+@hookimpl
+def balance_cli_commands() -> list[object]:
+    from plugins.jwt.cli import token  # click, only for the command line
+
+    return [token]
 
 
 plugin: Final[ModuleType] = sys.modules[__name__]

@@ -14,12 +14,13 @@ import jwt
 import pytest
 from click.testing import CliRunner
 
-from api.cli import build_cli, cli, parse_ttl
+from api.cli import build_cli, cli
 from core.config import load_settings
 from core.hookspecs import hookimpl
 from handlers.accounts.messages import Deposit, GetAccount, OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
 from plugins.jwt.authenticator import JwtAuthenticator
+from plugins.jwt.cli import parse_ttl
 from plugins.jwt.config import SECRET_FILE, JwtConfig, local_secret
 from tests.support import ALICE, ctx, running, settings_for
 
@@ -37,7 +38,9 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def run(*args: str) -> Any:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    """``balance <args>``, with the commands the enabled plugins add (``token`` is the jwt
+    plugin's)."""
+    return CliRunner().invoke(build_cli(), list(args), catch_exceptions=False)
 
 
 def test_token_has_the_default_scopes_and_verifies(environment: Path) -> None:
