@@ -2,9 +2,7 @@
 
 ``BALANCE_MONGO_URL`` (required when ``BALANCE_READ_MODEL=mongo``), ``BALANCE_MONGO_DATABASE``
 (``account_balance``), ``BALANCE_MONGO_TIMEOUT_MS`` (server selection and connect timeout, 3000),
-``BALANCE_MONGO_UPDATE_CHUNK`` (update statements per command, 32: FerretDB v1 holds one SQLite
-connection per matched update until the command ends, and its pool has 100, so a larger command
-can deadlock it; see docs/mongo.md), ``BALANCE_MONGO_INSERT_CHUNK`` (inserts per command, 1000).
+``BALANCE_MONGO_BULK_CHUNK`` (writes per bulk command, 1000).
 """
 
 from __future__ import annotations
@@ -32,12 +30,7 @@ SETTINGS: Final = declare(
         "`StoreUnavailableError`",
         3000,
     ),
-    update_chunk=(
-        "update statements per command (FerretDB v1 holds a connection per matched update; "
-        "see docs/mongo.md)",
-        32,
-    ),
-    insert_chunk=("inserts per command", 1000),
+    bulk_chunk=("writes (inserts or guarded updates) per bulk command", 1000),
 )
 # MongoDB refuses these characters in database names; 63 bytes is its length limit.
 _DATABASE_NAME: Final = re.compile(r'[^/\\. "$*<>:|?\x00]{1,63}')
@@ -48,8 +41,7 @@ class MongoConfig:
     url: str
     database: str = DEFAULT_DATABASE
     timeout_ms: int = 3000
-    update_chunk: int = 32
-    insert_chunk: int = 1000
+    bulk_chunk: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MongoConfig:
@@ -57,8 +49,7 @@ class MongoConfig:
             url=settings.require("mongo_url"),
             database=settings.get("mongo_database") or DEFAULT_DATABASE,
             timeout_ms=settings.get_int("mongo_timeout_ms", 3000),
-            update_chunk=settings.get_int("mongo_update_chunk", 32),
-            insert_chunk=settings.get_int("mongo_insert_chunk", 1000),
+            bulk_chunk=settings.get_int("mongo_bulk_chunk", 1000),
         )
         config.check()
         return config
@@ -72,8 +63,7 @@ class MongoConfig:
             )
         for key, value in (
             ("mongo_timeout_ms", self.timeout_ms),
-            ("mongo_update_chunk", self.update_chunk),
-            ("mongo_insert_chunk", self.insert_chunk),
+            ("mongo_bulk_chunk", self.bulk_chunk),
         ):
             if value < 1:
                 raise ConfigError(f"{env_name(key)} must be at least 1, got {value}")

@@ -119,11 +119,11 @@ class MongoReadModel:
         plan, config = writes.plan_writes(changes), self.config
         with _reachable("apply"):
             # Movements first: a reader never sees a balance whose statement line is missing.
-            await writes.bulk(self._collection(MovementDoc), plan.movements, config.insert_chunk)
-            chunks = (config.insert_chunk, config.update_chunk)
+            chunk = config.bulk_chunk
+            await writes.bulk(self._collection(MovementDoc), plan.movements, chunk)
             await asyncio.gather(
-                writes.write(self._collection(AccountDoc), plan.accounts, *chunks),
-                writes.write(self._collection(TransferDoc), plan.transfers, *chunks),
+                writes.write(self._collection(AccountDoc), plan.accounts, chunk),
+                writes.write(self._collection(TransferDoc), plan.transfers, chunk),
             )
             await self._save_checkpoint(projection, checkpoint)
 

@@ -188,20 +188,19 @@ def plan_writes(changes: Sequence[ViewChange]) -> WritePlan:
 async def write(
     collection: AsyncCollection[Doc],
     ops: dict[str, list[_Op]],
-    insert_chunk: int,
-    update_chunk: int,
+    chunk: int,
 ) -> None:
     """Inserts (each with its folded change), then the guarded changes wave by wave."""
     _fold_inserts(ops)
     keys, inserts = _inserts(ops)
-    present = await bulk(collection, inserts, insert_chunk)
+    present = await bulk(collection, inserts, chunk)
     for index, key in enumerate(keys):
         insert = ops[key].pop(0)
         assert isinstance(insert, _Insert)
         if index in present and insert.then is not None:
             ops[key].insert(0, insert.then)  # it was there: apply the change on its own
     for wave in _waves(ops):
-        await bulk(collection, wave, update_chunk)
+        await bulk(collection, wave, chunk)
 
 
 async def bulk(collection: AsyncCollection[Doc], requests: Sequence[Any], chunk: int) -> set[int]:

@@ -32,7 +32,7 @@ def test_the_mongo_read_model_needs_its_url(tmp_path: Path) -> None:
     [
         ("mongo_url", "http://localhost/", "BALANCE_MONGO_URL"),
         ("mongo_database", "a.b", "BALANCE_MONGO_DATABASE"),
-        ("mongo_update_chunk", "0", "BALANCE_MONGO_UPDATE_CHUNK"),
+        ("mongo_bulk_chunk", "0", "BALANCE_MONGO_BULK_CHUNK"),
     ],
 )
 def test_bad_settings_are_named(key: str, value: str, message: str) -> None:

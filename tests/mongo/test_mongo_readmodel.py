@@ -341,7 +341,7 @@ async def test_one_command_updates_more_documents_than_the_server_has_connection
     """A batch's 300 guarded updates in one command (no chunking), more than the test server's
     connection pool (100 on SQLite). A server that kept a connection per matched update until the
     command ended would wait forever here; the wait is bounded, so that this fails instead."""
-    model = MongoReadModel(replace(mongo_config, update_chunk=10_000))
+    model = MongoReadModel(replace(mongo_config, bulk_chunk=10_000))
     await model.start()
     try:
         book = Ledger(seed=0)
