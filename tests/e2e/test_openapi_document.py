@@ -1,13 +1,20 @@
-"""The OpenAPI document says what the API does: closed request bodies, the real constraints of
-amounts, instants and cursors, every status an operation answers as a problem document, and
-``Allow`` naming every method of a path. (``test_openapi_fuzz`` checks the same at large.)"""
+"""The OpenAPI document says what the API does: a valid OpenAPI 3.1 document, closed request
+bodies, the real constraints of amounts, instants and cursors, every status an operation answers
+as a problem document, ``Allow`` naming every method of a path, and examples of every request
+and success response that fit their schemas. (``test_openapi_fuzz`` checks the same at large.)"""
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from handlers.accounts.web.schemas import AMOUNT_PATTERN
 from tests.e2e.conftest import Api, problem
@@ -137,3 +144,128 @@ async def test_options_allow_every_method_of_the_path(api: Api, spec: dict[str, 
         assert response.status_code == 204, path
         documented = {method.upper() for method in item if method in METHODS}
         assert set(response.headers["allow"].split(", ")) == documented | {"OPTIONS"}, path
+
+
+# ---- validity, and examples ----
+
+DOCUMENT = "urn:openapi-document"
+# Checks every format the schemas use: date-time needs rfc3339-validator (installed with
+# openapi-spec-validator), without which jsonschema would skip it silently.
+FORMATS = FormatChecker()
+
+
+def test_the_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1.")
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in OpenAPIV31SpecValidator(spec).iter_errors()
+    ]
+    assert errors == []
+
+
+def test_every_request_and_success_response_has_an_example(spec: dict[str, Any]) -> None:
+    without = []
+    for path, method, operation in _operations(spec):
+        successes = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+        # a 204 has no body to give an example of
+        bodies = [r["content"] for s, r in successes.items() if s != "204"]
+        if "requestBody" in operation:
+            bodies.append(operation["requestBody"]["content"])
+        for body in bodies:
+            without += [
+                (method, path, type_) for type_, media in body.items() if not media.get("examples")
+            ]
+        if set(successes) == {"204"}:
+            assert "content" not in successes["204"], (method, path)
+    assert without == []
+
+
+def _pointer(*parts: str) -> str:
+    return "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def _examples(spec: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(where, JSON pointer of the schema, example) for every example in the document: of the
+    media types of requests and responses, of response headers, and of the schemas."""
+    for path, method, operation in _operations(spec):
+        at = ("paths", path, method)
+        media: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        if "requestBody" in operation:
+            media += [
+                ((*at, "requestBody", "content", type_), body)
+                for type_, body in operation["requestBody"]["content"].items()
+            ]
+        for status, response in operation["responses"].items():
+            media += [
+                ((*at, "responses", status, "content", type_), body)
+                for type_, body in (response.get("content") or {}).items()
+            ]
+            for name, header in (response.get("headers") or {}).items():
+                if "example" in header:
+                    where = (*at, "responses", status, "headers", name, "schema")
+                    yield "/".join(where), _pointer(*where), header["example"]
+        for where, body in media:
+            for name, example in (body.get("examples") or {}).items():
+                yield f"{'/'.join(where)} {name}", _pointer(*where, "schema"), example["value"]
+    yield from _schema_examples(spec["components"]["schemas"], ("components", "schemas"))
+
+
+def _schema_examples(
+    schemas: dict[str, Any], at: tuple[str, ...]
+) -> Iterator[tuple[str, str, Any]]:
+    for key, schema in schemas.items():
+        where = (*at, key)
+        for value in schema.get("examples", []):
+            yield "/".join(where), _pointer(*where), value
+        yield from _schema_examples(schema.get("properties", {}), (*where, "properties"))
+        for keyword in ("oneOf", "anyOf", "allOf"):
+            branches = dict(enumerate(schema.get(keyword, [])))
+            yield from _schema_examples({str(i): s for i, s in branches.items()}, (*where, keyword))
+        if isinstance(schema.get("items"), dict):
+            yield from _schema_examples({"items": schema["items"]}, where)
+
+
+def _misfits(spec: dict[str, Any]) -> list[str]:
+    """Each example that breaks its schema, with the document's references resolved."""
+    registry = Registry().with_resource(DOCUMENT, Resource(spec, DRAFT202012))
+    misfits = []
+    for where, pointer, value in _examples(spec):
+        schema = {"$ref": f"{DOCUMENT}#/{pointer}"}
+        validator = Draft202012Validator(schema, registry=registry, format_checker=FORMATS)
+        misfits += [f"{where}: {error.message}" for error in validator.iter_errors(value)]
+    return misfits
+
+
+def test_every_example_fits_its_schema(spec: dict[str, Any]) -> None:
+    assert "date-time" in FORMATS.checkers
+    where = {place.split(" ")[0] for place, _, _ in _examples(spec)}
+    assert "paths//accounts/post/requestBody/content/application/json" in where
+    assert "paths//accounts/post/responses/201/headers/ETag/schema" in where
+    assert "components/schemas/MovementIn/properties/amount" in where
+    assert _misfits(spec) == []
+
+
+@pytest.mark.parametrize(
+    ("pointer", "value"),
+    [
+        # a number where the schema wants a decimal string
+        (("/accounts/{account_id}/deposits", "post", "responses", "201", "amount"), 25.0),
+        # an instant without its offset
+        (("/transfers", "post", "responses", "202", "requested_at"), "2026-03-02T09:20:45"),
+        # a member the request body does not take
+        (("/transfers", "post", "requestBody", None, "currency"), "EUR"),
+    ],
+)
+def test_an_example_that_drifts_from_its_schema_is_caught(
+    spec: dict[str, Any], pointer: tuple[Any, ...], value: Any
+) -> None:
+    path, method, part, status, member = pointer
+    drifted = copy.deepcopy(spec)
+    operation = drifted["paths"][path][method]
+    body = operation[part] if status is None else operation[part][status]
+    example = next(iter(body["content"]["application/json"]["examples"].values()))
+    example["value"][member] = value
+    assert _misfits(spec) == []
+    misfits = _misfits(drifted)
+    assert len(misfits) == 1
+    assert misfits[0].startswith("/".join(("paths", path, method, part))), misfits

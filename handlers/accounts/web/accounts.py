@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from litestar import Controller, Response, delete, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 
 from core.http.headers import etag
@@ -21,6 +20,7 @@ from handlers.accounts.messages import (
     Withdraw,
 )
 from handlers.accounts.views import Receipt
+from handlers.accounts.web import examples
 from handlers.accounts.web.params import (
     ANY_VERSION,
     DEFAULT_PAGE_SIZE,
@@ -49,9 +49,6 @@ from handlers.accounts.web.schemas import (
 
 __all__ = ["AccountController"]
 
-_ETAG = ResponseHeader(name="ETag", description='The version, e.g. "3"', documentation_only=True)
-_LOCATION = ResponseHeader(name="Location", description="/accounts/{id}", documentation_only=True)
-
 
 def _receipt(receipt: Receipt) -> Response[MovementOut]:
     movement = receipt.movement
@@ -73,7 +70,8 @@ class AccountController(Controller):
         description="Only a teller may set `owner`; otherwise the owner is the token's subject. "
         "Honours `Idempotency-Key`.",
         responses=responses(400, 401, 403, 413, 415, 422, 503),
-        response_headers=[_ETAG, _LOCATION],
+        response_headers=[examples.ETAG, examples.LOCATION],
+        operation_class=examples.OPEN,
     )
     async def open_account(
         self, data: JSONBody[OpenAccountIn], request: ApiRequest
@@ -92,6 +90,7 @@ class AccountController(Controller):
         summary="List accounts",
         description="The caller's accounts; a teller sees every account, or one owner's.",
         responses=responses(401, 403, 422, 503),
+        operation_class=examples.LIST,
     )
     async def list_accounts(
         self,
@@ -108,7 +107,8 @@ class AccountController(Controller):
         "/{account_id:str}",
         summary="Read an account",
         responses=responses(401, 403, 404, 422, 503),
-        response_headers=[_ETAG],
+        response_headers=[examples.ETAG],
+        operation_class=examples.READ,
     )
     async def get_account(
         self,
@@ -135,7 +135,8 @@ class AccountController(Controller):
         summary="Deposit",
         description="Honours `Idempotency-Key` and `If-Match`.",
         responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
-        response_headers=[_ETAG],
+        response_headers=[examples.ETAG],
+        operation_class=examples.DEPOSIT,
     )
     async def deposit(
         self,
@@ -153,7 +154,8 @@ class AccountController(Controller):
         description="Honours `Idempotency-Key` and `If-Match`. More than the balance is "
         "`insufficient-funds` (422) and changes nothing.",
         responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
-        response_headers=[_ETAG],
+        response_headers=[examples.ETAG],
+        operation_class=examples.WITHDRAW,
     )
     async def withdraw(
         self,
@@ -171,6 +173,7 @@ class AccountController(Controller):
         description="Movements oldest first, with `from <= occurred_at < to` where given; "
         "pass `next_cursor` back as `cursor` for the next page.",
         responses=responses(401, 403, 404, 422, 503),
+        operation_class=examples.STATEMENT,
     )
     async def statement(
         self,
@@ -194,6 +197,7 @@ class AccountController(Controller):
         summary="Balance at an instant",
         description="Folded from the account's events up to `at` (default: now).",
         responses=responses(401, 403, 404, 422, 503),
+        operation_class=examples.BALANCE,
     )
     async def balance_at(
         self, account_id: FromPath[str], request: ApiRequest, at: Instant = None

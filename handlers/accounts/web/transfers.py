@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from core.http.request import ApiRequest
 from handlers.accounts.messages import GetTransfer, Transfer
+from handlers.accounts.web import examples
 from handlers.accounts.web.params import ANY_VERSION, MinVersion, command_context
 from handlers.accounts.web.problems import responses
 from handlers.accounts.web.schemas import TransferIn, TransferOut, transfer_out
 
 __all__ = ["TransferController"]
-
-_LOCATION = ResponseHeader(name="Location", description="/transfers/{id}", documentation_only=True)
 
 
 class TransferController(Controller):
@@ -33,7 +31,8 @@ class TransferController(Controller):
             202: ResponseSpec(TransferOut, description="Accepted, still pending"),
             **responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
         },
-        response_headers=[_LOCATION],
+        response_headers=[examples.TRANSFER_LOCATION],
+        operation_class=examples.TRANSFER,
     )
     async def transfer(
         self, data: JSONBody[TransferIn], request: ApiRequest
@@ -51,6 +50,7 @@ class TransferController(Controller):
         "/{transfer_id:str}",
         summary="Read a transfer",
         responses=responses(401, 403, 404, 422, 503),
+        operation_class=examples.TRANSFER_READ,
     )
     async def get_transfer(
         self,
