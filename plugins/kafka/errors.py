@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from core.errors import StoreUnavailableError
 
-__all__ = ["kafka_error", "kafka_unavailable", "remaining"]
+__all__ = ["fenced", "kafka_error", "kafka_unavailable", "remaining"]
 
 
 def kafka_unavailable(message: str, error: BaseException | None = None) -> StoreUnavailableError:
@@ -36,3 +36,22 @@ def kafka_error(error: BaseException) -> KafkaError | None:
 def remaining(deadline: float | None) -> float:
     """A timeout for one Kafka call: what is left of ``deadline`` (30 s without one)."""
     return 30.0 if deadline is None else max(deadline - time.monotonic(), 0.1)
+
+
+_FENCED_CODES = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+
+
+def fenced(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, says a newer producer with our
+    ``transactional.id`` has fenced this one."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        failure = kafka_error(cause)
+        if failure is not None and failure.code() in _FENCED_CODES:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

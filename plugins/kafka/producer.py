@@ -18,7 +18,7 @@ from typing import Any, Final
 from confluent_kafka import Producer
 
 from plugins.kafka.delivery import ProducerErrors
-from plugins.kafka.errors import kafka_error, kafka_unavailable, remaining
+from plugins.kafka.errors import fenced, kafka_error, kafka_unavailable, remaining
 from plugins.kafka.hanging import finish_hanging
 from plugins.kafka.topic import KafkaTopic
 
@@ -47,6 +47,7 @@ class ProducerLifecycle:
         self._errors = ProducerErrors()
         self._initialised = False  # init_transactions has succeeded on self._producer
         self._retry_at = 0.0  # no new producer before (time.monotonic()), after a failed one
+        self._restart_due = False  # a batch failed, and no producer has started since
 
     def _settings(self) -> dict[str, Any]:
         config = self._config
@@ -65,6 +66,11 @@ class ProducerLifecycle:
             "reconnect.backoff.max.ms": 500,
             "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
         }
+
+    @property
+    def started(self) -> bool:
+        """A producer exists and its transactions are initialised."""
+        return self._producer is not None and self._initialised
 
     def ready(self, deadline: float | None) -> Producer:
         """A producer with initialised transactions: this one, unless it is in trouble."""
@@ -142,6 +148,26 @@ class ProducerLifecycle:
                 "Kafka transaction abort failed (%s); recreating the producer", abort_failure
             )
             self.lose()
+
+    def failed(self, error: BaseException) -> None:
+        """A batch failed: drop the producer, and start the next one even if no append comes
+        (``restart_if_due``), unless a newer writer fenced this one."""
+        self._restart_due = not fenced(error)
+        self.lose()
+
+    def restart_if_due(self, deadline: float) -> None:
+        """Start a producer lost to a failed batch: its start ends any transaction an outage
+        left open on a partition (hanging.py), which would otherwise hold back every
+        read_committed reader (the projections) until the next append. Never after a fencing:
+        a newer writer owns the topic, and starting again would fence it in turn."""
+        if not self._restart_due or self.started:
+            return
+        try:
+            self.ready(deadline)
+        except Exception as error:
+            log.info("the Kafka producer is not back yet: %s", error)
+        else:
+            self._restart_due = False
 
     def lose(self) -> None:
         """Drop the producer (its transaction state is unknown or broken)."""

@@ -14,21 +14,14 @@ once, resolves the futures, and then writes the records into the local index. So
   aborts it: explicitly, on the next ``init_transactions`` of the same ``transactional.id``, or
   after ``transaction.timeout.ms``);
 - no exception ends the thread: a batch that fails in any way is refused (what it has not
-  answered gets ``StoreUnavailableError``) and the producer is rebuilt; a new producer ends a
-  transaction that a broker restart left open on a partition (hanging.py) and re-reads the
-  topic's tail before the next version check.
+  answered gets ``StoreUnavailableError``) and the producer is rebuilt, at the next append or
+  within a second of idleness; a new producer ends a transaction that a broker restart left
+  open on a partition (hanging.py) and re-reads the topic's tail before the next version check.
 
-The version check is exact because ONE writer process owns the topic: its ``init_transactions``
-fences any older producer with the same ``transactional.id`` (a zombie's commit fails), and every
-new producer first re-reads the topic's tail into the index before it accepts an append. See
-docs/kafka.md for the multi-writer plan.
-
-Every confluent-kafka call that can block runs on this thread, never on the event loop. This
-module holds the request queue and the batch loop; the jobs it drives are each in a module of
-their own: the producer's lifecycle (producer.py), one batch's transaction (transactions.py),
-its delivery callbacks (delivery.py), the local index (local_index.py) and its catch-up
-(catch_up.py), the topic's administration (topic.py), transactions a broker restart left open
-(hanging.py).
+The version check is exact because ONE writer process owns the topic (docs/kafka.md): its
+``init_transactions`` fences any older producer, and every new producer re-reads the topic's tail
+into the index before it accepts an append. Every blocking confluent-kafka call runs on this
+thread; this module holds the queue and the batch loop, and its jobs are modules of their own.
 """
 
 from __future__ import annotations
@@ -40,6 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from confluent_kafka.admin import AdminClient
 
@@ -65,6 +59,7 @@ from plugins.kafka.transactions import AppendTransactions
 __all__ = ["KafkaWriter"]
 
 log = logging.getLogger(__name__)
+_IDLE_REPAIR: Final = 1.0  # seconds without a request before the producer is checked
 
 
 class KafkaWriter:
@@ -121,11 +116,10 @@ class KafkaWriter:
         loop = asyncio.get_running_loop()
         self._loop = loop
         opened: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.Thread(
-            target=self._run, args=(loop, opened), name=f"kafka-writer:{self._config.topic}"
-        )
-        self._thread.daemon = True
-        self._thread.start()
+        name = f"kafka-writer:{self._config.topic}"
+        thread = threading.Thread(target=self._run, args=(loop, opened), name=name, daemon=True)
+        self._thread = thread
+        thread.start()
         await opened
         self._accepting = True
 
@@ -202,7 +196,7 @@ class KafkaWriter:
                 batch = []
                 appends: list[Append] = []
                 snapshots: list[SaveSnapshot] = []
-                item = self._queue.get()
+                item = self._next()
                 while True:
                     if isinstance(item, Stop):
                         stop = item
@@ -242,6 +236,15 @@ class KafkaWriter:
             if stop is not None:
                 call_soon(loop, settle, [(stop.future, True, None)])
 
+    def _next(self) -> Item:
+        """The next request; while none comes, a producer lost to a failed batch is started
+        again now rather than at the next append (``ProducerLifecycle.restart_if_due``)."""
+        while True:
+            try:
+                return self._queue.get(timeout=_IDLE_REPAIR)
+            except queue.Empty:
+                self._producers.restart_if_due(time.monotonic() + self._config.append_timeout)
+
     def _serve(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -277,7 +280,7 @@ class KafkaWriter:
         the topic's tail before the next version check."""
         log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
-        self._producers.lose()
+        self._producers.failed(error)
         self._local.stale = True
         self._index_up_to(self._answered)
 

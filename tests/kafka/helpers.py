@@ -11,7 +11,14 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 BOOTSTRAP_VARIABLE = "BALANCE_KAFKA_BOOTSTRAP"
 
@@ -83,3 +90,17 @@ def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed") ->
         return messages
     finally:
         consumer.close()
+
+
+def open_transactions(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    """The partitions a transaction holds open: their last stable offset (what read_committed
+    readers can reach) short of their end, as (LSO, end) each."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    ends: dict[IsolationLevel, dict[int, int]] = {}
+    for isolation in (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED):
+        wanted = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
+        futures = admin.list_offsets(wanted, isolation_level=isolation, request_timeout=10)
+        ends[isolation] = {tp.partition: f.result(10).offset for tp, f in futures.items()}
+    stable, end = ends[IsolationLevel.READ_COMMITTED], ends[IsolationLevel.READ_UNCOMMITTED]
+    return {p: (stable[p], end[p]) for p in partitions if stable[p] < end[p]}

@@ -11,7 +11,16 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURES = {"http", "appends", "aggregate_load", "mediator", "projection_lag", "rebuild", "memory"}
+MEASURES = {
+    "http",
+    "latency",
+    "appends",
+    "aggregate_load",
+    "mediator",
+    "projection_lag",
+    "rebuild",
+    "memory",
+}
 STATUSES = {"pass", "miss", "info", "not measured"}
 
 
@@ -47,3 +56,10 @@ def test_quick_bench_writes_the_table_the_json_and_the_plot(tmp_path: Path) -> N
         assert "wrk" in embedded["note"]
     else:
         assert embedded["status"] in {"pass", "miss"}
+    latency_rows = result["measures"]["latency"]["rows"]
+    open_loop = next(row for row in latency_rows if "embedded" in row["measure"])
+    if open_loop["status"] == "not measured":
+        assert "vegeta" in open_loop["note"] or "wrk" in open_loop["note"], open_loop
+    else:
+        assert open_loop["status"] in {"pass", "miss"}
+        assert "p99.9" in open_loop["measured"]
