@@ -119,8 +119,9 @@ def settle(outcomes: list[Outcome]) -> None:
 def mark_failed(items: list[Item], outcomes: list[Outcome]) -> None:
     """On the writer thread, before the next batch: the chains of the items that failed break,
     so that an append queued after one of them is refused (links.py)."""
-    for item, (_, ok, _) in zip(items, outcomes, strict=True):
-        if not ok and item.link is not None:
+    failed = {id(future) for future, ok, _ in outcomes if not ok}
+    for item in items:
+        if item.link is not None and id(item.future) in failed:
             item.link.failed = True
 
 

@@ -106,8 +106,8 @@ class KafkaEventStore:
         self, stream_id: str, link: Link, future: asyncio.Future[list[EventRecord]]
     ) -> None:
         if future.cancelled() or future.exception() is not None:
-            link.failed = True
-        if self._tails.get(stream_id) is link:
+            link.failed = True  # the tail stays: one decided before this was known chains to it
+        elif self._tails.get(stream_id) is link:
             del self._tails[stream_id]
 
     async def read(

@@ -148,14 +148,16 @@ class SqliteEventStore:
         stored: asyncio.Future[list[EventRecord]],
         written: asyncio.Future[int],
     ) -> None:
-        if self._tails.get(stream_id) is link:
-            del self._tails[stream_id]
         error = written.exception()
         if error is not None:
+            # A failed tail stays until the next append on the stream replaces it: one decided
+            # before its failure was known still chains to it.
             link.failed = True
             if not stored.done():
                 stored.set_exception(error)
             return
+        if self._tails.get(stream_id) is link:
+            del self._tails[stream_id]
         first = written.result()
         records = [
             msgspec.structs.replace(record, position=first + offset)
