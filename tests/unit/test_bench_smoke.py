@@ -10,8 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from bench.__main__ import MEASURES as BENCH_MEASURES
+
 ROOT = Path(__file__).resolve().parents[2]
-MEASURES = {"http", "appends", "aggregate_load", "mediator", "projection_lag", "rebuild", "memory"}
+MEASURES = set(BENCH_MEASURES)
 STATUSES = {"pass", "miss", "info", "not measured"}
 
 
