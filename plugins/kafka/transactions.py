@@ -21,7 +21,7 @@ from plugins.kafka.delivery import Delivery
 from plugins.kafka.errors import kafka_error, kafka_unavailable
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
-from plugins.kafka.requests import Append, Outcome, failed
+from plugins.kafka.requests import Append, Outcome
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["AppendTransactions"]
@@ -51,7 +51,10 @@ class AppendTransactions:
         now = time.monotonic()
         late = [a for a in appends if a.deadline <= now]
         appends = [a for a in appends if a.deadline > now]
-        outcomes = failed(late, kafka_unavailable("the append waited too long for Kafka"))
+        outcomes: list[Outcome] = [
+            (a.future, False, kafka_unavailable("the append waited too long for Kafka"))
+            for a in late
+        ]
         if not appends:
             return outcomes, []
         deadline = min(a.deadline for a in appends)
@@ -64,13 +67,13 @@ class AppendTransactions:
                 if isinstance(error, StoreUnavailableError)
                 else kafka_unavailable("the local Kafka index failed", error)
             )
-            return outcomes + failed(appends, unavailable), []
+            return outcomes + [(a.future, False, unavailable) for a in appends], []
         outcomes += batch.outcomes
         if not batch.accepted:
             return outcomes, []
         failure = self._transact(producer, batch, deadline)
         if failure is not None:
-            return outcomes + failed(batch.accepted, failure), []
+            return outcomes + [(a.future, False, failure) for a in batch.accepted], []
         answers, placed = self._placed(batch)
         return outcomes + answers, placed
 
@@ -92,9 +95,9 @@ class AppendTransactions:
             actual = pending.get(append.stream_id)
             if actual is None:
                 actual = self._local.version(append.stream_id)
-            if actual != append.expected or (append.link is not None and append.link.broken):
+            if actual != append.expected:
                 failure = ConcurrencyError(append.stream_id, append.expected, actual)
-                batch.outcomes += failed([append], failure)
+                batch.outcomes.append((append.future, False, failure))
                 continue
             if not append.records:
                 batch.outcomes.append((append.future, True, []))
@@ -104,7 +107,7 @@ class AppendTransactions:
             ]
             if taken:
                 message = f"stream {append.stream_id!r}: event id {taken[0]} is already stored"
-                batch.outcomes += failed([append], ValueError(message))
+                batch.outcomes.append((append.future, False, ValueError(message)))
                 continue
             ids.update(r.event_id for r in append.records)
             pending[append.stream_id] = append.records[-1].version

@@ -38,7 +38,6 @@ from typing import Final
 from confluent_kafka.admin import AdminClient
 
 from core.errors import StoreUnavailableError
-from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.errors import kafka_unavailable
@@ -51,7 +50,6 @@ from plugins.kafka.requests import (
     SaveSnapshot,
     Stop,
     call_soon,
-    drained,
     refuse,
     settle,
 )
@@ -126,17 +124,13 @@ class KafkaWriter:
         self._accepting = True
 
     def append(
-        self,
-        stream_id: str,
-        expected: int,
-        records: Sequence[EventRecord],
-        link: Link | None = None,
+        self, stream_id: str, expected: int, records: Sequence[EventRecord]
     ) -> asyncio.Future[list[EventRecord]]:
         with self._gate:
             loop = self._check_open()
             future: asyncio.Future[list[EventRecord]] = loop.create_future()
             deadline = time.monotonic() + self._config.append_timeout
-            self._queue.put(Append(stream_id, expected, records, future, deadline, link))
+            self._queue.put(Append(stream_id, expected, records, future, deadline))
         return future
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None]:
@@ -291,7 +285,15 @@ class KafkaWriter:
         self._index_up_to(self._answered)
 
     def _drain(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
-        call_soon(loop, settle, drained(self._queue, failure))
+        outcomes: list[Outcome] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            ok = isinstance(item, Stop)
+            outcomes.append((item.future, ok, None if ok else failure))
+        call_soon(loop, settle, outcomes)
 
     def _release(self) -> None:
         self._producers.lose()
