@@ -7,15 +7,14 @@ the loop with ``call_soon``; ``settle`` sets them there."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.records import EventRecord, Snapshot
 from plugins.kafka.errors import kafka_unavailable
 
-__all__ = ["Append", "Item", "Outcome", "SaveSnapshot", "Stop", "call_soon", "refuse", "settle"]
+__all__ = ["Append", "Item", "Outcome", "SaveSnapshot", "Stop", "refuse"]
 
 
 @dataclass(slots=True)
@@ -47,18 +46,3 @@ def refuse(
 ) -> list[Outcome]:
     failure = kafka_unavailable(message, error)
     return [(item.future, False, failure) for item in items]
-
-
-def settle(outcomes: list[Outcome]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback, *args)

@@ -38,6 +38,7 @@ from typing import Final
 from confluent_kafka.admin import AdminClient
 
 from core.errors import StoreUnavailableError
+from core.eventsourcing.jobs import call_soon, settle
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.errors import kafka_unavailable
@@ -49,9 +50,7 @@ from plugins.kafka.requests import (
     Outcome,
     SaveSnapshot,
     Stop,
-    call_soon,
     refuse,
-    settle,
 )
 from plugins.kafka.topic import KafkaTopic
 from plugins.kafka.transactions import AppendTransactions
