@@ -9,6 +9,8 @@ problem that carries the request id and nothing internal.
 
 from __future__ import annotations
 
+import math
+
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -233,7 +235,7 @@ class ProblemCatalog:
         if status >= 500:
             log.error("request failed", exc_info=exc)
             if status == 503:
-                headers["Retry-After"] = "1"
+                headers["Retry-After"] = _retry_after(exc)
         if isinstance(exc, HTTPException) and exc.headers:
             headers.update(exc.headers)
         challenge = _www_authenticate(exc)
@@ -264,3 +266,9 @@ class ProblemCatalog:
             **extra,
         )
         return Response(problem, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _retry_after(exc: Exception) -> str:
+    """Whole seconds, at least 1: what the error suggests, else 1."""
+    seconds = getattr(exc, "retry_after", 1.0)
+    return str(max(1, math.ceil(seconds)))

@@ -94,3 +94,28 @@ class ConcurrencyError(BalanceError):
 
 class StoreUnavailableError(BalanceError):
     """The store cannot be reached or failed to commit; the operation was not acknowledged."""
+
+
+__all__ += ["OwnedElsewhereError", "StreamMovingError"]
+
+
+class OwnedElsewhereError(StoreUnavailableError):
+    """This instance does not own ``stream_id``'s partition; the instance at ``url`` does.
+    Nothing was written. Routing forwards the command there; if it reaches the HTTP edge (the
+    hop limit ran out) the caller gets 503 and retries."""
+
+    def __init__(self, stream_id: str, url: str) -> None:
+        super().__init__(f"stream {stream_id!r} is written by the instance at {url}")
+        self.stream_id = stream_id
+        self.url = url
+
+
+class StreamMovingError(StoreUnavailableError):
+    """``stream_id``'s partition is changing hands; nobody writes it until the new owner has
+    fenced the old one and read the partition to its end. Nothing was written; retry after
+    ``retry_after`` seconds."""
+
+    def __init__(self, stream_id: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"stream {stream_id!r} is moving to another instance; retry shortly")
+        self.stream_id = stream_id
+        self.retry_after = retry_after

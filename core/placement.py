@@ -1,0 +1,52 @@
+"""Where a stream's writes happen: in this process, at another instance, or nowhere for a moment.
+
+A store with one writer (SQLite, memory) places every stream here. A store whose partitions are
+owned by the instances of a group (Kafka) answers from the group's current assignment, so a
+command can be sent to the instance that may write its stream before anything is decided on
+state that instance alone holds fresh.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol, runtime_checkable
+
+import msgspec
+
+__all__ = ["HERE", "Elsewhere", "Here", "Moving", "Placement", "StreamPlacement", "single_writer"]
+
+
+class Here(msgspec.Struct, frozen=True):
+    """This process writes the stream."""
+
+
+class Elsewhere(msgspec.Struct, frozen=True):
+    """The instance advertising ``url`` writes the stream."""
+
+    url: str
+
+
+class Moving(msgspec.Struct, frozen=True):
+    """The stream's partition is changing hands (or has no owner yet): nobody writes it now."""
+
+    retry_after: float = 1.0
+
+
+Placement = Here | Elsewhere | Moving
+HERE: Final = Here()
+
+
+@runtime_checkable
+class StreamPlacement(Protocol):
+    def place(self, stream_id: str) -> Placement:
+        """Where ``stream_id`` is written now. Cheap and non-blocking: called per command."""
+        ...
+
+
+class _SingleWriter:
+    def place(self, stream_id: str) -> Placement:
+        return HERE
+
+
+def single_writer() -> StreamPlacement:
+    """The placement of a store that one process writes: every stream is here."""
+    return _SingleWriter()
