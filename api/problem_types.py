@@ -9,9 +9,8 @@ problem that carries the request id and nothing internal.
 
 from __future__ import annotations
 
-import math
-
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
