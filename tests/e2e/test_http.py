@@ -159,7 +159,7 @@ async def test_openapi_documents_bearer_auth_and_every_error(api: Api) -> None:
         for method, operation in item.items()
         if path.startswith(("/accounts", "/transfers"))
     ]
-    assert len(operations) == 10
+    assert len(operations) == 11
     for path, method, operation in operations:
         assert operation["security"] == [{"BearerAuth": []}], (path, method)
         responses = operation["responses"]
@@ -173,6 +173,9 @@ async def test_openapi_documents_bearer_auth_and_every_error(api: Api) -> None:
     assert {"404", "409", "412", "422"} <= set(deposit["responses"])
     statement = spec["paths"]["/accounts/{account_id}/transactions"]["get"]
     assert {p["name"] for p in statement["parameters"]} >= {"from", "to", "cursor", "limit"}
+    feed = spec["paths"]["/accounts/{account_id}/events"]["get"]
+    assert {"404", "429"} <= set(feed["responses"])
+    assert "text/event-stream" in feed["responses"]["200"]["content"]
 
 
 async def test_problem_types_resolve(api: Api) -> None:

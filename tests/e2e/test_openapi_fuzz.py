@@ -91,6 +91,9 @@ class Run:
         return {label for label, status, _ in self.statuses if 200 <= status < 300}
 
 
+FEED_PATH = "/accounts/{account_id}/events"
+
+
 def _config(token: str, ids: dict[str, list[str]]) -> SchemathesisConfig:
     known = {"probability": KNOWN_ID_PROBABILITY}
     return SchemathesisConfig.from_dict(
@@ -172,6 +175,9 @@ def _fuzz(tmp_path: Path) -> Run:
     try:
         config = _config(tokens["alice"], _seed(app, tokens))
         schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app, config=config)
+        # A live feed answers with a stream that does not end while its account is open: a
+        # request/response fuzzer cannot read it. tests/e2e/test_feeds.py covers its answers.
+        schema = schema.exclude(path=FEED_PATH, method="GET")
         run.operations = {result.ok().label for result in schema.get_all_operations()}
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished):

@@ -70,16 +70,18 @@ def _events(
 class FeedController(Controller):
     path = "/accounts"
     tags = ["accounts"]  # noqa: RUF012
+    security = [{"BearerAuth": []}]  # noqa: RUF012
 
     @get(
         "/{account_id:str}/events",
+        media_type="text/event-stream",
         summary="Watch an account's movements (Server-Sent Events)",
         description=(
             "A `text/event-stream`: one `movement` event per movement (the statement's JSON; "
             "`id` is the account's version), live, and `closed` when the account closes. "
             "Resume with `Last-Event-ID` or `after`."
         ),
-        responses=responses(401, 403, 404, 429, 503),
+        responses=responses(401, 403, 404, 422, 429, 503),
         operation_class=examples.FEED,
     )
     async def events(
