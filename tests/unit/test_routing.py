@@ -5,7 +5,7 @@ single-writer placement unless the event store brought its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,14 +17,13 @@ from core.errors import OwnedElsewhereError, StreamMovingError
 from core.hookspecs import hookimpl
 from core.placement import HERE, Elsewhere, Moving, Placement, StreamPlacement
 from core.ports import EventStore
-from core.records import EventRecord
 from core.registry import BackendOffer
 from core.routing import RouteToWriter, fresh_id_here, require_here
 from handlers.accounts import messages as msg
 from handlers.accounts.account import account_stream
 from handlers.accounts.ids import derived_id
 from plugins.memory.store import MemoryEventStore
-from tests.support import ALICE, build, ctx, running, settings_for
+from tests.support import ALICE, FencedStore, build, ctx, running, settings_for
 
 OWNER = "http://10.0.0.2:8000"
 
@@ -177,31 +176,11 @@ async def test_an_append_refused_as_owned_elsewhere_is_not_retried(settings: Set
     """The store's own refusal (ownership moved after the check) reaches the caller as it is:
     the retry on conflicts does not take it for a conflict."""
 
-    class Fenced(MemoryEventStore):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fenced: set[str] = set()
-            self.appends = 0
-
-        async def append(
-            self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
-        ) -> Sequence[EventRecord]:
-            self.appends += 1
-            if stream_id in self.fenced:
-                raise OwnedElsewhereError(stream_id, OWNER)
-            return await super().append(stream_id, expected_version, events)
-
-    store = Fenced()
-
-    class FencedPlugin:
-        @hookimpl
-        def balance_backends(self) -> list[BackendOffer]:
-            return [BackendOffer("event_store", "fenced", lambda s, c: store)]
-
+    store = FencedStore()
     fenced_settings = replace(settings, event_store="fenced")
-    async with running(fenced_settings, extra_plugins={"fenced": FencedPlugin()}) as app:
+    async with running(fenced_settings, extra_plugins={"fenced": store.plugin}) as app:
         opened = await app.mediator.send(msg.OpenAccount("EUR", ctx()))
-        store.fenced.add(account_stream(opened.id))
+        store.fenced[account_stream(opened.id)] = OWNER
         before = store.appends
         with pytest.raises(OwnedElsewhereError):
             await app.mediator.send(msg.Deposit(opened.id, "5.00", ctx()))
