@@ -401,3 +401,17 @@ async def test_a_lost_answer_is_recovered_by_retrying_with_the_same_key(
     assert retried.status_code == 201, retried.text
     assert retried.json()["version"] == 2
     assert await b.version(account) == 2
+
+
+async def test_a_malformed_hop_count_is_a_400(pair: tuple[Instance, Instance]) -> None:
+    a, b = pair
+    account = await b.open("open-16")
+    a.route(account, Elsewhere(b.url))
+
+    response = await a.post(
+        f"/accounts/{account}/deposits", {"amount": "5.00"}, {"Balance-Forward-Hops": "many"}
+    )
+
+    body = problem(response, 400, "invalid-header")
+    assert body["field"] == "Balance-Forward-Hops"
+    assert await b.version(account) == 1

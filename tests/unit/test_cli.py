@@ -173,6 +173,9 @@ def test_config_prints_every_setting_with_secrets_masked(
         ({"BALANCE_GC_THRESHOLD": "1,2"}, "BALANCE_GC_THRESHOLD must be three positive"),
         ({"BALANCE_SNAPSHOT_EVERY": "often"}, "BALANCE_SNAPSHOT_EVERY must be a whole number"),
         ({"BALANCE_READ_WAIT_SECONDS": "soon"}, "BALANCE_READ_WAIT_SECONDS must be a number"),
+        ({"BALANCE_ADVERTISED_URL": "10.0.0.5:8000"}, "BALANCE_ADVERTISED_URL must be an http"),
+        ({"BALANCE_FORWARD_MAX_HOPS": "-1"}, "BALANCE_FORWARD_MAX_HOPS must not be negative"),
+        ({"BALANCE_FORWARD_TIMEOUT": "0"}, "BALANCE_FORWARD_TIMEOUT must be a positive number"),
     ],
 )
 def test_config_checks_what_serve_checks(
