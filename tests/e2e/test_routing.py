@@ -200,9 +200,9 @@ async def test_an_append_refused_as_owned_elsewhere_is_forwarded(tmp_path: Path)
 async def test_a_transfer_is_not_forwarded_to_the_owner_of_its_destination(
     tmp_path: Path,
 ) -> None:
-    """The transfer is routed by its source, written here. Its destination's writer would send
-    it back (it does not write the source), so a destination written elsewhere is a 503, not a
-    forward."""
+    """The transfer is routed by its source, written here, and the store refuses the credit of
+    its destination (ownership moved after the checks). The destination's writer would send
+    the transfer back, since it does not write the source: a 503, not a forward."""
     store = FencedStore()
     async with instance(tmp_path, "a", store=store) as a, instance(tmp_path, "b") as b:
         source = await a.open("open-14", deposit="10.00")

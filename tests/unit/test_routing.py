@@ -21,7 +21,9 @@ from core.registry import BackendOffer
 from core.routing import RouteToWriter, fresh_id_here, require_here
 from handlers.accounts import messages as msg
 from handlers.accounts.account import account_stream
+from handlers.accounts.errors import TransferAcrossInstancesError
 from handlers.accounts.ids import derived_id
+from handlers.accounts.transfer import transfer_stream
 from plugins.memory.store import MemoryEventStore
 from tests.support import ALICE, FencedStore, build, ctx, running, settings_for
 
@@ -207,3 +209,67 @@ def test_an_event_stores_own_placement_is_kept(settings: Settings) -> None:
 
     app = build(replace(settings, event_store="placed"), extra_plugins={"placed": Plugin()})
     assert app.container.resolve(StreamPlacement) is own
+
+
+async def test_a_transfer_between_streams_of_two_instances_is_refused_before_any_write(
+    settings: Settings,
+) -> None:
+    """The transfer is routed by its source; its destination and its own record must be written
+    at the same instance, since the steps do not travel between instances."""
+    placement = Chosen({})
+    async with running(settings, overrides={StreamPlacement: placement}) as app:
+        store = app.container.resolve(EventStore)
+        send = app.mediator.send
+        source = await send(msg.OpenAccount("EUR", ctx(), initial_deposit="10.00"))
+        destination = await send(msg.OpenAccount("EUR", ctx()))
+        keyed = ctx(command_id="t-1")
+        record = transfer_stream(derived_id("transfer", ALICE.subject, "t-1"))
+
+        placement.places[account_stream(destination.id)] = Elsewhere(OWNER)
+        with pytest.raises(TransferAcrossInstancesError):
+            await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
+        placement.places[account_stream(destination.id)] = Moving(2.0)
+        with pytest.raises(StreamMovingError):
+            await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
+        placement.places = {record: Elsewhere(OWNER)}
+        with pytest.raises(TransferAcrossInstancesError):
+            await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
+
+        assert await store.stream_version(account_stream(source.id)) == 2
+        assert await store.stream_version(account_stream(destination.id)) == 1
+        assert await store.stream_version(record) == 0
+        placement.places = {}
+        done = await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
+        assert done.status == "completed"
+
+
+async def test_resuming_leaves_pending_the_transfers_whose_streams_are_written_elsewhere(
+    settings: Settings,
+) -> None:
+    placement = Chosen({})
+    store = FencedStore()
+    overrides = {StreamPlacement: placement, EventStore: store}
+    async with running(settings, overrides=overrides) as app:
+        send = app.mediator.send
+        source = await send(msg.OpenAccount("EUR", ctx(), initial_deposit="10.00"))
+        destination = await send(msg.OpenAccount("EUR", ctx()))
+        # Ownership of the destination moves after the checks: the credit is refused.
+        store.fenced[account_stream(destination.id)] = OWNER
+        with pytest.raises(OwnedElsewhereError):
+            await send(msg.Transfer(source.id, destination.id, "4.00", ctx(command_id="t-2")))
+        transfer_id = derived_id("transfer", ALICE.subject, "t-2")
+        pending = await send(msg.GetTransfer(transfer_id, ALICE, min_version=1))
+        assert pending.status == "pending"
+
+        assert await send(msg.ResumeTransfers()) == 0  # still refused: left pending
+        del store.fenced[account_stream(destination.id)]
+        placement.places[transfer_stream(transfer_id)] = Elsewhere(OWNER)
+        assert await send(msg.ResumeTransfers()) == 0  # its record's writer resumes it
+        assert await store.stream_version(transfer_stream(transfer_id)) == 1  # requested
+        assert await store.stream_version(account_stream(source.id)) == 3  # debited
+
+        placement.places = {}
+        assert await send(msg.ResumeTransfers()) == 1
+        assert await store.stream_version(transfer_stream(transfer_id)) == 2  # completed
+        assert await store.stream_version(account_stream(destination.id)) == 2  # credited
+        assert await store.stream_version(account_stream(source.id)) == 3
