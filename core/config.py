@@ -201,7 +201,7 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = declare(
     advertised_url=Unset(
         "the base URL other instances reach this one at: where a store whose partitions "
         "several instances own sends the commands for this instance's streams (see "
-        "docs/kafka.md, Routing)",
+        "docs/architecture.md, Routing between instances)",
         "`http://<host>:<port>` of the server; a wildcard host (`0.0.0.0`, `::`) gives the "
         "machine's name",
     ),
