@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import build_cli, cli
-from core.config import load_settings
+from core.config import advertised_url, load_settings
 from core.hookspecs import hookimpl
 from handlers.accounts.messages import Deposit, GetAccount, OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
@@ -294,3 +294,27 @@ def test_serve_help() -> None:
     result = run("serve", "--help")
     assert result.exit_code == 0
     assert "--workers" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, "http://10.1.2.3:9123"),
+        ({"BALANCE_ADVERTISED_URL": "http://api-2.internal:8000"}, "http://api-2.internal:8000"),
+    ],
+)
+def test_serve_advertises_the_address_it_listens_on(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    served: list[Any] = []
+
+    def listen(app: Any, **options: Any) -> None:
+        served.append(app)
+
+    monkeypatch.setattr("uvicorn.run", listen)
+    result = run("serve", "--host", "10.1.2.3", "--port", "9123")
+    assert result.exit_code == 0, result.output
+    application = served[0].dependencies["application"].dependency()
+    assert advertised_url(application.settings) == expected
