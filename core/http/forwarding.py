@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 import httpx
 from litestar import Request, Response
@@ -120,15 +121,9 @@ class Forwarder:
     (created on first use, closed with the app). ``forwarded`` and ``unreachable`` count the
     requests the owner answered and those it did not, for the metrics."""
 
-    def __init__(
-        self,
-        max_hops: int,
-        timeout: float,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, max_hops: int, timeout: float) -> None:
         self.max_hops = max_hops
         self.timeout = timeout
-        self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self.forwarded = 0
         self.unreachable = 0
@@ -136,7 +131,6 @@ class Forwarder:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self._transport,
                 timeout=self.timeout,
                 follow_redirects=False,
                 # Instances reach each other directly, never through a proxy from the environment.
@@ -159,7 +153,10 @@ class Forwarder:
         if hops >= self.max_hops:
             raise ForwardLimitError(elsewhere.stream_id, hops) from elsewhere
         scope = request.scope
-        target = elsewhere.url.rstrip("/") + scope["raw_path"].decode("latin-1")
+        # As the caller wrote it (percent-escapes kept); ASGI makes ``raw_path`` optional.
+        raw: bytes | None = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else quote(scope["path"])
+        target = elsewhere.url.rstrip("/") + path
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = [(key, value) for key, value in scope["headers"] if key in _SENT_ON]
