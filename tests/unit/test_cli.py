@@ -310,10 +310,10 @@ def test_serve_advertises_the_address_it_listens_on(
         monkeypatch.setenv(name, value)
     served: list[Any] = []
 
-    def listen(app: Any, **options: Any) -> None:
+    def listen(app: Any, options: dict[str, Any]) -> None:
         served.append(app)
 
-    monkeypatch.setattr("uvicorn.run", listen)
+    monkeypatch.setattr("api.cli._serve_one", listen)
     result = run("serve", "--host", "10.1.2.3", "--port", "9123")
     assert result.exit_code == 0, result.output
     application = served[0].dependencies["application"].dependency()
