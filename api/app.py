@@ -38,7 +38,15 @@ from api.routes.health import HealthController, ProblemDocs
 from api.runtime import apply_runtime, freeze_startup_objects
 from api.schemas import OPENAPI_PLUGINS
 from core.auth import Authenticator
-from core.config import load_settings
+from core.config import (
+    DEFAULT_FORWARD_MAX_HOPS,
+    DEFAULT_FORWARD_TIMEOUT,
+    ConfigError,
+    Settings,
+    env_name,
+    load_settings,
+)
+from core.http.forwarding import FORWARDER_STATE_KEY, Forwarder
 from core.http.query import QUERY_TYPE_DECODERS
 from core.http.request import (
     AUTHENTICATOR_STATE_KEY,
@@ -82,7 +90,8 @@ def openapi_config(tags: Sequence[Tag] = ()) -> OpenAPIConfig:
 def create_app(application: Application | None = None) -> Litestar:
     app_ = application if application is not None else bootstrap()
     settings = app_.settings
-    metrics = Metrics(projected=app_.projected)
+    forwarder = _forwarder(settings)
+    metrics = Metrics(projected=app_.projected, forwarded=forwarder)
     problems = ProblemCatalog(types for _plugin, types in app_.problem_types())
     openapi = [addition for _plugin, addition in app_.openapi_additions()]
 
@@ -95,6 +104,7 @@ def create_app(application: Application | None = None) -> Litestar:
             yield
         finally:
             streams.close_all()
+            await forwarder.close()
             await app_.close()
             write_logs_directly()  # the server's last lines must not wait in a queue
 
@@ -132,6 +142,7 @@ def create_app(application: Application | None = None) -> Litestar:
                 AUTHENTICATOR_STATE_KEY: app_.container.resolve(Authenticator),
                 PROBLEMS_STATE_KEY: problems,
                 STREAMS_STATE_KEY: streams,
+                FORWARDER_STATE_KEY: forwarder,
             }
         ),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
@@ -146,6 +157,17 @@ def create_app(application: Application | None = None) -> Litestar:
     )
     _allow_every_method(app)
     return app
+
+
+def _forwarder(settings: Settings) -> Forwarder:
+    """Forwards commands to the instance that writes their stream (``core.http.forwarding``)."""
+    max_hops = settings.get_int("forward_max_hops", DEFAULT_FORWARD_MAX_HOPS)
+    timeout = settings.get_float("forward_timeout", DEFAULT_FORWARD_TIMEOUT)
+    if max_hops < 0:
+        raise ConfigError(f"{env_name('forward_max_hops')} must not be negative: {max_hops}")
+    if not timeout > 0:
+        raise ConfigError(f"{env_name('forward_timeout')} must be a positive number: {timeout}")
+    return Forwarder(max_hops, timeout)
 
 
 def _allow_every_method(app: Litestar) -> None:

@@ -16,6 +16,7 @@ from core.config import ConfigError, Settings, load_settings
 from core.container import Container
 from core.mediator import Mediator
 from core.mediator_builder import MediatorBuilder
+from core.placement import StreamPlacement, single_writer
 from core.plugins import collect, make_plugin_manager
 from core.ports import Lifecycle, SnapshotStore
 from core.registry import CORE_PORTS, BackendOffer, Port, PortSpec, Projector, Registry, Startup
@@ -150,6 +151,10 @@ def bootstrap(
         pass
     for service, instance in (overrides or {}).items():
         container.register_instance(service, instance)
+    if not container.has(StreamPlacement):
+        # A store written by one process: every stream is written here. A store whose
+        # partitions several instances own registers its own placement.
+        container.register_instance(StreamPlacement, single_writer())
     builder = MediatorBuilder()
     for impl in manager.hook.balance_register.get_hookimpls():  # registration order
         impl.function(Registry(builder, container, impl.plugin_name))

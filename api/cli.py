@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -18,7 +18,7 @@ from litestar import Litestar
 
 from api.bootstrap import Application, bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects, gc_threshold, switch_interval
-from core.config import ConfigError, Settings, env_name, load_settings
+from core.config import ConfigError, Settings, advertised_url, env_name, load_settings
 from core.errors import BalanceError
 from core.http.sse import STREAMS_STATE_KEY, StreamsClosing
 from core.plugins import collect, make_plugin_manager
@@ -84,6 +84,7 @@ def check_settings(settings: Settings) -> None:
     from api.app import create_app
 
     _server_options(settings, None, None, None)
+    advertised_url(settings)
     switch_interval(settings)
     gc_threshold(settings)
     create_app(bootstrap(settings))
@@ -130,8 +131,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     try:
         server = _server_options(settings, host, port, workers)
+        # Where other instances reach this one: the command line's address unless configured.
+        url = advertised_url(settings, server.host, server.port)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    settings = replace(settings, values={**settings.values, "advertised_url": url})
     freeze = _tune_runtime(settings)
     configure_logging(server.log_level, server.access_log)
     options: dict[str, Any] = {
@@ -151,6 +155,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             # Each worker process builds its own app from the environment. Another worker may
             # append to any stream, so no worker may answer from a cached state: caching is off.
             os.environ[env_name("cache_size")] = "0"
+            os.environ[env_name("advertised_url")] = url
             uvicorn.run("api.app:serve_app", factory=True, workers=server.workers, **options)
         else:
             try:

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 from litestar.enums import ScopeType
@@ -69,16 +69,49 @@ class _Projection(Collector):
         yield family
 
 
-class Metrics:
-    """The app's Prometheus registry: HTTP requests by route template, durations, process."""
+class ForwardCounts(Protocol):
+    """What the forwarder counts (``core.http.forwarding.Forwarder``)."""
 
-    def __init__(self, projected: Callable[[], int] | None = None) -> None:
+    @property
+    def forwarded(self) -> int: ...
+
+    @property
+    def unreachable(self) -> int: ...
+
+
+class _Forwarding(Collector):
+    def __init__(self, counts: ForwardCounts) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "balance_forwarded_requests",
+            "Commands forwarded to the instance that writes their stream, by outcome: "
+            "answered by it, or not (unreachable or timed out)",
+            labels=["outcome"],
+        )
+        family.add_metric(["answered"], self._counts.forwarded)
+        family.add_metric(["unreachable"], self._counts.unreachable)
+        yield family
+
+
+class Metrics:
+    """The app's Prometheus registry: HTTP requests by route template, durations, process,
+    the projection's progress and the forwarded commands."""
+
+    def __init__(
+        self,
+        projected: Callable[[], int] | None = None,
+        forwarded: ForwardCounts | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         if projected is not None:
             self.registry.register(_Projection(projected))
+        if forwarded is not None:
+            self.registry.register(_Forwarding(forwarded))
         self._requests = Counter(
             "balance_http_requests",
             "HTTP requests answered, by method, route template and status",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "Setting",
     "Settings",
     "Unset",
+    "advertised_url",
     "declare",
     "load_settings",
     "env_name",
@@ -152,6 +154,11 @@ def declare(
     return tuple(declared)
 
 
+DEFAULT_FORWARD_MAX_HOPS: Final = 2
+DEFAULT_FORWARD_TIMEOUT: Final = 10.0
+_WILDCARD_HOSTS: Final = frozenset({"", "0.0.0.0", "::", "[::]"})
+_URL: Final = re.compile(r"https?://[^/?#\s]+/?")
+
 CORE_SETTINGS: Final[tuple[Setting, ...]] = declare(
     "",
     config=Unset("the TOML file; from the environment only", "`./balance.toml` if it exists"),
@@ -191,6 +198,23 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = declare(
         "`off`: this process does not run the projector (`balance projector` runs it elsewhere)",
         "inline",
     ),
+    advertised_url=Unset(
+        "the base URL other instances reach this one at: where a store whose partitions "
+        "several instances own sends the commands for this instance's streams (see "
+        "docs/architecture.md, Routing between instances)",
+        "`http://<host>:<port>` of the server; a wildcard host (`0.0.0.0`, `::`) gives the "
+        "machine's name",
+    ),
+    forward_max_hops=(
+        "how many times a command may be forwarded to the instance that writes its account "
+        "before it is answered 503 (`store-unavailable`, with `Retry-After`) instead",
+        DEFAULT_FORWARD_MAX_HOPS,
+    ),
+    forward_timeout=(
+        "seconds to wait for the instance a command was forwarded to; past it the answer is "
+        "503 and the caller retries with the same `Idempotency-Key`",
+        DEFAULT_FORWARD_TIMEOUT,
+    ),
     switch_interval=(
         "Python's GIL switch interval in seconds (`sys.setswitchinterval`), set once by the "
         "server (`api/runtime.py`): the SQLite writer and reader threads get the GIL back from "
@@ -206,6 +230,26 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = declare(
         "5000,20,100",
     ),
 )
+
+
+def advertised_url(settings: Settings, host: str | None = None, port: int | None = None) -> str:
+    """``BALANCE_ADVERTISED_URL`` without a trailing slash, else the server's own address from
+    ``host`` and ``port`` (the command line's) or the settings; ``ConfigError`` when the setting
+    is not an http(s) URL of a host alone."""
+    configured = (settings.get("advertised_url") or "").strip()
+    if configured:
+        if not _URL.fullmatch(configured):
+            raise ConfigError(
+                f"{env_name('advertised_url')} must be an http(s) URL with no path, such as "
+                f"http://10.0.0.5:8000, not {configured!r}"
+            )
+        return configured.rstrip("/")
+    name = host if host is not None else settings.get("host") or "127.0.0.1"
+    if name in _WILDCARD_HOSTS:
+        name = socket.gethostname()
+    elif ":" in name and not name.startswith("["):
+        name = f"[{name}]"  # an IPv6 address
+    return f"http://{name}:{port if port is not None else settings.get_int('port', 8000)}"
 
 
 def _mask(key: str, value: str) -> str:

@@ -32,6 +32,14 @@ class Container:
     def resolve(self, service: type[T]) -> T:
         return self._punq.resolve(service)
 
+    def has(self, service: type[T]) -> bool:
+        """Whether ``service`` is registered (resolving it, so a singleton is built now)."""
+        try:
+            self._punq.resolve(service)
+        except punq.MissingDependencyError:
+            return False
+        return True
+
     def build(self, cls: type[T]) -> T:
         """The registered ``cls`` if there is one; otherwise a new ``cls`` whose constructor
         arguments are resolved from the container."""

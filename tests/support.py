@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,12 +19,14 @@ from hypothesis import HealthCheck, settings
 
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
+from core.errors import OwnedElsewhereError
 from core.hookspecs import hookimpl
 from core.ports import Principal
 from core.records import EventMetadata, EventRecord
 from core.registry import BackendOffer
 from handlers.accounts.clock import Clock
 from handlers.accounts.messages import CommandContext
+from plugins.memory.store import MemoryEventStore
 
 RECORDS_T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -73,6 +75,37 @@ class _TestAuthPlugin:
     @hookimpl
     def balance_backends(self) -> list[BackendOffer]:
         return [BackendOffer("authenticator", "fixed", lambda settings, container: FixedTokens())]
+
+
+class FencedStore(MemoryEventStore):
+    """A memory store that refuses appends to the streams in ``fenced`` (stream → owner URL) as
+    written by another instance, writing nothing, as a store whose partition just moved away
+    does. ``plugin`` offers it as the ``fenced`` event store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fenced: dict[str, str] = {}
+        self.appends = 0
+
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        self.appends += 1
+        owner = self.fenced.get(stream_id)
+        if owner is not None:
+            raise OwnedElsewhereError(stream_id, owner)
+        return await super().append(stream_id, expected_version, events)
+
+    @property
+    def plugin(self) -> object:
+        store = self
+
+        class Offer:
+            @hookimpl
+            def balance_backends(self) -> list[BackendOffer]:
+                return [BackendOffer("event_store", "fenced", lambda settings, c: store)]
+
+        return Offer()
 
 
 class FakeClock(Clock):

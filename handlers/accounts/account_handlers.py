@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from core.placement import StreamPlacement
+from core.routing import fresh_id_here
 from handlers.accounts import events as ev
 from handlers.accounts.access import TELLER
-from handlers.accounts.account import AccountState, open_account
+from handlers.accounts.account import AccountState, account_stream, open_account
 from handlers.accounts.account_writer import AccountWriter
 from handlers.accounts.errors import IdempotencyConflictError
-from handlers.accounts.ids import command_hash, derived_id, new_id
+from handlers.accounts.ids import command_hash, new_id
 from handlers.accounts.messages import CloseAccount, Deposit, OpenAccount, Withdraw
 from handlers.accounts.money import parse_amount
 from handlers.accounts.replays import Replays
@@ -18,21 +20,23 @@ __all__ = ["CloseAccountHandler", "DepositHandler", "OpenAccountHandler", "Withd
 
 
 class OpenAccountHandler:
-    def __init__(self, writer: AccountWriter, replays: Replays) -> None:
+    def __init__(self, writer: AccountWriter, replays: Replays, placement: StreamPlacement) -> None:
         self._writer = writer
         self._replays = replays
+        self._placement = placement
 
     async def handle(self, command: OpenAccount) -> AccountView:
         context = command.context
         actor = context.actor
         owner = command.owner if command.owner and actor.has_role(TELLER) else actor.subject
         fingerprint = None
-        if context.command_id is not None:
-            # The same command id opens the same account, so a repeat finds it.
-            account_id = derived_id(actor.subject, context.command_id)
+        # The same command id opens the same account, so a repeat finds it; without one the new
+        # account gets a fresh id that this instance writes.
+        account_id = command.keyed_id
+        if account_id is not None:
             fingerprint = command_hash("open", owner, command.currency, command.initial_deposit)
         else:
-            account_id = new_id()
+            account_id = fresh_id_here(self._placement, new_id, account_stream)
         accounts = self._writer.accounts
         state = await accounts.load(f"account-{account_id}")
         if state.status != "new":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import BalanceError
+from core.errors import BalanceError, StoreUnavailableError
 
 __all__ = [
     "AccountClosedError",
@@ -16,6 +16,7 @@ __all__ = [
     "NonZeroBalanceError",
     "SameAccountError",
     "TooManyFeedsError",
+    "TransferAcrossInstancesError",
     "TransferNotFoundError",
     "UnknownCurrencyError",
 ]
@@ -107,3 +108,17 @@ class TooManyFeedsError(BalanceError):
         super().__init__(f"{caller!r} already has {limit} account feeds open, the most allowed")
         self.caller = caller
         self.limit = limit
+
+
+class TransferAcrossInstancesError(StoreUnavailableError):
+    """The transfer's destination, or its own record, is written by another instance than its
+    source: each step must run where its stream is written, and the steps do not travel between
+    instances yet. Refused before anything is written (503: retried once the streams are
+    written by one instance, or at an instance that writes all three)."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(
+            f"stream {stream_id!r} is written by another instance than the transfer's source; "
+            "a transfer between the streams of two instances is not supported"
+        )
+        self.stream_id = stream_id

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 from core.auth import Principal
 from core.messages import Request, StreamRequest
+from handlers.accounts.account import account_stream
+from handlers.accounts.ids import derived_id
 from handlers.accounts.views import (
     AccountView,
     BalanceAt,
@@ -55,10 +57,17 @@ class CommandContext:
 
 
 class Command(Request[R_co]):
-    """A request that changes state; behaviors bound to ``Command`` wrap every command."""
+    """A request that changes state; behaviors bound to ``Command`` wrap every command.
+
+    ``routing_stream`` is the stream whose writer must decide the command (``core.routing``):
+    the account it acts on, or for a transfer the source, whose balance decides it."""
 
     __slots__ = ()
     context: CommandContext
+
+    @property
+    def routing_stream(self) -> str | None:
+        raise NotImplementedError(f"{type(self).__name__} does not name its routing stream")
 
 
 class Query(Request[R_co]):
@@ -75,6 +84,19 @@ class OpenAccount(Command[AccountView]):
     initial_deposit: str | None = None
     owner: str | None = None
 
+    @property
+    def keyed_id(self) -> str | None:
+        """The account's id when the command carries an id: the same key opens the same
+        account. Without one the handler draws a fresh id."""
+        if self.context.command_id is None:
+            return None
+        return derived_id(self.context.actor.subject, self.context.command_id)
+
+    @property
+    def routing_stream(self) -> str | None:
+        keyed = self.keyed_id
+        return None if keyed is None else account_stream(keyed)
+
 
 @dataclass(frozen=True, slots=True)
 class Deposit(Command[Receipt]):
@@ -83,6 +105,10 @@ class Deposit(Command[Receipt]):
     context: CommandContext
     description: str | None = None
 
+    @property
+    def routing_stream(self) -> str:
+        return account_stream(self.account_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Withdraw(Command[Receipt]):
@@ -90,6 +116,10 @@ class Withdraw(Command[Receipt]):
     amount: str
     context: CommandContext
     description: str | None = None
+
+    @property
+    def routing_stream(self) -> str:
+        return account_stream(self.account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +130,19 @@ class Transfer(Command[TransferView]):
     context: CommandContext
     description: str | None = None
 
+    @property
+    def routing_stream(self) -> str:
+        return account_stream(self.source)
+
 
 @dataclass(frozen=True, slots=True)
 class CloseAccount(Command[AccountView]):
     account_id: str
     context: CommandContext
+
+    @property
+    def routing_stream(self) -> str:
+        return account_stream(self.account_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from core.hookspecs import hookimpl
 from core.ports import EventStore, SnapshotStore
 from core.registry import PortSpec, ProblemType, Registry, Startup
 from core.registry import Projector as ProjectorPort
+from core.routing import RouteToWriter
 from handlers.accounts import messages as msg
 from handlers.accounts.account_handlers import (
     CloseAccountHandler,
@@ -157,6 +158,8 @@ def balance_services(container: Container, settings: Settings) -> None:
 def balance_register(registry: Registry) -> None:
     registry.behavior(LogRequests)
     registry.pre_processor(RequireScope)
+    # Before anything is decided: a command whose account another instance writes goes there.
+    registry.behavior(RouteToWriter, request_type=msg.Command)
     registry.behavior(RetryOnConflict, request_type=msg.Command)
     for request_type, handler in HANDLERS.items():
         registry.handler(request_type, handler)

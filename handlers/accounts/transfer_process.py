@@ -7,10 +7,13 @@ steps again after a crash finishes the transfer without moving money twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from core.errors import ConcurrencyError
+from core.errors import ConcurrencyError, OwnedElsewhereError, StreamMovingError
+from core.placement import Here, StreamPlacement
 from core.records import EventMetadata
+from core.routing import fresh_id_here, require_here
 from handlers.accounts import events as ev
 from handlers.accounts.access import can_access
 from handlers.accounts.account import AccountState, account_stream
@@ -25,6 +28,7 @@ from handlers.accounts.errors import (
     IdempotencyConflictError,
     InsufficientFundsError,
     SameAccountError,
+    TransferAcrossInstancesError,
     TransferNotFoundError,
 )
 from handlers.accounts.ids import command_hash, derived_id, new_id
@@ -35,7 +39,15 @@ from handlers.accounts.repositories import Transfers
 from handlers.accounts.transfer import TransferState, transfer_stream
 from handlers.accounts.views import TransferView
 
-__all__ = ["ResumeTransfersHandler", "TransferHandler", "TransferSteps", "transfer_view"]
+__all__ = [
+    "ResumeTransfersHandler",
+    "TransferHandler",
+    "TransferSteps",
+    "require_written_here",
+    "transfer_view",
+]
+
+log = logging.getLogger(__name__)
 
 STEP_ATTEMPTS = 20
 
@@ -142,14 +154,29 @@ def _reason(refused: DomainError) -> str:
     return type(refused).__name__
 
 
+def require_written_here(placement: StreamPlacement, stream_id: str) -> None:
+    """A transfer's streams must all be written here (its source is: the command is routed by
+    it). Checked before anything is read or written; ``StreamMovingError`` while one moves."""
+    try:
+        require_here(placement, stream_id)
+    except OwnedElsewhereError:
+        raise TransferAcrossInstancesError(stream_id) from None
+
+
 class TransferHandler:
     def __init__(
-        self, writer: AccountWriter, transfers: Transfers, steps: TransferSteps, clock: Clock
+        self,
+        writer: AccountWriter,
+        transfers: Transfers,
+        steps: TransferSteps,
+        clock: Clock,
+        placement: StreamPlacement,
     ) -> None:
         self._writer = writer
         self._transfers = transfers
         self._steps = steps
         self._clock = clock
+        self._placement = placement
 
     async def handle(self, command: Transfer) -> TransferView:
         context = command.context
@@ -160,8 +187,10 @@ class TransferHandler:
         if context.command_id is not None:
             transfer_id = derived_id("transfer", actor.subject, context.command_id)
         else:
-            transfer_id = new_id()
+            transfer_id = fresh_id_here(self._placement, new_id, transfer_stream)
         stream = transfer_stream(transfer_id)
+        require_written_here(self._placement, stream)
+        require_written_here(self._placement, account_stream(command.destination))
         existing = await self._transfers.load(stream)
         if existing.status != "new":
             if existing.command_hash != fingerprint:
@@ -223,18 +252,35 @@ class TransferHandler:
 
 
 class ResumeTransfersHandler:
+    """Finishes the pending transfers whose record this instance writes; one whose streams are
+    written elsewhere now (ownership moved since it started) is left pending for a later
+    resume, and logged."""
+
     def __init__(
-        self, read_model: AccountReadModel, transfers: Transfers, steps: TransferSteps
+        self,
+        read_model: AccountReadModel,
+        transfers: Transfers,
+        steps: TransferSteps,
+        placement: StreamPlacement,
     ) -> None:
         self._read_model = read_model
         self._transfers = transfers
         self._steps = steps
+        self._placement = placement
 
     async def handle(self, command: ResumeTransfers) -> int:
-        pending = await self._read_model.pending_transfers()
-        for transfer_id in pending:
-            state = await self._transfers.load(transfer_stream(transfer_id))
+        resumed = 0
+        for transfer_id in await self._read_model.pending_transfers():
+            stream = transfer_stream(transfer_id)
+            if not isinstance(self._placement.place(stream), Here):
+                continue  # its writer resumes it
+            state = await self._transfers.load(stream)
             if state.status == "new":
                 raise TransferNotFoundError(transfer_id)
-            await self._steps.run(state)
-        return len(pending)
+            try:
+                await self._steps.run(state)
+            except (OwnedElsewhereError, StreamMovingError) as elsewhere:
+                log.warning("transfer %s left pending: %s", transfer_id, elsewhere)
+                continue
+            resumed += 1
+        return resumed

@@ -3,6 +3,7 @@ the real JWT authenticator and real tokens minted with the generated local secre
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
@@ -142,6 +144,32 @@ def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert body["title"]
     assert "instance" in body
     return body
+
+
+# ---- the app behind uvicorn in this process ----
+
+
+@asynccontextmanager
+async def served(application: Application, within: float = 180.0) -> AsyncIterator[str]:
+    """The app behind uvicorn on a free local port, on this event loop; yields its URL.
+    ``within`` bounds the start and the stop (against hangs only)."""
+    config = uvicorn.Config(
+        create_app(application), host="127.0.0.1", port=0, lifespan="on", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + within
+    while not (server.started or serving.done()):
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        await asyncio.sleep(0.05)
+    if serving.done():
+        serving.result()
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, within)
 
 
 # ---- a real `balance serve` process ----

@@ -15,8 +15,7 @@ import random
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
@@ -24,17 +23,15 @@ from uuid import uuid4
 import httpx
 import msgspec
 import pytest
-import uvicorn
 
-from api.app import create_app
-from api.bootstrap import Application, bootstrap
+from api.bootstrap import bootstrap
 from core.ports import EventStore
 from core.records import EventRecord, decode_record
 from handlers.accounts import events as ev
 from handlers.accounts.codec import decode_event
 from plugins.jwt.tokens import mint_token
 from plugins.kafka.store import KafkaEventStore
-from tests.e2e.conftest import e2e_settings
+from tests.e2e.conftest import e2e_settings, served
 from tests.kafka.helpers import open_transactions, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
@@ -58,25 +55,6 @@ def _kafka(action: str) -> None:
 
 def _text(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
-
-
-@asynccontextmanager
-async def _served(application: Application) -> AsyncIterator[str]:
-    """The app behind uvicorn on a free local port, on this event loop; yields its URL."""
-    config = uvicorn.Config(
-        create_app(application), host="127.0.0.1", port=0, lifespan="on", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await _until(lambda: server.started or serving.done(), RECOVERY_BOUND, "uvicorn did not start")
-    if serving.done():
-        serving.result()
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, RECOVERY_BOUND)
 
 
 @dataclass
@@ -228,7 +206,7 @@ async def test_commands_survive_repeated_broker_kills_under_load(tmp_path: Path)
     assert isinstance(store, KafkaEventStore)
     token = mint_token(settings, "alice", ("accounts:read", "accounts:write"))
     async with (
-        _served(application) as url,
+        served(application, RECOVERY_BOUND) as url,
         httpx.AsyncClient(
             base_url=url,
             headers={"Authorization": f"Bearer {token}"},

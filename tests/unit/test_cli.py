@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import build_cli, cli
-from core.config import load_settings
+from core.config import advertised_url, load_settings
 from core.hookspecs import hookimpl
 from handlers.accounts.messages import Deposit, GetAccount, OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
@@ -173,6 +173,9 @@ def test_config_prints_every_setting_with_secrets_masked(
         ({"BALANCE_GC_THRESHOLD": "1,2"}, "BALANCE_GC_THRESHOLD must be three positive"),
         ({"BALANCE_SNAPSHOT_EVERY": "often"}, "BALANCE_SNAPSHOT_EVERY must be a whole number"),
         ({"BALANCE_READ_WAIT_SECONDS": "soon"}, "BALANCE_READ_WAIT_SECONDS must be a number"),
+        ({"BALANCE_ADVERTISED_URL": "10.0.0.5:8000"}, "BALANCE_ADVERTISED_URL must be an http"),
+        ({"BALANCE_FORWARD_MAX_HOPS": "-1"}, "BALANCE_FORWARD_MAX_HOPS must not be negative"),
+        ({"BALANCE_FORWARD_TIMEOUT": "0"}, "BALANCE_FORWARD_TIMEOUT must be a positive number"),
     ],
 )
 def test_config_checks_what_serve_checks(
@@ -291,3 +294,27 @@ def test_serve_help() -> None:
     result = run("serve", "--help")
     assert result.exit_code == 0
     assert "--workers" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, "http://10.1.2.3:9123"),
+        ({"BALANCE_ADVERTISED_URL": "http://api-2.internal:8000"}, "http://api-2.internal:8000"),
+    ],
+)
+def test_serve_advertises_the_address_it_listens_on(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    served: list[Any] = []
+
+    def listen(app: Any, options: dict[str, Any]) -> None:
+        served.append(app)
+
+    monkeypatch.setattr("api.cli._serve_one", listen)
+    result = run("serve", "--host", "10.1.2.3", "--port", "9123")
+    assert result.exit_code == 0, result.output
+    application = served[0].dependencies["application"].dependency()
+    assert advertised_url(application.settings) == expected

@@ -12,6 +12,7 @@ from core.config import (
     Setting,
     Settings,
     Unset,
+    advertised_url,
     declare,
     default_data_dir,
     env_name,
@@ -230,3 +231,35 @@ def test_declare_prefixes_the_keys_and_keeps_their_order() -> None:
 def test_declare_without_a_prefix_keeps_the_names_and_marks_server_keys() -> None:
     (host,) = declare("", server=True, host=("the interface", "127.0.0.1"))
     assert host == Setting("host", "the interface", "127.0.0.1", server=True)
+
+
+def test_the_advertised_url_defaults_to_the_servers_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert advertised_url(load_settings({})) == "http://127.0.0.1:8000"
+    served = load_settings({"BALANCE_HOST": "10.0.0.5", "BALANCE_PORT": "9000"})
+    assert advertised_url(served) == "http://10.0.0.5:9000"
+    # The command line's address wins over the settings'.
+    assert advertised_url(served, "10.0.0.6", 9001) == "http://10.0.0.6:9001"
+    assert advertised_url(load_settings({}), "::1", 8000) == "http://[::1]:8000"
+    # A wildcard address is not one to reach: the machine's name is.
+    monkeypatch.setattr("socket.gethostname", lambda: "node-7")
+    assert advertised_url(load_settings({"BALANCE_HOST": "0.0.0.0"})) == "http://node-7:8000"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://10.0.0.5:8000", "http://10.0.0.5:8000"),
+        ("https://api-2.internal/", "https://api-2.internal"),
+    ],
+)
+def test_a_configured_advertised_url_wins(value: str, expected: str) -> None:
+    settings = load_settings({"BALANCE_ADVERTISED_URL": value, "BALANCE_PORT": "9000"})
+    assert advertised_url(settings, "10.0.0.6", 9001) == expected
+
+
+@pytest.mark.parametrize("value", ["10.0.0.5:8000", "ftp://host", "http://host/api", "http://"])
+def test_an_advertised_url_that_is_not_a_base_url_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="BALANCE_ADVERTISED_URL"):
+        advertised_url(load_settings({"BALANCE_ADVERTISED_URL": value}))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from litestar import Controller, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from core.http.forwarding import send_or_forward
 from core.http.headers import etag
 from core.http.request import ApiRequest
 from handlers.accounts.messages import (
@@ -19,7 +21,7 @@ from handlers.accounts.messages import (
     OpenAccount,
     Withdraw,
 )
-from handlers.accounts.views import Receipt
+from handlers.accounts.views import AccountView, Receipt
 from handlers.accounts.web import examples
 from handlers.accounts.web.params import (
     ANY_VERSION,
@@ -50,6 +52,18 @@ from handlers.accounts.web.schemas import (
 __all__ = ["AccountController"]
 
 
+def _opened(view: AccountView) -> Response[AccountOut]:
+    return Response(
+        account_out(view),
+        status_code=201,
+        headers={"Location": f"/accounts/{view.id}", "ETag": etag(view.version)},
+    )
+
+
+def _closed(_: AccountView) -> Response[None]:
+    return Response(None, status_code=204)
+
+
 def _receipt(receipt: Receipt) -> Response[MovementOut]:
     movement = receipt.movement
     return Response(
@@ -78,12 +92,7 @@ class AccountController(Controller):
     ) -> Response[AccountOut]:
         context = await command_context(request)
         opening = OpenAccount(data.currency, context, data.initial_deposit, data.owner)
-        view = await request.mediator.send(opening)
-        return Response(
-            account_out(view),
-            status_code=201,
-            headers={"Location": f"/accounts/{view.id}", "ETag": etag(view.version)},
-        )
+        return await send_or_forward(request, opening, _opened)
 
     @get(
         "/",
@@ -124,11 +133,15 @@ class AccountController(Controller):
         "/{account_id:str}",
         summary="Close an account",
         description="Only at a zero balance. Honours `If-Match` and `Idempotency-Key`.",
-        responses=responses(400, 401, 403, 404, 409, 412, 503),
+        responses={
+            # The route returns a Response (the owner's, when forwarded): say there is no body.
+            204: ResponseSpec(None, description="Request fulfilled, nothing follows"),
+            **responses(400, 401, 403, 404, 409, 412, 503),
+        },
     )
-    async def close_account(self, account_id: FromPath[str], request: ApiRequest) -> None:
+    async def close_account(self, account_id: FromPath[str], request: ApiRequest) -> Response[None]:
         context = await command_context(request, versioned=True)
-        await request.mediator.send(CloseAccount(account_id, context))
+        return await send_or_forward(request, CloseAccount(account_id, context), _closed)
 
     @post(
         "/{account_id:str}/deposits",
@@ -146,7 +159,7 @@ class AccountController(Controller):
     ) -> Response[MovementOut]:
         context = await command_context(request, versioned=True)
         command = Deposit(account_id, data.amount, context, data.description)
-        return _receipt(await request.mediator.send(command))
+        return await send_or_forward(request, command, _receipt)
 
     @post(
         "/{account_id:str}/withdrawals",
@@ -165,7 +178,7 @@ class AccountController(Controller):
     ) -> Response[MovementOut]:
         context = await command_context(request, versioned=True)
         command = Withdraw(account_id, data.amount, context, data.description)
-        return _receipt(await request.mediator.send(command))
+        return await send_or_forward(request, command, _receipt)
 
     @get(
         "/{account_id:str}/transactions",

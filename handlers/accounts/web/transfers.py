@@ -6,14 +6,24 @@ from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from core.http.forwarding import send_or_forward
 from core.http.request import ApiRequest
 from handlers.accounts.messages import GetTransfer, Transfer
+from handlers.accounts.views import TransferView
 from handlers.accounts.web import examples
 from handlers.accounts.web.params import ANY_VERSION, MinVersion, command_context
 from handlers.accounts.web.problems import responses
 from handlers.accounts.web.schemas import TransferIn, TransferOut, transfer_out
 
 __all__ = ["TransferController"]
+
+
+def _requested(view: TransferView) -> Response[TransferOut]:
+    return Response(
+        transfer_out(view),
+        status_code=202 if view.status == "pending" else 201,
+        headers={"Location": f"/transfers/{view.id}"},
+    )
 
 
 class TransferController(Controller):
@@ -39,12 +49,7 @@ class TransferController(Controller):
     ) -> Response[TransferOut]:
         context = await command_context(request)
         command = Transfer(data.source, data.destination, data.amount, context, data.description)
-        view = await request.mediator.send(command)
-        return Response(
-            transfer_out(view),
-            status_code=202 if view.status == "pending" else 201,
-            headers={"Location": f"/transfers/{view.id}"},
-        )
+        return await send_or_forward(request, command, _requested)
 
     @get(
         "/{transfer_id:str}",
