@@ -1,4 +1,5 @@
-"""The writer thread: owns the transactional producer and the local index's write connection.
+"""A partition's writer thread: owns the partition's transactional producer and a write
+connection to the local index.
 
 Group commit, Kafka style. Appends queue up with a future each; the thread drains the queue,
 checks every append's expected version against the per-stream version index (in memory, backed
@@ -18,10 +19,15 @@ once, resolves the futures, and then writes the records into the local index. So
   within a second of idleness; a new producer ends a transaction that a broker restart left
   open on a partition (hanging.py) and re-reads the topic's tail before the next version check.
 
-The version check is exact because ONE writer process owns the topic (docs/kafka.md): its
-``init_transactions`` fences any older producer, and every new producer re-reads the topic's tail
-into the index before it accepts an append. Every blocking confluent-kafka call runs on this
-thread; this module holds the queue and the batch loop, and its jobs are modules of their own.
+The version check is exact because ONE writer owns the partition (owners.py, docs/kafka.md):
+the writer starts by taking the partition over: ``init_transactions`` of the partition's
+transactional id fences the previous owner, the partition is read to its end into the index, the
+ownership is announced (``announce``), and only then are appends accepted; every new producer
+re-reads the partition's tail before the next version check. A fenced producer means another
+instance took the partition: the batch fails, the thread ends (``lost``), and no producer is
+started for the partition until the group assigns it here again. Every blocking confluent-kafka
+call runs on this thread; this module holds the queue and the batch loop, and its jobs are
+modules of their own.
 """
 
 from __future__ import annotations
@@ -32,16 +38,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from core.errors import StoreUnavailableError
+from core.eventsourcing.checkpoints import WalCheckpointer
 from core.eventsourcing.jobs import call_soon, settle
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
-from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.errors import fenced, kafka_unavailable
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
 from plugins.kafka.requests import (
@@ -60,10 +68,30 @@ __all__ = ["KafkaWriter"]
 log = logging.getLogger(__name__)
 _IDLE_REPAIR: Final = 1.0  # seconds without a request before the producer is checked
 
+Announce = Callable[[Producer, int], None]
+
 
 class KafkaWriter:
-    def __init__(self, config: KafkaConfig) -> None:
+    """The writer of one partition (``partition``; the only one when the topic has one).
+
+    ``checkpointer`` checkpoints the index file that several writers share; ``announce`` writes
+    the ownership record with the new producer once the partition is caught up; ``lost`` is
+    called on this thread when a newer owner fenced the producer (the thread then ends)."""
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        partition: int = 0,
+        *,
+        checkpointer: WalCheckpointer | None = None,
+        announce: Announce | None = None,
+        lost: Callable[[KafkaWriter], None] | None = None,
+    ) -> None:
         self._config = config
+        self.partition = partition
+        self._announce = announce
+        self._lost = lost
+        self.fenced = False  # a newer owner took the partition
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,11 +100,13 @@ class KafkaWriter:
         # queued after the thread's last look at the queue, so every future gets its answer.
         self._gate = threading.Lock()
         self._topic = KafkaTopic(config)
-        self._local = LocalIndex(config)
+        self._local = LocalIndex(config, [partition], checkpointer)
         self._producers = ProducerLifecycle(
-            self._topic, self._local.connection, self._local.mark_stale
+            self._topic, self._local.connection, self._local.mark_stale, partition
         )
-        self._transactions = AppendTransactions(self._topic, self._local, self._producers)
+        self._transactions = AppendTransactions(
+            self._topic, self._local, self._producers, partition
+        )
         # Batches answered and batches written into the index (numbered from 1), set by the
         # writer thread and read by the reader threads, which wait on the condition.
         self._answered = 0
@@ -115,7 +145,7 @@ class KafkaWriter:
         loop = asyncio.get_running_loop()
         self._loop = loop
         opened: asyncio.Future[None] = loop.create_future()
-        name = f"kafka-writer:{self._config.topic}"
+        name = f"kafka-writer:{self._config.topic}:{self.partition}"
         thread = threading.Thread(target=self._run, args=(loop, opened), name=name, daemon=True)
         self._thread = thread
         thread.start()
@@ -179,6 +209,7 @@ class KafkaWriter:
     def _run(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
         try:
             self._local.open(self._topic)
+            self._take_over()
         except Exception as error:
             with contextlib.suppress(Exception):
                 self._release()
@@ -191,7 +222,7 @@ class KafkaWriter:
         stop: Stop | None = None
         batch: list[Append | SaveSnapshot] = []
         try:
-            while stop is None:
+            while stop is None and not self.fenced:
                 batch = []
                 appends: list[Append] = []
                 snapshots: list[SaveSnapshot] = []
@@ -234,6 +265,17 @@ class KafkaWriter:
             self._index_up_to(self._answered)  # no read waits for a write that will not come
             if stop is not None:
                 call_soon(loop, settle, [(stop.future, True, None)])
+            if self.fenced and self._lost is not None:
+                self._lost(self)
+
+    def _take_over(self) -> None:
+        """Before the first append: ``init_transactions`` (fences the partition's previous
+        writer: its open transaction is aborted, its next commit fails), then the partition
+        read to its end (``read_committed``) into the index, then the ownership announced
+        with the new producer (a fenced writer cannot announce any more)."""
+        producer = self._transactions.prepare(None)
+        if self._announce is not None:
+            self._announce(producer, self.partition)
 
     def _next(self) -> Item:
         """The next request; while none comes, a producer lost to a failed batch is started
@@ -260,6 +302,11 @@ class KafkaWriter:
             outcomes += answers
         if placed:
             self._answered += 1  # before any caller can see an answer
+        if any(
+            not ok and isinstance(result, BaseException) and fenced(result)
+            for _, ok, result in outcomes
+        ):
+            self.fenced = True  # nothing of the batch landed; the loop ends after it
         call_soon(loop, settle, outcomes)
         if placed:  # after the answers: reads wait for it (``wait_indexed``)
             self._local.write(placed)
@@ -279,6 +326,7 @@ class KafkaWriter:
         the topic's tail before the next version check."""
         log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
+        self.fenced = self.fenced or fenced(error)
         self._producers.failed(error)
         self._local.stale = True
         self._index_up_to(self._answered)
