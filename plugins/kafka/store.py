@@ -75,6 +75,7 @@ class KafkaEventStore:
         self._file: IndexFile | None = None
         self._tailer: Tailer | None = None
         self._membership: GroupMembership | None = None
+        self._started = False
 
     @property
     def writer(self) -> PartitionOwners:
@@ -92,7 +93,7 @@ class KafkaEventStore:
         return self._directory
 
     async def start(self) -> None:
-        if self._membership is not None:
+        if self._started:
             return
         topic, file = KafkaTopic(self.config), IndexFile(self.config)
         try:
@@ -104,12 +105,14 @@ class KafkaEventStore:
         tailer = self._tailer = Tailer(topic, self._directory, lambda: file.checkpointer)
         tailer.start()
         self._owners.start(topic.partitions, file.checkpointer, tailer)
-        membership = GroupMembership(topic, self._owners.assigned, self._owners.revoked)
-        self._membership = membership
-        membership.start()
         self._readers = ReaderPool(self.config.index_path, self.config.readers)
         self._readers.start()
-        await self._owners.settled(START_BOUND)
+        self._started = True
+        if self.config.owner:
+            membership = GroupMembership(topic, self._owners.assigned, self._owners.revoked)
+            self._membership = membership
+            membership.start()
+            await self._owners.settled(START_BOUND)
 
     def _open(self, topic: KafkaTopic, file: IndexFile) -> None:
         topic_id = topic.open()
@@ -119,6 +122,7 @@ class KafkaEventStore:
         file.open(topic_id)
 
     async def close(self) -> None:
+        self._started = False
         membership, self._membership = self._membership, None
         if membership is not None:
             await asyncio.to_thread(membership.stop)  # hands every partition back first
@@ -135,9 +139,9 @@ class KafkaEventStore:
         """True when the store runs (its group membership too) and the broker answers a
         metadata request within ~1 s."""
         topic, membership = self._topic, self._membership
-        if topic is None or topic.admin is None or membership is None or not membership.alive:
+        if not self._started or topic is None or topic.admin is None or not self._owners.alive:
             return False
-        if not self._owners.alive:
+        if self.config.owner and (membership is None or not membership.alive):
             return False
         try:
             await asyncio.to_thread(topic.admin.list_topics, self.config.topic, _READY_TIMEOUT)

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 from uuid import uuid4
 
@@ -133,6 +134,24 @@ async def test_the_group_splits_the_partitions_and_every_instance_agrees_on_thei
         assert owned
         assert all(owned.values())  # taken over, caught up
         assert set(owned) == {p for p, owner in owners.items() if owner is store}
+
+
+async def test_a_process_that_only_reads_owns_nothing_and_places_every_stream_elsewhere(
+    instances: Callable[[str], KafkaEventStore], bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    writer = instances("a")
+    await writer.start()
+    reader = KafkaEventStore(replace(config(bootstrap, tmp_path, topic, "r"), owner=False))
+    await reader.start()
+    try:
+        streams = [stream_in(p) for p in range(PARTITIONS)]
+        await settle([writer, reader], streams)
+        assert reader.writer.owned() == {}
+        assert len(writer.writer.owned()) == PARTITIONS
+        with pytest.raises(OwnedElsewhereError):
+            await reader.append(streams[0], 0, records(streams[0], 1))
+    finally:
+        await reader.close()
 
 
 async def test_an_append_to_a_stream_owned_elsewhere_is_refused_and_writes_nothing(
