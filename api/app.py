@@ -81,7 +81,7 @@ def openapi_config(tags: Sequence[Tag] = ()) -> OpenAPIConfig:
 def create_app(application: Application | None = None) -> Litestar:
     app_ = application if application is not None else bootstrap()
     settings = app_.settings
-    metrics = Metrics(projected=app_.projected)
+    metrics = Metrics(projected=app_.projected, backends=lambda: app_.backends)
     problems = ProblemCatalog(types for _plugin, types in app_.problem_types())
     openapi = [addition for _plugin, addition in app_.openapi_additions()]
 

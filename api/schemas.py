@@ -17,9 +17,11 @@ class LiveOut(msgspec.Struct, frozen=True):
     status: Literal["ok"] = "ok"
 
 
-class ReadyOut(msgspec.Struct, frozen=True):
+class ReadyOut(msgspec.Struct, frozen=True, omit_defaults=True):
     status: Literal["ready", "unavailable"]
     checks: dict[str, bool]
+    # What backends tell about themselves (``core.diagnostics``), by port; absent when none does.
+    details: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 class _ClosedStructSchema(OpenAPISchemaPlugin):

@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from api.bootstrap import Application
-from api.observability import METRICS_CONTENT_TYPE, Metrics
+from api.observability import METRICS_CONTENT_TYPE, Metrics, backend_reports
 from api.problem_types import PROBLEMS_STATE_KEY, SHELL_PROBLEM_TYPES, ProblemCatalog
 from api.schemas import LiveOut, ReadyOut
 from core.http.examples import example, with_examples
@@ -66,9 +66,15 @@ class HealthController(Controller):
         ports = list(application.backends)
         results = await asyncio.gather(*(_ready(application.backends[p]) for p in ports))
         checks: dict[str, bool] = dict(zip(ports, results, strict=True))
+        details = {
+            port: report.details
+            for port, report in backend_reports(application.backends).items()
+            if report.details
+        }
         ok = all(results)
         return Response(
-            ReadyOut("ready" if ok else "unavailable", checks), status_code=200 if ok else 503
+            ReadyOut("ready" if ok else "unavailable", checks, details),
+            status_code=200 if ok else 503,
         )
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -34,6 +34,7 @@ from uuid import uuid4
 
 from confluent_kafka import KafkaException
 
+from core.diagnostics import Report, Sample
 from core.eventsourcing.checks import check_records
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.schema import to_micros
@@ -148,6 +149,46 @@ class KafkaEventStore:
         except KafkaException:
             return False
         return True
+
+    def report(self) -> Report:
+        """For /health/ready and /metrics: the partitions this instance owns (each caught up,
+        or still being taken over), its take-overs, and each partition's owner by the
+        directory."""
+        owned = self._owners.owned()
+        details = {
+            "owned_partitions": {str(p): {"caught_up": caught} for p, caught in owned.items()},
+            "takeovers": self._owners.takeovers,
+            "owners": {str(p): o.url for p, o in sorted(self._directory.owners().items())},
+        }
+        caught_up = sum(owned.values())
+        samples = [
+            Sample(
+                "kafka_owned_partitions",
+                "Partitions of the events topic assigned to this instance, by caught_up "
+                "(taken over and accepting appends, or being taken over)",
+                value,
+                labels={"caught_up": flag},
+            )
+            for flag, value in (("true", caught_up), ("false", len(owned) - caught_up))
+        ]
+        samples += [
+            Sample(
+                "kafka_partition_caught_up",
+                "1 for a partition this instance writes, 0 while it takes the partition over",
+                float(caught),
+                labels={"partition": str(p)},
+            )
+            for p, caught in owned.items()
+        ]
+        samples.append(
+            Sample(
+                "kafka_takeovers",
+                "Partitions this instance has taken over since it started",
+                self._owners.takeovers,
+                kind="counter",
+            )
+        )
+        return Report(details, samples)
 
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
