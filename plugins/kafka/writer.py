@@ -20,14 +20,11 @@ once, resolves the futures, and then writes the records into the local index. So
   open on a partition (hanging.py) and re-reads the topic's tail before the next version check.
 
 The version check is exact because ONE writer owns the partition (owners.py, docs/kafka.md):
-the writer starts by taking the partition over: ``init_transactions`` of the partition's
-transactional id fences the previous owner, the partition is read to its end into the index, the
-ownership is announced (``announce``), and only then are appends accepted; every new producer
-re-reads the partition's tail before the next version check. A fenced producer means another
-instance took the partition: the batch fails, the thread ends (``lost``), and no producer is
-started for the partition until the group assigns it here again. Every blocking confluent-kafka
-call runs on this thread; this module holds the queue and the batch loop, and its jobs are
-modules of their own.
+it takes the partition over (``init_transactions`` fences the previous owner, the partition is
+read to its end, ``announce``) before its first append, and every new producer re-reads the
+partition's tail. Fenced (another instance took the partition), it fails the batch and ends
+(``lost``). Every blocking confluent-kafka call runs on this thread; this module holds the queue
+and the batch loop, and its jobs are modules of their own.
 """
 
 from __future__ import annotations
@@ -42,7 +39,6 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
 from core.errors import StoreUnavailableError
 from core.eventsourcing.checkpoints import WalCheckpointer
@@ -72,11 +68,8 @@ Announce = Callable[[Producer, int], None]
 
 
 class KafkaWriter:
-    """The writer of one partition (``partition``; the only one when the topic has one).
-
-    ``checkpointer`` checkpoints the index file that several writers share; ``announce`` writes
-    the ownership record with the new producer once the partition is caught up; ``lost`` is
-    called on this thread when a newer owner fenced the producer (the thread then ends)."""
+    """The writer of ``partition``. ``announce`` writes the ownership record once it is caught
+    up; ``lost`` is called on this thread when a newer owner fenced it (the thread then ends)."""
 
     def __init__(
         self,
@@ -118,14 +111,6 @@ class KafkaWriter:
     @property
     def alive(self) -> bool:
         return self._accepting and self._thread is not None and self._thread.is_alive()
-
-    @property
-    def admin(self) -> AdminClient | None:
-        return self._topic.admin
-
-    @property
-    def partitions(self) -> int:
-        return self._topic.partitions
 
     @property
     def batches(self) -> int:
@@ -269,10 +254,8 @@ class KafkaWriter:
                 self._lost(self)
 
     def _take_over(self) -> None:
-        """Before the first append: ``init_transactions`` (fences the partition's previous
-        writer: its open transaction is aborted, its next commit fails), then the partition
-        read to its end (``read_committed``) into the index, then the ownership announced
-        with the new producer (a fenced writer cannot announce any more)."""
+        """``init_transactions`` (fences the previous writer), the partition read to its end,
+        then the ownership announced with the new producer."""
         producer = self._transactions.prepare(None)
         if self._announce is not None:
             self._announce(producer, self.partition)
@@ -302,11 +285,8 @@ class KafkaWriter:
             outcomes += answers
         if placed:
             self._answered += 1  # before any caller can see an answer
-        if any(
-            not ok and isinstance(result, BaseException) and fenced(result)
-            for _, ok, result in outcomes
-        ):
-            self.fenced = True  # nothing of the batch landed; the loop ends after it
+        # Fenced: nothing of the batch landed, and the loop ends after it.
+        self.fenced = any(not ok and fenced(result) for _, ok, result in outcomes)
         call_soon(loop, settle, outcomes)
         if placed:  # after the answers: reads wait for it (``wait_indexed``)
             self._local.write(placed)
