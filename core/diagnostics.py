@@ -24,6 +24,9 @@ class Sample(msgspec.Struct, frozen=True):
 class Report(msgspec.Struct, frozen=True):
     details: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON-able
     samples: list[Sample] = msgspec.field(default_factory=list)
+    # A partitioned store: the partitions this process writes, each caught up (writing) or not
+    # yet (being taken over).
+    partitions: dict[int, bool] = msgspec.field(default_factory=dict)
 
 
 @runtime_checkable

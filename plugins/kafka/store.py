@@ -156,7 +156,6 @@ class KafkaEventStore:
         directory."""
         owned = self._owners.owned()
         details = {
-            "owned_partitions": {str(p): {"caught_up": caught} for p, caught in owned.items()},
             "takeovers": self._owners.takeovers,
             "owners": {str(p): o.url for p, o in sorted(self._directory.owners().items())},
         }
@@ -188,7 +187,7 @@ class KafkaEventStore:
                 kind="counter",
             )
         )
-        return Report(details, samples)
+        return Report(details, samples, owned)
 
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]

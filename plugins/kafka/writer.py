@@ -285,8 +285,8 @@ class KafkaWriter:
             outcomes += answers
         if placed:
             self._answered += 1  # before any caller can see an answer
-        # Fenced: nothing of the batch landed, and the loop ends after it.
-        self.fenced = any(not ok and fenced(result) for _, ok, result in outcomes)
+        if any(not ok and fenced(result) for _, ok, result in outcomes):
+            self._fence()  # nothing of the batch landed; the loop ends after it
         call_soon(loop, settle, outcomes)
         if placed:  # after the answers: reads wait for it (``wait_indexed``)
             self._local.write(placed)
@@ -305,11 +305,19 @@ class KafkaWriter:
         ``init_transactions`` settles whatever transaction the old one left, then a re-read of
         the topic's tail before the next version check."""
         log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
+        if fenced(error):
+            self._fence()
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
-        self.fenced = self.fenced or fenced(error)
         self._producers.failed(error)
         self._local.stale = True
         self._index_up_to(self._answered)
+
+    def _fence(self) -> None:
+        """A newer owner fenced the producer: no append is accepted from now on (before the
+        callers hear of the failed batch), and the loop ends after this batch."""
+        self.fenced = True
+        with self._gate:
+            self._accepting = False
 
     def _drain(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
         outcomes: list[Outcome] = []

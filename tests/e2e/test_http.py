@@ -161,12 +161,13 @@ async def test_ready_and_metrics_show_what_a_backend_reports_about_itself(api: A
                 Sample("widgets", "Widgets in stock", 3, labels={"colour": "blue"}),
                 Sample("turns", "Turns taken", 2, kind="counter"),
             ]
-            return Report({"owned": {"1": {"caught_up": True}}}, samples)
+            return Report({"owner": "here"}, samples, partitions={1: True, 0: False})
 
     api.application.backends["read_model"] = Reporter()
     ready = await api.call("GET", "/health/ready", None)
     assert ready.status_code == 200
-    assert ready.json()["details"] == {"read_model": {"owned": {"1": {"caught_up": True}}}}
+    assert ready.json()["details"] == {"read_model": {"owner": "here"}}
+    assert ready.json()["partitions"] == {"0": {"caught_up": False}, "1": {"caught_up": True}}
     text = (await api.call("GET", "/metrics", None)).text
     assert 'balance_widgets{colour="blue"} 3.0' in text
     assert "balance_turns_total 2.0" in text
