@@ -52,8 +52,9 @@ def create_owners_topic(admin: AdminClient, config: KafkaConfig) -> None:
     create_topic(admin, config, config.owners_topic, 1, {"cleanup.policy": "compact"})
 
 
-def announce(producer: Producer, config: KafkaConfig, owner: Owner, deadline: float | None) -> None:
-    """Write ``owner``'s record in a transaction of the partition's producer (blocks)."""
+def announce(producer: Producer, config: KafkaConfig, owner: Owner, deadline: float | None) -> int:
+    """Write ``owner``'s record in a transaction of the partition's producer (blocks); returns
+    the record's epoch."""
     delivery = Delivery()
     producer.begin_transaction()
     try:
@@ -70,6 +71,7 @@ def announce(producer: Producer, config: KafkaConfig, owner: Owner, deadline: fl
         producer.abort_transaction(remaining(deadline))
         raise
     producer.commit_transaction(remaining(deadline))
+    return delivery.offset + 1
 
 
 def read_owner(value: bytes | None, offset: int) -> Owner | None:

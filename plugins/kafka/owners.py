@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Final
 
 from confluent_kafka import Producer
@@ -53,6 +54,9 @@ class PartitionOwners:
         self._tailer: Tailer | None = None
         self._writers: dict[int, KafkaWriter] = {}  # owned: taken over, accepting appends
         self._assigned: set[int] = set()  # given by the group, and not taken back since
+        # The epoch of this instance's ownership record of each partition it took over: a
+        # record of another instance with a later one means it took the partition over since.
+        self._announced: dict[int, int] = {}
         self._taking: dict[int, asyncio.Task[None]] = {}
         self._history: list[KafkaWriter] = []  # every writer started, for the diagnostics
         self._assignments = 0  # assignments received from the group
@@ -83,7 +87,11 @@ class PartitionOwners:
     def owned(self) -> dict[int, bool]:
         """The partitions the group assigned here, and whether each is taken over (caught up
         and accepting appends) or still being taken over."""
-        return {p: p in self._writers and self._writers[p].alive for p in sorted(self._assigned)}
+        return {
+            p: p in self._writers and self._writers[p].alive
+            for p in sorted(self._assigned)
+            if self.owns(p)
+        }
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -92,10 +100,10 @@ class PartitionOwners:
             return Moving(RETRY_AFTER)
         partition = partition_for(stream_id, self.partitions)
         writer = self._writers.get(partition)
-        if writer is not None and writer.alive:
+        if writer is not None and writer.alive and self.owns(partition):
             return HERE
-        if partition in self._assigned:
-            return Moving(RETRY_AFTER)
+        if self.owns(partition):
+            return Moving(RETRY_AFTER)  # being taken over here
         owner = self._directory.owner(partition)
         if owner is None or owner.instance == self.instance:
             return Moving(RETRY_AFTER)  # nobody, or this instance until a moment ago
@@ -111,7 +119,7 @@ class PartitionOwners:
         self, stream_id: str, expected: int, records: Sequence[EventRecord]
     ) -> asyncio.Future[list[EventRecord]]:
         writer = self.writer_of(stream_id)
-        if writer is None or not writer.alive:
+        if writer is None or not writer.alive or not self.owns(writer.partition):
             if not self._open:
                 raise kafka_unavailable(f"the Kafka event store ({self._config.topic}) is closed")
             raise self._not_here(stream_id)
@@ -194,6 +202,7 @@ class PartitionOwners:
             return
         for partition in partitions:
             self._assigned.add(partition)
+            self._announced.pop(partition, None)
             if partition in self._writers or partition in self._taking:
                 continue
             if self._tailer is not None:
@@ -203,13 +212,14 @@ class PartitionOwners:
 
     async def _take(self, partition: int) -> None:
         try:
-            while self._open and partition in self._assigned:
+            while self._open and self.owns(partition):
                 writer = KafkaWriter(
                     self._config,
                     partition,
                     checkpointer=self._checkpointer,
                     announce=self._announce,
                     lost=self._lost_from_thread,
+                    owns=partial(self.owns, partition),
                 )
                 try:
                     await writer.start()
@@ -236,10 +246,22 @@ class PartitionOwners:
             self._settle(partition)
             self._check_settled()
 
+    def owns(self, partition: int) -> bool:
+        """Whether ``partition`` is still this instance's: assigned by the group, and no other
+        instance has announced itself its owner since (we would be a zombie, whose group
+        membership has not heard yet). Any thread."""
+        if partition not in self._assigned:
+            return False
+        announced = self._announced.get(partition)
+        owner = self._directory.owner(partition)
+        if announced is None or owner is None or owner.instance == self.instance:
+            return True  # (being taken over: fencing protects it)
+        return owner.epoch <= announced
+
     def _announce(self, producer: Producer, partition: int) -> None:
         """On the writer's thread, once the partition is caught up."""
         owner = Owner(partition, self._config.advertised_url, self.instance)
-        announce(producer, self._config, owner, None)
+        self._announced[partition] = announce(producer, self._config, owner, None)
 
     async def _revoke(self, partitions: list[int]) -> None:
         for partition in partitions:

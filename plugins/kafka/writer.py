@@ -69,7 +69,8 @@ Announce = Callable[[Producer, int], None]
 
 class KafkaWriter:
     """The writer of ``partition``. ``announce`` writes the ownership record once it is caught
-    up; ``lost`` is called on this thread when a newer owner fenced it (the thread then ends)."""
+    up; ``lost`` is called on this thread when a newer owner fenced it (the thread then ends);
+    ``owns`` says whether the partition is still this instance's (no producer restarts if not)."""
 
     def __init__(
         self,
@@ -79,11 +80,13 @@ class KafkaWriter:
         checkpointer: WalCheckpointer | None = None,
         announce: Announce | None = None,
         lost: Callable[[KafkaWriter], None] | None = None,
+        owns: Callable[[], bool] | None = None,
     ) -> None:
         self._config = config
         self.partition = partition
         self._announce = announce
         self._lost = lost
+        self._owns = owns
         self.fenced = False  # a newer owner took the partition
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -267,7 +270,9 @@ class KafkaWriter:
             try:
                 return self._queue.get(timeout=_IDLE_REPAIR)
             except queue.Empty:
-                self._producers.restart_if_due(time.monotonic() + self._config.append_timeout)
+                # Never for a partition another instance has taken: that would fence it.
+                if self._owns is None or self._owns():
+                    self._producers.restart_if_due(time.monotonic() + self._config.append_timeout)
 
     def _serve(
         self,

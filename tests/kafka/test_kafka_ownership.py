@@ -25,6 +25,7 @@ from core.errors import OwnedElsewhereError, StoreUnavailableError
 from core.placement import HERE, Elsewhere, Moving, Placement
 from core.records import EventRecord, decode_record
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
+from plugins.kafka.directory import Owner, announce
 from plugins.kafka.partitioner import partition_for
 from plugins.kafka.store import KafkaEventStore
 from tests.kafka.helpers import read_topic, unique_topic
@@ -250,6 +251,31 @@ async def test_a_fenced_writer_commits_nothing_and_stops_writing_its_partition(
     written = {decode_record(m.value()).event_id for m in read_topic(bootstrap, topic)}
     assert not written & {r.event_id for r in lost}
     assert len(written) == 2
+
+
+async def test_a_later_owners_record_stops_the_writes_before_the_group_tells(
+    instances: Callable[[str], KafkaEventStore], bootstrap: str, topic: str
+) -> None:
+    store = instances("a")
+    await store.start()
+    streams = [stream_in(p) for p in range(PARTITIONS)]
+    await settle([store], streams)
+    stream = streams[1]
+
+    # Another instance took partition 1 over (fenced, caught up, announced) while this one's
+    # group membership has not heard of it yet: it still holds the assignment.
+    usurper = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{topic}-w-p1"})
+    usurper.init_transactions(30)
+    announce(usurper, store.config, Owner(1, "http://usurper.test:8000", "usurper"), None)
+
+    deadline = time.monotonic() + SETTLE_BOUND
+    while store.placement.place(stream) != Elsewhere("http://usurper.test:8000"):
+        assert time.monotonic() < deadline, store.placement.place(stream)
+        await asyncio.sleep(0.1)
+    assert set(store.writer.owned()) == set(range(PARTITIONS)) - {1}
+    with pytest.raises(OwnedElsewhereError):
+        await store.append(stream, 0, records(stream, 1))
+    assert read_topic(bootstrap, topic) == []
 
 
 async def test_a_take_over_fences_the_previous_writer_whose_commit_then_fails(
