@@ -91,7 +91,7 @@ def create_app(application: Application | None = None) -> Litestar:
     app_ = application if application is not None else bootstrap()
     settings = app_.settings
     forwarder = _forwarder(settings)
-    metrics = Metrics(projected=app_.projected, forwarded=forwarder)
+    metrics = Metrics(projected=app_.projected, forwarded=forwarder, backends=lambda: app_.backends)
     problems = ProblemCatalog(types for _plugin, types in app_.problem_types())
     openapi = [addition for _plugin, addition in app_.openapi_additions()]
 

@@ -17,7 +17,7 @@ import queue
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -31,12 +31,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from core.diagnostics import Report, Reporting
 from core.http.request_id import REQUEST_ID, new_request_id
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "JsonFormatter",
     "Metrics",
     "ObservabilityMiddleware",
+    "backend_reports",
     "configure_logging",
     "write_logs_directly",
 ]
@@ -55,6 +57,7 @@ METRICS_CONTENT_TYPE: Final = ";".join(
 # What a client may send as X-Request-ID; anything else is replaced, so logs stay clean.
 _VALID_ID: Final = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _access_log = logging.getLogger("balance.access")
+log = logging.getLogger(__name__)
 
 
 class _Projection(Collector):
@@ -67,6 +70,37 @@ class _Projection(Collector):
         )
         family.add_metric([], self._applied())
         yield family
+
+
+def backend_reports(backends: Mapping[str, object]) -> dict[str, Report]:
+    """What each backend that reports on itself (``core.diagnostics``) tells now, by port."""
+    reports: dict[str, Report] = {}
+    for port, backend in backends.items():
+        if isinstance(backend, Reporting):
+            try:
+                reports[port] = backend.report()
+            except Exception:
+                log.exception("the %s backend could not report", port)
+    return reports
+
+
+class _Backends(Collector):
+    """The samples the backends report, as ``balance_<name>``."""
+
+    def __init__(self, backends: Callable[[], Mapping[str, object]]) -> None:
+        self._backends = backends
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        for report in backend_reports(self._backends()).values():
+            for sample in report.samples:
+                name = f"balance_{sample.name}"
+                family = families.get(name)
+                if family is None:
+                    kind = CounterMetricFamily if sample.kind == "counter" else GaugeMetricFamily
+                    family = families[name] = kind(name, sample.help, labels=list(sample.labels))
+                family.add_metric(list(sample.labels.values()), sample.value)
+        yield from families.values()
 
 
 class ForwardCounts(Protocol):
@@ -96,12 +130,14 @@ class _Forwarding(Collector):
 
 
 class Metrics:
-    """The app's Prometheus registry: HTTP requests by route template, durations, process,
-    the projection's progress and the forwarded commands."""
+    """The app's Prometheus registry: HTTP requests by route template, durations, process, the
+    projection's progress, the forwarded commands, and what the backends report about
+    themselves."""
 
     def __init__(
         self,
         projected: Callable[[], int] | None = None,
+        backends: Callable[[], Mapping[str, object]] | None = None,
         forwarded: ForwardCounts | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -110,6 +146,8 @@ class Metrics:
         GCCollector(registry=self.registry)
         if projected is not None:
             self.registry.register(_Projection(projected))
+        if backends is not None:
+            self.registry.register(_Backends(backends))
         if forwarded is not None:
             self.registry.register(_Forwarding(forwarded))
         self._requests = Counter(

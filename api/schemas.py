@@ -10,16 +10,24 @@ from litestar.openapi.spec import Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-__all__ = ["OPENAPI_PLUGINS", "LiveOut", "ReadyOut"]
+__all__ = ["OPENAPI_PLUGINS", "LiveOut", "PartitionOut", "ReadyOut"]
 
 
 class LiveOut(msgspec.Struct, frozen=True):
     status: Literal["ok"] = "ok"
 
 
-class ReadyOut(msgspec.Struct, frozen=True):
+class PartitionOut(msgspec.Struct, frozen=True):
+    caught_up: bool  # taken over and written here; false while being taken over
+
+
+class ReadyOut(msgspec.Struct, frozen=True, omit_defaults=True):
     status: Literal["ready", "unavailable"]
     checks: dict[str, bool]
+    # A partitioned event store: the partitions this instance writes; absent otherwise.
+    partitions: dict[str, PartitionOut] = msgspec.field(default_factory=dict)
+    # What backends tell about themselves (``core.diagnostics``), by port; absent when none does.
+    details: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 class _ClosedStructSchema(OpenAPISchemaPlugin):

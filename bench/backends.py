@@ -59,7 +59,7 @@ class Backend:
             env={
                 **self.env,
                 "BALANCE_KAFKA_TOPIC": name,
-                "BALANCE_KAFKA_TRANSACTIONAL_ID": f"{name}-w",
+                "BALANCE_KAFKA_TRANSACTIONAL_PREFIX": f"{name}-w",
                 "BALANCE_KAFKA_GROUP_PREFIX": name,
                 "BALANCE_MONGO_DATABASE": name.replace(".", "_"),
             },

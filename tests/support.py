@@ -145,7 +145,7 @@ def settings_for(
         values = {
             "kafka_bootstrap": kafka_bootstrap(),
             "kafka_topic": topic,
-            "kafka_transactional_id": f"{topic}-w",
+            "kafka_transactional_prefix": f"{topic}-w",
             "kafka_group_prefix": topic,
             "mongo_url": mongo_url(),
             "mongo_database": unique_database(),

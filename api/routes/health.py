@@ -14,9 +14,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from api.bootstrap import Application
-from api.observability import METRICS_CONTENT_TYPE, Metrics
+from api.observability import METRICS_CONTENT_TYPE, Metrics, backend_reports
 from api.problem_types import PROBLEMS_STATE_KEY, SHELL_PROBLEM_TYPES, ProblemCatalog
-from api.schemas import LiveOut, ReadyOut
+from api.schemas import LiveOut, PartitionOut, ReadyOut
 from core.http.examples import example, with_examples
 from core.http.problems import problem_responses, problem_type_uri
 from core.ports import Lifecycle
@@ -66,9 +66,17 @@ class HealthController(Controller):
         ports = list(application.backends)
         results = await asyncio.gather(*(_ready(application.backends[p]) for p in ports))
         checks: dict[str, bool] = dict(zip(ports, results, strict=True))
+        reports = backend_reports(application.backends)
+        details = {port: report.details for port, report in reports.items() if report.details}
+        partitions = {
+            str(partition): PartitionOut(caught_up)
+            for report in reports.values()
+            for partition, caught_up in sorted(report.partitions.items())
+        }
         ok = all(results)
         return Response(
-            ReadyOut("ready" if ok else "unavailable", checks), status_code=200 if ok else 503
+            ReadyOut("ready" if ok else "unavailable", checks, partitions, details),
+            status_code=200 if ok else 503,
         )
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
@@ -39,25 +39,25 @@ def catch_up(
     connection: sqlite3.Connection,
     deadline: float | None,
     indexed: Callable[[int], None],
+    partitions: Sequence[int] | None = None,
 ) -> None:
-    """Index the topic's tail; ``indexed(events)`` after each batch the index committed."""
+    """Index the tail of ``partitions`` (all by default); ``indexed(events)`` after each batch
+    the index committed, with the events it did not hold yet."""
     config = topic.config
+    among = list(range(topic.partitions)) if partitions is None else list(partitions)
     consumer = topic.reader("read_committed")
     try:
         stored = index.next_offsets(connection)
         # A partition that holds a transaction open (see hanging.py) shows a reader nothing
         # past its last stable offset, and reports no end either when the index is already
         # past it (its acknowledged records are indexed): nothing to read there.
-        stable = topic.ends(IsolationLevel.READ_COMMITTED, deadline)
+        stable = topic.ends(IsolationLevel.READ_COMMITTED, deadline, among)
         consumer.assign(
-            [
-                TopicPartition(config.topic, p, stored.get(p, OFFSET_BEGINNING))
-                for p in range(topic.partitions)
-            ]
+            [TopicPartition(config.topic, p, stored.get(p, OFFSET_BEGINNING)) for p in among]
         )
         at_end = {p for p, offset in stable.items() if stored.get(p, 0) >= offset}
         last_progress = time.monotonic()
-        while len(at_end) < topic.partitions:
+        while len(at_end) < len(among):
             now = time.monotonic()
             if deadline is not None and now > deadline:
                 raise kafka_unavailable(f"catching up with {config.topic} timed out")
@@ -89,10 +89,12 @@ def catch_up(
                     continue
                 events.append((msgspec.structs.replace(record, position=offset + 1), partition))
             with connection:
-                connection.execute("BEGIN")
-                index.insert_events(connection, events)
+                # IMMEDIATE: the write lock first (other partition writers and the tailer write
+                # this file too; busy_timeout waits for them), never a read upgraded to a write.
+                connection.execute("BEGIN IMMEDIATE")
+                inserted = index.insert_events(connection, events)
                 index.set_offsets(connection, offsets)
-            indexed(len(events))
+            indexed(inserted)
     except KafkaException as error:
         raise kafka_unavailable(f"cannot read {config.topic}", error) from error
     except sqlite3.Error as error:

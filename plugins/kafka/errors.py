@@ -43,11 +43,11 @@ _FENCED_CODES = frozenset(
 )
 
 
-def fenced(error: BaseException) -> bool:
+def fenced(error: object) -> bool:
     """Whether ``error``, or an error it was raised from, says a newer producer with our
-    ``transactional.id`` has fenced this one."""
+    ``transactional.id`` has fenced this one (anything but an exception: no)."""
     seen: set[int] = set()
-    cause: BaseException | None = error
+    cause = error if isinstance(error, BaseException) else None
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         failure = kafka_error(cause)

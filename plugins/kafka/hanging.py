@@ -4,8 +4,9 @@ A broker restarted in the middle of a commit or an abort may skip the marker of 
 whose leader it does not know yet (it takes it for deleted) and call the transaction complete:
 that partition keeps it open for good, and every read_committed reader (the catch-up, the
 projections) stops at its first record. Only a marker of this ``transactional.id`` ends it.
-After ``init_transactions`` nothing of ours is open, and nobody else writes the topic, so a
-partition whose committed end (LSO) is short of its end holds such a transaction. A transaction
+After ``init_transactions`` nothing of ours is open, and nobody else writes the partition (its
+one transactional id is ours), so a partition whose committed end (LSO) is short of its end
+holds such a transaction. A transaction
 that writes an empty record (readers skip it: not an event) into such partitions ends them:
 committed where the index holds one of the open records (an acknowledged append: its commit was
 confirmed), aborted elsewhere (those appends were answered "none written" or "may or may not";
@@ -35,11 +36,16 @@ log = logging.getLogger(__name__)
 
 
 def finish_hanging(
-    producer: Producer, topic: KafkaTopic, connection: sqlite3.Connection, deadline: float | None
+    producer: Producer,
+    topic: KafkaTopic,
+    connection: sqlite3.Connection,
+    deadline: float | None,
+    partitions: Sequence[int] | None = None,
 ) -> None:
-    """End every transaction of ours a partition still holds open (``producer`` has just
-    initialised its transactions), and wait until the partitions show it."""
-    hanging = _hanging(topic, deadline)
+    """End every transaction of ours that one of ``partitions`` (all by default: the ones
+    ``producer`` writes) still holds open (``producer`` has just initialised its
+    transactions), and wait until the partitions show it."""
+    hanging = _hanging(topic, deadline, partitions)
     if not hanging:
         return
     opened = _open_records(topic, hanging, deadline)

@@ -6,8 +6,9 @@ has been indexed (``offsets``), snapshots (a cache too) and which topic it index
 Deleting the file is always safe: the next start rebuilds it from the topic. So
 ``synchronous=NORMAL``: a power cut can lose a tail of it, which the next start re-reads.
 
-The functions below run on one connection in one thread: the store's writer thread writes, the
-reader pool reads.
+Each function runs on the connection it is given: the partition writers and the tailer write,
+each on a connection of its own (SQLite lets one write at a time; ``busy_timeout`` makes the
+others wait), and the reader pool reads.
 """
 
 from __future__ import annotations
@@ -104,17 +105,17 @@ def _row(record: EventRecord, partition: int) -> tuple[Any, ...]:
 # -- writes (the store's writer thread) --------------------------------------------------------
 
 
-def insert_events(
-    connection: sqlite3.Connection, events: Iterable[tuple[EventRecord, int]]
-) -> None:
+def insert_events(connection: sqlite3.Connection, events: Iterable[tuple[EventRecord, int]]) -> int:
     """``(record, partition)`` pairs, records carrying their position (offset + 1). Each new
     event also moves its partition's next offset to at least its position (a trigger), so one
-    batch of rows, inserted with one statement, needs no transaction around it."""
+    batch of rows, inserted with one statement, needs no transaction around it. Returns how
+    many were new (another thread may have indexed some already)."""
     rows = [_row(record, partition) for record, partition in events]
     if len(rows) > 1:
-        connection.execute(_INSERT_ALL, (json_rows(rows),))
-    elif rows:
-        connection.execute(_INSERT, rows[0])
+        return connection.execute(_INSERT_ALL, (json_rows(rows),)).rowcount
+    if rows:
+        return connection.execute(_INSERT, rows[0]).rowcount
+    return 0
 
 
 def set_offsets(connection: sqlite3.Connection, offsets: Mapping[int, int]) -> None:

@@ -1,4 +1,5 @@
-"""The transactional producer's lifecycle: build it, initialise its transactions (which fences
+"""A partition writer's transactional producer (``transactional.id = <prefix>-p<partition>``)
+and its lifecycle: build it, initialise its transactions (which fences
 an older writer and ends what a broker restart left open), abort a transaction, and drop and
 rebuild a producer after a fatal or unknown error.
 
@@ -31,16 +32,18 @@ _RETRY_PAUSE: Final = 0.5  # between a producer that failed to start and the nex
 
 
 class ProducerLifecycle:
-    """The writer thread's one transactional producer (every call blocks)."""
+    """A partition writer's transactional producer (every call blocks, on the writer's thread)."""
 
     def __init__(
         self,
         topic: KafkaTopic,
         connection: Callable[[], sqlite3.Connection],
         stale: Callable[[], None],
+        partition: int = 0,
     ) -> None:
         self._topic = topic
         self._config = topic.config
+        self._partition = partition
         self._connection = connection
         self._stale = stale
         self._producer: Producer | None = None
@@ -54,11 +57,12 @@ class ProducerLifecycle:
         timeout_ms = int(config.append_timeout * 1000)
         return {
             "bootstrap.servers": config.bootstrap,
-            "transactional.id": config.transactional_id,
+            "transactional.id": config.transactional_id(self._partition),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 1,
-            # Java clients' partitioner: a stream lands in the same partition from any client.
+            # Records go to the writer's partition explicitly (partitioner.py computes the Java
+            # clients' choice); this only covers a record produced without one.
             "partitioner": "murmur2_random",
             "message.timeout.ms": timeout_ms,
             "transaction.timeout.ms": max(2 * timeout_ms, 10_000),
@@ -127,7 +131,9 @@ class ProducerLifecycle:
         self._initialised = True
         self._stale()
         try:
-            finish_hanging(self._producer, self._topic, self._connection(), deadline)
+            finish_hanging(
+                self._producer, self._topic, self._connection(), deadline, [self._partition]
+            )
         except Exception as error:
             self.lose()
             self._retry_at = time.monotonic() + _RETRY_PAUSE
@@ -151,7 +157,8 @@ class ProducerLifecycle:
 
     def failed(self, error: BaseException) -> None:
         """A batch failed: drop the producer, and start the next one even if no append comes
-        (``restart_if_due``), unless a newer writer fenced this one."""
+        (``restart_if_due``), unless a newer writer fenced this one (then the partition is no
+        longer ours: the writer stops, and only a new assignment starts a producer for it)."""
         self._restart_due = not fenced(error)
         self.lose()
 

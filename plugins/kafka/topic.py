@@ -23,10 +23,30 @@ from core.errors import StoreUnavailableError
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.errors import kafka_unavailable, remaining
 
-__all__ = ["ADMIN_TIMEOUT", "KafkaTopic"]
+__all__ = ["ADMIN_TIMEOUT", "KafkaTopic", "create_topic"]
 
 ADMIN_TIMEOUT: Final = 10.0  # topic creation and description at start-up
 _LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+
+
+def create_topic(
+    admin: AdminClient, config: KafkaConfig, name: str, partitions: int, policy: dict[str, str]
+) -> None:
+    """Create topic ``name`` unless it exists, with the configured replication factor
+    (``min.insync.replicas`` 1 up to a factor of 2, else 2) and ``policy``."""
+    new = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=config.replication,
+        config={**policy, "min.insync.replicas": str(max(1, min(2, config.replication - 1)))},
+    )
+    try:
+        admin.create_topics([new], operation_timeout=ADMIN_TIMEOUT)[name].result(ADMIN_TIMEOUT)
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise kafka_unavailable(f"cannot create topic {name}", error) from error
+    except Exception as error:  # concurrent.futures.TimeoutError
+        raise kafka_unavailable(f"cannot create topic {name}", error) from error
 
 
 class KafkaTopic:
@@ -42,26 +62,9 @@ class KafkaTopic:
         new one, which invalidates the index)."""
         config = self.config
         admin = self.admin = AdminClient({"bootstrap.servers": config.bootstrap})
-        new = NewTopic(
-            config.topic,
-            num_partitions=config.partitions,
-            replication_factor=config.replication,
-            config={
-                "retention.ms": "-1",  # the source of truth never expires
-                "retention.bytes": "-1",
-                "cleanup.policy": "delete",
-                "min.insync.replicas": str(max(1, min(2, config.replication - 1))),
-            },
-        )
-        try:
-            admin.create_topics([new], operation_timeout=ADMIN_TIMEOUT)[config.topic].result(
-                ADMIN_TIMEOUT
-            )
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise kafka_unavailable(f"cannot create topic {config.topic}", error) from error
-        except Exception as error:  # concurrent.futures.TimeoutError
-            raise kafka_unavailable(f"cannot create topic {config.topic}", error) from error
+        # The source of truth never expires.
+        policy = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+        create_topic(admin, config, config.topic, config.partitions, policy)
         # Describe until the new topic's metadata has propagated.
         deadline = time.monotonic() + ADMIN_TIMEOUT
         while True:
@@ -122,5 +125,20 @@ class KafkaTopic:
                 "isolation.level": isolation,
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
+            }
+        )
+
+    def member(self) -> Consumer:
+        """A consumer of the partition owners' group (KIP-848 protocol): the group's assignment
+        decides which instance writes each partition. It never reads: its partitions stay
+        paused."""
+        return Consumer(
+            {
+                "bootstrap.servers": self.config.bootstrap,
+                "group.id": self.config.owners_group,
+                "group.protocol": "consumer",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
             }
         )

@@ -1,4 +1,4 @@
-"""One batch of appends into one Kafka transaction.
+"""One batch of appends into one Kafka transaction, on the writer's partition.
 
 Each append's expected version is checked against the committed versions plus the batch's own;
 the accepted appends' records are produced and committed once; every append gets its outcome,
@@ -39,8 +39,11 @@ class _Batch:
 
 
 class AppendTransactions:
-    def __init__(self, topic: KafkaTopic, local: LocalIndex, producers: ProducerLifecycle) -> None:
+    def __init__(
+        self, topic: KafkaTopic, local: LocalIndex, producers: ProducerLifecycle, partition: int
+    ) -> None:
         self._topic = topic
+        self._partition = partition
         self._local = local
         self._producers = producers
         self.batches = 0  # committed transactions, for diagnostics
@@ -59,7 +62,7 @@ class AppendTransactions:
             return outcomes, []
         deadline = min(a.deadline for a in appends)
         try:
-            producer = self._prepare(deadline)
+            producer = self.prepare(deadline)
             batch = self._check(appends)
         except (StoreUnavailableError, sqlite3.Error) as error:
             unavailable = (
@@ -77,7 +80,7 @@ class AppendTransactions:
         answers, placed = self._placed(batch)
         return outcomes + answers, placed
 
-    def _prepare(self, deadline: float | None) -> Producer:
+    def prepare(self, deadline: float | None) -> Producer:
         """A producer with initialised transactions, and an index caught up with the topic."""
         producer = self._producers.ready(deadline)
         if self._local.stale:
@@ -127,6 +130,7 @@ class AppendTransactions:
                     delivery = Delivery()
                     producer.produce(
                         topic,
+                        partition=self._partition,
                         key=append.stream_id.encode(),
                         value=encode_record(record),
                         headers=[("type", record.type.encode())],

@@ -1,4 +1,5 @@
-"""The writer thread: owns the transactional producer and the local index's write connection.
+"""A partition's writer thread: owns the partition's transactional producer and a write
+connection to the local index.
 
 Group commit, Kafka style. Appends queue up with a future each; the thread drains the queue,
 checks every append's expected version against the per-stream version index (in memory, backed
@@ -18,10 +19,12 @@ once, resolves the futures, and then writes the records into the local index. So
   within a second of idleness; a new producer ends a transaction that a broker restart left
   open on a partition (hanging.py) and re-reads the topic's tail before the next version check.
 
-The version check is exact because ONE writer process owns the topic (docs/kafka.md): its
-``init_transactions`` fences any older producer, and every new producer re-reads the topic's tail
-into the index before it accepts an append. Every blocking confluent-kafka call runs on this
-thread; this module holds the queue and the batch loop, and its jobs are modules of their own.
+The version check is exact because ONE writer owns the partition (owners.py, docs/kafka.md):
+it takes the partition over (``init_transactions`` fences the previous owner, the partition is
+read to its end, ``announce``) before its first append, and every new producer re-reads the
+partition's tail. Fenced (another instance took the partition), it fails the batch and ends
+(``lost``). Every blocking confluent-kafka call runs on this thread; this module holds the queue
+and the batch loop, and its jobs are modules of their own.
 """
 
 from __future__ import annotations
@@ -32,16 +35,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
 
 from core.errors import StoreUnavailableError
+from core.eventsourcing.checkpoints import WalCheckpointer
 from core.eventsourcing.jobs import call_soon, settle
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
-from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.errors import fenced, kafka_unavailable
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
 from plugins.kafka.requests import (
@@ -60,10 +64,30 @@ __all__ = ["KafkaWriter"]
 log = logging.getLogger(__name__)
 _IDLE_REPAIR: Final = 1.0  # seconds without a request before the producer is checked
 
+Announce = Callable[[Producer, int], None]
+
 
 class KafkaWriter:
-    def __init__(self, config: KafkaConfig) -> None:
+    """The writer of ``partition``. ``announce`` writes the ownership record once it is caught
+    up; ``lost`` is called on this thread when a newer owner fenced it (the thread then ends);
+    ``owns`` says whether the partition is still this instance's (no producer restarts if not)."""
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        partition: int = 0,
+        *,
+        checkpointer: WalCheckpointer | None = None,
+        announce: Announce | None = None,
+        lost: Callable[[KafkaWriter], None] | None = None,
+        owns: Callable[[], bool] | None = None,
+    ) -> None:
         self._config = config
+        self.partition = partition
+        self._announce = announce
+        self._lost = lost
+        self._owns = owns
+        self.fenced = False  # a newer owner took the partition
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,11 +96,13 @@ class KafkaWriter:
         # queued after the thread's last look at the queue, so every future gets its answer.
         self._gate = threading.Lock()
         self._topic = KafkaTopic(config)
-        self._local = LocalIndex(config)
+        self._local = LocalIndex(config, [partition], checkpointer)
         self._producers = ProducerLifecycle(
-            self._topic, self._local.connection, self._local.mark_stale
+            self._topic, self._local.connection, self._local.mark_stale, partition
         )
-        self._transactions = AppendTransactions(self._topic, self._local, self._producers)
+        self._transactions = AppendTransactions(
+            self._topic, self._local, self._producers, partition
+        )
         # Batches answered and batches written into the index (numbered from 1), set by the
         # writer thread and read by the reader threads, which wait on the condition.
         self._answered = 0
@@ -88,14 +114,6 @@ class KafkaWriter:
     @property
     def alive(self) -> bool:
         return self._accepting and self._thread is not None and self._thread.is_alive()
-
-    @property
-    def admin(self) -> AdminClient | None:
-        return self._topic.admin
-
-    @property
-    def partitions(self) -> int:
-        return self._topic.partitions
 
     @property
     def batches(self) -> int:
@@ -115,7 +133,7 @@ class KafkaWriter:
         loop = asyncio.get_running_loop()
         self._loop = loop
         opened: asyncio.Future[None] = loop.create_future()
-        name = f"kafka-writer:{self._config.topic}"
+        name = f"kafka-writer:{self._config.topic}:{self.partition}"
         thread = threading.Thread(target=self._run, args=(loop, opened), name=name, daemon=True)
         self._thread = thread
         thread.start()
@@ -179,6 +197,7 @@ class KafkaWriter:
     def _run(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
         try:
             self._local.open(self._topic)
+            self._take_over()
         except Exception as error:
             with contextlib.suppress(Exception):
                 self._release()
@@ -191,7 +210,7 @@ class KafkaWriter:
         stop: Stop | None = None
         batch: list[Append | SaveSnapshot] = []
         try:
-            while stop is None:
+            while stop is None and not self.fenced:
                 batch = []
                 appends: list[Append] = []
                 snapshots: list[SaveSnapshot] = []
@@ -234,6 +253,15 @@ class KafkaWriter:
             self._index_up_to(self._answered)  # no read waits for a write that will not come
             if stop is not None:
                 call_soon(loop, settle, [(stop.future, True, None)])
+            if self.fenced and self._lost is not None:
+                self._lost(self)
+
+    def _take_over(self) -> None:
+        """``init_transactions`` (fences the previous writer), the partition read to its end,
+        then the ownership announced with the new producer."""
+        producer = self._transactions.prepare(None)
+        if self._announce is not None:
+            self._announce(producer, self.partition)
 
     def _next(self) -> Item:
         """The next request; while none comes, a producer lost to a failed batch is started
@@ -242,7 +270,9 @@ class KafkaWriter:
             try:
                 return self._queue.get(timeout=_IDLE_REPAIR)
             except queue.Empty:
-                self._producers.restart_if_due(time.monotonic() + self._config.append_timeout)
+                # Never for a partition another instance has taken: that would fence it.
+                if self._owns is None or self._owns():
+                    self._producers.restart_if_due(time.monotonic() + self._config.append_timeout)
 
     def _serve(
         self,
@@ -260,6 +290,8 @@ class KafkaWriter:
             outcomes += answers
         if placed:
             self._answered += 1  # before any caller can see an answer
+        if any(not ok and fenced(result) for _, ok, result in outcomes):
+            self._fence()  # nothing of the batch landed; the loop ends after it
         call_soon(loop, settle, outcomes)
         if placed:  # after the answers: reads wait for it (``wait_indexed``)
             self._local.write(placed)
@@ -278,10 +310,19 @@ class KafkaWriter:
         ``init_transactions`` settles whatever transaction the old one left, then a re-read of
         the topic's tail before the next version check."""
         log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
+        if fenced(error):
+            self._fence()
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
         self._producers.failed(error)
         self._local.stale = True
         self._index_up_to(self._answered)
+
+    def _fence(self) -> None:
+        """A newer owner fenced the producer: no append is accepted from now on (before the
+        callers hear of the failed batch), and the loop ends after this batch."""
+        self.fenced = True
+        with self._gate:
+            self._accepting = False
 
     def _drain(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
         outcomes: list[Outcome] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import replace
 from typing import Protocol
 
 import click
@@ -72,6 +73,9 @@ def projector(host: ProjectorHost | None) -> None:
         settings = load_settings()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    # This process only reads events: a partitioned event store (Kafka) must not hand it the
+    # writing of any partition.
+    settings = replace(settings, values={"kafka_owner": "off", **settings.values})
     host.configure_logging(settings.get("log_level") or "INFO")
 
     async def main() -> int:

@@ -79,7 +79,7 @@ def kafka_settings(settings: Settings) -> Settings:
     values = {
         **settings.values,
         "kafka_topic": topic,
-        "kafka_transactional_id": f"{topic}-w",
+        "kafka_transactional_prefix": f"{topic}-w",
         "kafka_partitions": "1",
     }
     return dataclasses.replace(settings, values=values)

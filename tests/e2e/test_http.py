@@ -9,6 +9,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from core.diagnostics import Report, Sample
 from core.hookspecs import hookimpl
 from core.mediator import Mediator
 from core.ports import EventStore, Principal
@@ -144,6 +145,32 @@ async def test_metrics_in_prometheus_format(api: Api) -> None:
     assert "balance_http_request_duration_seconds_bucket" in text
     assert "balance_projection_events_total" in text
     assert "process_" in text or "python_info" in text
+
+
+async def test_ready_and_metrics_show_what_a_backend_reports_about_itself(api: Api) -> None:
+    class Reporter:
+        async def start(self) -> None: ...
+
+        async def close(self) -> None: ...
+
+        async def ready(self) -> bool:
+            return True
+
+        def report(self) -> Report:
+            samples = [
+                Sample("widgets", "Widgets in stock", 3, labels={"colour": "blue"}),
+                Sample("turns", "Turns taken", 2, kind="counter"),
+            ]
+            return Report({"owner": "here"}, samples, partitions={1: True, 0: False})
+
+    api.application.backends["read_model"] = Reporter()
+    ready = await api.call("GET", "/health/ready", None)
+    assert ready.status_code == 200
+    assert ready.json()["details"] == {"read_model": {"owner": "here"}}
+    assert ready.json()["partitions"] == {"0": {"caught_up": False}, "1": {"caught_up": True}}
+    text = (await api.call("GET", "/metrics", None)).text
+    assert 'balance_widgets{colour="blue"} 3.0' in text
+    assert "balance_turns_total 2.0" in text
 
 
 async def test_openapi_documents_bearer_auth_and_every_error(api: Api) -> None:

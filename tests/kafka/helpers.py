@@ -53,7 +53,9 @@ def delete_topics(bootstrap: str) -> None:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.delete_topics(sorted(created_topics), operation_timeout=10)
+    # Each Kafka store also made its topic's owner directory, ``<topic>.owners``.
+    names = sorted(created_topics | {f"{topic}.owners" for topic in created_topics})
+    futures = admin.delete_topics(names, operation_timeout=10)
     for future in futures.values():
         # Already gone, or the broker is down: nothing to clean.
         with contextlib.suppress(Exception):

@@ -48,7 +48,7 @@ def config_for(bootstrap: str, data_dir: Path, topic: str, **options: Any) -> Ka
         bootstrap=bootstrap,
         index_path=data_dir / INDEX_FILE,
         topic=topic,
-        transactional_id=f"{topic}-w",
+        transactional_prefix=f"{topic}-w",
         **options,
     )
 
@@ -195,13 +195,14 @@ async def test_an_append_is_answered_before_its_index_write_and_reads_wait_for_i
     indexed_at: list[float] = []
     insert_events = index.insert_events
 
-    def slow_insert(connection: Any, events: Any) -> None:
+    def slow_insert(connection: Any, events: Any) -> int:
         events = list(events)
         if events:
             time.sleep(0.5)  # a slow disk, on the writer's thread
-        insert_events(connection, events)
+        inserted = insert_events(connection, events)
         if events:
             indexed_at.append(time.monotonic())
+        return inserted
 
     monkeypatch.setattr(index, "insert_events", slow_insert)
     store = KafkaEventStore(config_for(bootstrap, tmp_path / "a", topic))

@@ -4,11 +4,14 @@ topic's tail re-read) before the next version check.
 
 The fake stands in for confluent-kafka's ``Producer``, ``Consumer`` and ``AdminClient`` the way
 librdkafka behaves: delivery reports and the error callback run inside ``flush``, and an
-exception raised by a callback comes out of ``flush``."""
+exception raised by a callback comes out of ``flush``. Its one partition is assigned to the store
+by the owners' group at the first poll; records for another topic (the owner directory) are
+acknowledged and kept apart."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -26,11 +29,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from core.errors import ConcurrencyError, StoreUnavailableError
+from core.errors import ConcurrencyError, StoreUnavailableError, StreamMovingError
+from core.placement import HERE, Moving
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
 from plugins.kafka import producer as producer_module
 from plugins.kafka import topic as topic_module
+from plugins.kafka import writer as writer_module
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.delivery import Delivery
 from plugins.kafka.store import KafkaEventStore
@@ -58,6 +63,9 @@ class FakeMessage:
 
     def error(self) -> KafkaError | None:
         return self._error
+
+    def topic(self) -> str:
+        return TOPIC
 
 
 class BrokenMessage(FakeMessage):
@@ -87,6 +95,8 @@ class FakeBroker:
     producers: int = 0
     initialised: int = 0
     catch_ups: int = 0
+    elsewhere: list[bytes | None] = field(default_factory=list)  # records for other topics
+    assignments: int = 1  # times the owners' group has assigned the partition to the store
     faults: dict[str, list[Fault]] = field(default_factory=dict)
 
     def arm(self, call: str, *faults: Fault) -> None:
@@ -140,6 +150,10 @@ class FakeProducer:
         self.pending = []
 
     def produce(self, topic: str, value: bytes | None = None, **options: Any) -> None:
+        if topic != TOPIC:
+            self.broker.elsewhere.append(value)
+            options["on_delivery"](None, FakeMessage(value or b"", len(self.broker.elsewhere)))
+            return
         self.pending.append((value, options["on_delivery"]))
 
     def flush(self, timeout: float) -> int:
@@ -175,14 +189,40 @@ class FakeConsumer:
         self.position = 0
         self.at_end = False
         self.committed = config["isolation.level"] == "read_committed"
+        self.assigned = False
+        self.on_assign: Callable[[Any, list[TopicPartition]], None] | None = None
+        self.given = 0  # assignments this member has been told of
         broker.catch_ups += self.committed
 
     def assign(self, partitions: list[TopicPartition]) -> None:
-        (partition,) = partitions
-        self.position = 0 if partition.offset == OFFSET_BEGINNING else partition.offset
+        for partition in partitions:
+            if partition.topic == TOPIC:
+                self.assigned = True
+                self.position = 0 if partition.offset == OFFSET_BEGINNING else partition.offset
+
+    incremental_assign = assign
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = self.assigned and all(p.topic != TOPIC for p in partitions)
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.on_assign = callbacks["on_assign"]
+
+    def poll(self, timeout: float) -> None:
+        """The owners' group: the one partition is this member's at the first poll, and again
+        whenever the broker's ``assignments`` grows."""
+        if self.on_assign is not None and self.given < self.broker.assignments:
+            self.given += 1
+            self.on_assign(self, [TopicPartition(TOPIC, 0)])
+        else:
+            time.sleep(timeout)
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        pass
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        if self.at_end:
+        if self.at_end or not self.assigned:
+            time.sleep(timeout)
             return []
         log = self.broker.log
         stable = self.broker.stable if self.committed else len(log)
@@ -206,7 +246,7 @@ class FakeAdmin:
         self.broker = broker
 
     def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Future[Any]]:
-        return {TOPIC: _done(None)}
+        return {topic.topic: _done(None) for topic in topics}
 
     def describe_topics(self, topics: Any, request_timeout: float) -> dict[str, Future[Any]]:
         return {TOPIC: _done(SimpleNamespace(partitions=[0], topic_id="fake-topic-id"))}
@@ -275,18 +315,27 @@ def _raise(error: BaseException) -> Fault:
 
 
 FENCED = KafkaError(KafkaError._FENCED, "producer fenced", fatal=True)
+FATAL = KafkaError(KafkaError._FATAL, "a fatal error", fatal=True)
 
 
-def _fenced(producer: FakeProducer) -> None:
+def _fatal_in_flush(error: KafkaError) -> Fault:
     """As confluent-kafka reports a fatal error that ``flush`` meets: it sets the fatal
     KafkaException instead of calling the error callback, and the next delivery report runs
     with that exception pending, which comes out as a SystemError. From then on every
     transactional call raises the fatal error."""
-    producer.fatal = FENCED
-    producer.pending = []
-    raise SystemError(
-        "<function Delivery.__call__> returned a result with an exception set"
-    ) from KafkaException(FENCED)
+
+    def fault(producer: FakeProducer) -> None:
+        producer.fatal = error
+        producer.pending = []
+        raise SystemError(
+            "<function Delivery.__call__> returned a result with an exception set"
+        ) from KafkaException(error)
+
+    return fault
+
+
+_fenced = _fatal_in_flush(FENCED)
+_fatal = _fatal_in_flush(FATAL)
 
 
 def _broken_report(producer: FakeProducer) -> None:
@@ -364,11 +413,11 @@ def test_the_delivery_report_callback_never_raises() -> None:
             "flush", _raise(ValueError("raised by a callback")), True, id="callback-raised"
         ),
         pytest.param("flush", _broken_report, False, id="broken-delivery-report"),
-        pytest.param("flush", _fenced, True, id="fatal-fenced"),
-        pytest.param("flush", _raise(KafkaException(FENCED)), True, id="fatal-out-of-flush"),
-        pytest.param("begin", _raise(KafkaException(FENCED)), True, id="fatal-at-begin"),
+        pytest.param("flush", _fatal, True, id="fatal-in-flush"),
+        pytest.param("flush", _raise(KafkaException(FATAL)), True, id="fatal-out-of-flush"),
+        pytest.param("begin", _raise(KafkaException(FATAL)), True, id="fatal-at-begin"),
         pytest.param("begin", _raise(RuntimeError("anything")), True, id="arbitrary-at-begin"),
-        pytest.param("commit", _raise(KafkaException(FENCED)), True, id="fatal-at-commit"),
+        pytest.param("commit", _raise(KafkaException(FATAL)), True, id="fatal-at-commit"),
         pytest.param("commit", _raise(MemoryError()), True, id="arbitrary-at-commit"),
     ],
 )
@@ -392,6 +441,47 @@ async def test_a_failed_transaction_is_refused_and_the_writer_serves_the_next_ap
     assert broker.producers == producers + rebuilt
     assert broker.initialised == broker.producers
     assert broker.catch_ups == catch_ups + rebuilt
+
+
+@pytest.mark.parametrize(
+    ("call", "fault"),
+    [
+        pytest.param("flush", _fenced, id="fenced-in-flush"),
+        pytest.param("flush", _raise(KafkaException(FENCED)), id="fenced-out-of-flush"),
+        pytest.param("begin", _raise(KafkaException(FENCED)), id="fenced-at-begin"),
+        pytest.param("commit", _raise(KafkaException(FENCED)), id="fenced-at-commit"),
+    ],
+)
+async def test_a_fenced_writer_stops_until_the_group_assigns_the_partition_again(
+    store: KafkaEventStore, stream: str, broker: FakeBroker, call: str, fault: Fault
+) -> None:
+    producers = broker.producers
+    broker.arm(call, fault)
+
+    with pytest.raises(StoreUnavailableError):
+        await _append(store, stream, 2)
+    # Another instance owns the partition now: nothing is written here, and no producer is
+    # started for it (that would fence the new owner in turn).
+    await _until(lambda: isinstance(store.placement.place(stream), Moving))
+    with pytest.raises(StreamMovingError):
+        await _append(store, stream, 2)
+    await asyncio.sleep(0)
+    assert broker.producers == producers
+    assert [r.version for r in broker.committed()] == [1]
+
+    broker.assignments += 1  # the group gives the partition back to this instance
+    await _until(lambda: store.placement.place(stream) == HERE)
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert broker.producers == producers + 1
+    assert broker.initialised == broker.producers
+    assert [r.version for r in broker.committed()] == [1, 2]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Polls ``condition`` until it holds (the bound only guards against a hang)."""
+    async with asyncio.timeout(ANSWER_BOUND):
+        while not condition():  # noqa: ASYNC110 (a state of other threads: no event to await)
+            await asyncio.sleep(0.01)
 
 
 async def test_an_unknown_commit_that_landed_is_re_read_before_the_next_version_check(
@@ -440,7 +530,7 @@ async def test_every_queued_append_is_answered_through_any_failure(
     broker.arm(
         "flush",
         _raise(SystemError("Delivery.__call__ returned a result with an exception set")),
-        _fenced,
+        _fatal,
         _broken_report,
         _raise(KeyboardInterrupt()),
     )
@@ -550,25 +640,60 @@ async def test_an_acknowledged_commit_left_open_stays_committed_after_a_later_fa
     assert [r.version for r in broker.committed()] == [1, 2, 3]
 
 
+async def _producer_dropped(
+    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
+    """A batch fails and drops the producer; the next one is started by the next append (the
+    idle restart is put off). Returns the producers made and initialised so far."""
+    monkeypatch.setattr(writer_module, "_IDLE_REPAIR", ANSWER_BOUND * 10)
+    stream = _stream()
+    broker.arm("commit", _raise(RuntimeError("anything")))
+    with pytest.raises(StoreUnavailableError):
+        await _append(store, stream, 1)
+    return broker.producers, broker.initialised
+
+
 async def test_an_init_that_may_be_retried_is_retried_by_the_same_producer(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    producers, initialised = await _producer_dropped(store, broker, monkeypatch)
     stream = _stream()
     busy = KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "loading", retriable=True)
     broker.arm("init", _raise(KafkaException(busy)))
     with pytest.raises(StoreUnavailableError, match="did not initialise"):
         await _append(store, stream, 1)
     assert [r.version for r in await _append(store, stream, 1)] == [1]
-    assert broker.producers == 1
-    assert broker.initialised == 1
+    assert broker.producers == producers + 1
+    assert broker.initialised == initialised + 1
 
 
 async def test_a_producer_that_cannot_start_is_replaced(
-    store: KafkaEventStore, broker: FakeBroker
+    store: KafkaEventStore, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    producers, _ = await _producer_dropped(store, broker, monkeypatch)
     stream = _stream()
     broker.arm("init", _raise(KafkaException(KafkaError(KafkaError.FENCED_LEADER_EPOCH))))
     with pytest.raises(StoreUnavailableError, match="did not initialise"):
         await _append(store, stream, 1)
     assert [r.version for r in await _append(store, stream, 1)] == [1]
-    assert broker.producers == 2
+    assert broker.producers == producers + 2
+
+
+async def test_a_take_over_whose_init_fails_is_tried_again_while_the_partition_is_assigned(
+    broker: FakeBroker, tmp_path: Path
+) -> None:
+    config = KafkaConfig(
+        bootstrap="fake:9092", index_path=tmp_path / INDEX_FILE, topic=TOPIC, partitions=1
+    )
+    busy = KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "loading", retriable=True)
+    broker.arm("init", _raise(KafkaException(busy)))
+    store = KafkaEventStore(config)
+    await store.start()  # returns once the partition is taken over: by the second attempt
+    try:
+        stream = _stream()
+        assert store.placement.place(stream) == HERE
+        assert [r.version for r in await _append(store, stream, 1)] == [1]
+        assert (broker.producers, broker.initialised) == (2, 1)
+        assert store.writer.takeovers == 1
+    finally:
+        await store.close()
