@@ -1,10 +1,12 @@
 """A new generation of the SQLite read model, filled by a rebuild beside the live one.
 
 The file is written by one thread of its own with ``synchronous=OFF`` and an in-memory
-rollback journal, and without the secondary indexes, which are built once at the end: nothing
-reads it before the switch, and it is rebuilt from the events, so a crash before the switch
-loses nothing that matters (the next rebuild deletes the file and starts again). Before the
-switch the file is put in WAL mode, closed and synced; only then is the pointer moved.
+rollback journal, and without the secondary indexes, which are built once at the end; the
+accounts and transfers are folded in memory and written at the end too
+(``plugins.sqlite.generation_fold``). Nothing reads the file before the switch, and it is rebuilt
+from the events, so a crash before the switch loses nothing that matters (the next rebuild
+deletes the file and starts again). Before the switch the file gets its accounts, transfers,
+checkpoint and indexes, is put in WAL mode, closed and synced; only then is the pointer moved.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import TypeVar
 
 from core.errors import StoreUnavailableError
 from handlers.accounts.readmodel import ViewChange
-from plugins.sqlite import view_reads
 from plugins.sqlite.generation_files import GenerationFiles
+from plugins.sqlite.generation_fold import GenerationFold, insert_lines
 from plugins.sqlite.schema import VIEWS_INDEXES, VIEWS_TABLES
-from plugins.sqlite.view_writes import BATCH_DDL, apply_batches, batch_parameters
+from plugins.sqlite.view_writes import BATCH_DDL
 
 __all__ = ["SqliteGenerationBuild"]
 
@@ -38,24 +40,10 @@ def _open(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _apply(
-    projection: str,
-    changes: Sequence[ViewChange],
-    checkpoint: int,
-    connection: sqlite3.Connection,
-) -> None:
-    parameters = batch_parameters(projection, changes, checkpoint)
-    connection.execute("BEGIN")
-    try:
-        apply_batches(parameters, connection)
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
-def _finish(connection: sqlite3.Connection) -> None:
-    """Indexes, then WAL mode (what the live read model opens it in), then close."""
+def _finish(fold: GenerationFold, connection: sqlite3.Connection) -> None:
+    """The folded rows, the indexes, then WAL mode (what the live read model opens it in), then
+    close."""
+    fold.write(connection)
     connection.executescript(VIEWS_INDEXES)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.close()
@@ -72,6 +60,7 @@ class SqliteGenerationBuild:
         self._on_switch = on_switch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-build:g{number}")
         self._connection: sqlite3.Connection | None = None
+        self._fold = GenerationFold()
 
     @property
     def number(self) -> int:
@@ -96,13 +85,18 @@ class SqliteGenerationBuild:
         return await self._run_raw(partial(job, connection))
 
     async def checkpoint(self, projection: str) -> int:
-        return await self._run(partial(view_reads.checkpoint, projection))
+        return await self._run_raw(lambda: self._fold.checkpoints.get(projection, 0))
 
     async def apply(self, projection: str, changes: Sequence[ViewChange], checkpoint: int) -> None:
-        await self._run(partial(_apply, projection, changes, checkpoint))
+        """Folds the batch in and inserts its statement lines, on this build's thread."""
+
+        def fold_and_insert(connection: sqlite3.Connection) -> None:
+            insert_lines(connection, self._fold.add(projection, changes, checkpoint))
+
+        await self._run(fold_and_insert)
 
     async def switch(self) -> int:
-        await self._run(_finish)
+        await self._run(partial(_finish, self._fold))
         self._connection = None
         self._executor.shutdown(wait=False)
         await asyncio.to_thread(self._files.sync, self._number)

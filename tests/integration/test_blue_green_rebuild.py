@@ -9,7 +9,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,9 @@ from pymongo import AsyncMongoClient
 
 from api.bootstrap import Application
 from core.config import Settings
+from handlers.accounts.errors import InsufficientFundsError
 from handlers.accounts.generations import Generations
-from handlers.accounts.messages import Deposit, OpenAccount
+from handlers.accounts.messages import CloseAccount, Deposit, OpenAccount, Transfer, Withdraw
 from handlers.accounts.projection import PROJECTION, project_all
 from handlers.accounts.readmodel import AccountOpenedView, AccountReadModel, ProjectionBusyError
 from handlers.accounts.views import AccountView
@@ -62,14 +63,44 @@ async def fold_of_all_events(app: Application) -> MemoryReadModel:
     return folded
 
 
-async def assert_equal_to_the_fold(app: Application, ids: list[str]) -> None:
+async def assert_equal_to_the_fold(
+    app: Application,
+    ids: list[str],
+    transfers: Sequence[str] = (),
+) -> None:
     read_model: AccountReadModel = app.backends["read_model"]
     folded = await fold_of_all_events(app)
     for account_id in ids:
         assert await read_model.get_account(account_id) == await folded.get_account(account_id)
         got = await read_model.statement(account_id, None, None, 0, 10_000)
         assert got == await folded.statement(account_id, None, None, 0, 10_000)
+    for transfer_id in transfers:
+        assert await read_model.get_transfer(transfer_id) == await folded.get_transfer(transfer_id)
+    assert await read_model.list_accounts(None, None, 100) == await folded.list_accounts(
+        None, None, 100
+    )
+    assert await read_model.pending_transfers() == await folded.pending_transfers()
     assert await read_model.get_account("ghost") is None
+
+
+async def test_a_rebuild_of_every_kind_of_event_equals_the_fold(settings: Settings) -> None:
+    async with running(settings) as app:
+        a = (await app.mediator.send(OpenAccount("EUR", ctx(), "100.00"))).id
+        b = (await app.mediator.send(OpenAccount("EUR", ctx(), "5.00"))).id
+        c = (await app.mediator.send(OpenAccount("EUR", ctx()))).id
+        await app.mediator.send(Withdraw(a, "1.50", ctx(), description="cash"))
+        done = await app.mediator.send(Transfer(a, b, "10.00", ctx(), description="rent"))
+        with pytest.raises(InsufficientFundsError):
+            await app.mediator.send(Transfer(c, a, "1.00", ctx()))
+        await app.mediator.send(Transfer(b, c, "15.00", ctx()))
+        await app.mediator.send(Withdraw(c, "15.00", ctx()))
+        await app.mediator.send(CloseAccount(c, ctx()))
+        await app.projector.catch_up()
+        assert await app.projector.rebuild() > 10
+        assert await read_model_of(app).live_generation() == 1
+        closed = await app.backends["read_model"].get_account(c)
+        assert (closed.status, closed.balance) == ("closed", 0)
+        await assert_equal_to_the_fold(app, [a, b, c], [done.id])
 
 
 def hook_the_next_build(
