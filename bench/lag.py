@@ -356,8 +356,7 @@ def _rebuild_row(into: str, rounds: list[dict[str, float]], interval: float) -> 
         "",
         f"≥ {target:,.0f} events/s" if target else "info",
         ("pass" if rate >= target else "miss") if target else "info",
-        f"wall time of rebuild() {wall:.2f} s, incl. its switch; "
-        + _interval_note(interval),
+        f"wall time of rebuild() {wall:.2f} s, incl. its switch; " + _interval_note(interval),
     )
 
 
