@@ -5,7 +5,9 @@ The rebuild reads the store under a subscription group of the new generation's o
 each batch into the new generation while the next batch is being read, and reports its progress
 against the store's event count where the store can count (``EventCount``). It stops once it
 has caught up: when no event arrives for ``idle`` seconds, or, on a store that counts, when it
-has applied every event the store held at its last look and fewer than a batch arrived since.
+has applied every event the store held at its last look and fewer than a batch arrived since
+(while events it counted are still to come, a quiet moment does not end it: a Kafka consumer
+waits seconds for its partitions; ``STALL_LIMIT`` seconds without any fails the rebuild).
 It then switches; a live projector applies what arrived after, from the new generation's
 checkpoint. Anything that fails before the switch drops the new generation and leaves the live
 one untouched; a kill leaves a file or collections that the next rebuild removes first.
@@ -18,6 +20,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Final
 
+from core.errors import StoreUnavailableError
 from core.ports import EventBatch, EventCount, EventStore, EventSubscription
 from handlers.accounts.generations import GenerationBuild, Generations, subscription_group
 from handlers.accounts.projection import PROJECTION, project_all
@@ -29,6 +32,8 @@ RebuildProgress = Callable[[int, int | None], None]
 
 # The first batch may wait this long, for a subscription that takes time to start (Kafka).
 FIRST_BATCH_WAIT: Final = 0.5
+# How long a rebuild waits for events the store counted before it gives up.
+STALL_LIMIT: Final = 60.0
 
 
 class _Catchup:
@@ -41,6 +46,9 @@ class _Catchup:
     async def look(self) -> None:
         if self._store is not None:
             self.total = await self._store.event_count()
+
+    def expects_more(self, applied: int) -> bool:
+        return self.total is not None and applied < self.total
 
     async def reached(self, applied: int, batch: int) -> bool:
         """On a counting store: every event of the last look applied, and fewer than ``batch``
@@ -61,6 +69,7 @@ async def _fill(
 ) -> int:
     applied = 0
     timeout = FIRST_BATCH_WAIT
+    stalled = 0.0
     writing: tuple[asyncio.Task[None], EventBatch] | None = None
     try:
         while True:
@@ -75,9 +84,18 @@ async def _fill(
                     on_progress(applied, catchup.total)
                 if await catchup.reached(applied, len(written.events)):
                     batch = None  # caught up; a batch read meanwhile is the live projector's
+            if (batch is None or not batch.events) and catchup.expects_more(applied):
+                stalled += timeout
+                if stalled >= STALL_LIMIT:
+                    raise StoreUnavailableError(
+                        f"the rebuild got no event for {STALL_LIMIT:.0f} s with "
+                        f"{catchup.total} counted and {applied} applied"
+                    )
+                timeout = FIRST_BATCH_WAIT
+                continue
             if batch is None or not batch.events:
                 return applied
-            timeout = idle
+            timeout, stalled = idle, 0.0
             changes = project_all(batch.events)
             task = asyncio.ensure_future(build.apply(PROJECTION, changes, batch.checkpoint))
             writing = (task, batch)
