@@ -351,3 +351,44 @@ async def test_a_rebuild_killed_before_its_switch_leaves_the_live_model_and_is_c
         assert await live.live_generation() == 2
         assert await leftover_generations(settings) == {2}
         await assert_equal_to_the_fold(app, [account.id])
+
+
+@pytest.mark.mongo
+async def test_mongo_readers_that_poll_the_pointer_move_within_a_poll_and_never_read_nothing(
+    tmp_path: Path,
+) -> None:
+    from tests.mongo.support import drop_database, mongo_url, unique_database
+
+    url, database = mongo_url(), unique_database()
+    values = {"mongo_url": url, "mongo_database": database, "mongo_generation_poll_ms": "200"}
+    settings = dataclasses.replace(settings_for("sqlite", tmp_path, **values), read_model="mongo")
+    try:
+        async with (
+            running(settings, run_projector=False) as app,
+            running(settings, run_projector=False) as reader_process,
+        ):
+            account = await app.mediator.send(OpenAccount("EUR", ctx(), "10.00"))
+            await project_until_seen(app, account.id)
+            await read_model_of(app).apply(PROJECTION, [AccountOpenedView(GHOST)], 0)
+            reader = read_model_of(reader_process)
+            assert await reader.get_account("ghost") == GHOST  # it has looked at the pointer
+            answers: list[bool] = []
+            stop = asyncio.Event()
+
+            async def read_freely() -> None:
+                while not stop.is_set():
+                    real = await reader.get_account(account.id)
+                    assert real is not None  # the old collections outlive every reader's poll
+                    answers.append(await reader.get_account("ghost") is not None)
+                    await asyncio.sleep(0.01)
+
+            reading = asyncio.create_task(read_freely())
+            await app.projector.rebuild()  # waits three polls before it drops the old generation
+            stop.set()
+            await reading
+            switched = answers.index(False) if False in answers else len(answers)
+            assert answers == [True] * switched + [False] * (len(answers) - switched)
+            assert await reader.get_account("ghost") is None  # a poll has passed since the switch
+            assert await leftover_generations(settings) == {1}
+    finally:
+        await drop_database(url, database)
