@@ -95,8 +95,13 @@ class SqliteReadModel:
             raise StoreUnavailableError(f"cannot create {data_dir}: {error}") from error
         self._signature = self.files.signature()
         number = self.files.live()
-        self._live = _Generation(number, self.files.path(number), self._reader_count)
-        await self._live.open_writer()
+        live = _Generation(number, self.files.path(number), self._reader_count)
+        try:
+            await live.open_writer()
+        except BaseException:
+            await live.close()
+            raise
+        self._live = live
 
     async def close(self) -> None:
         live, self._live = self._live, None
