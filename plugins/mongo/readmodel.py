@@ -135,8 +135,12 @@ class MongoReadModel:
             raise StoreUnavailableError("MongoDB read model is not started")
         return self._db
 
-    def _collection(self, document: type[Any], generation: int) -> AsyncCollection[Doc]:
-        return self._database()[collection_name(document, generation)]
+    def _collection(
+        self, document: type[Any], generation: int | None = None
+    ) -> AsyncCollection[Doc]:
+        """``document``'s collection in ``generation`` (by default the live one, as last read)."""
+        number = self._generation if generation is None else generation
+        return self._database()[collection_name(document, number)]
 
     async def _live(self, *, fresh: bool = False) -> int:
         """The live generation: read from the pointer when asked ``fresh`` or when the last

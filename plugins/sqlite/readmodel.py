@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from core.errors import StoreUnavailableError
+from core.errors import BalanceError, StoreUnavailableError
 from core.eventsourcing.jobs import Job, T
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.writer import GroupCommitWriter
@@ -82,8 +82,9 @@ class SqliteReadModel:
 
     @property
     def path(self) -> Path:
-        """The live generation's file."""
-        return self._now().path
+        """The live generation's file (as the pointer says now, when closed)."""
+        live = self._now() if self._live is not None else None
+        return self.files.path(self.files.live()) if live is None else live.path
 
     async def start(self) -> None:
         if self._live is not None:
@@ -140,7 +141,7 @@ class SqliteReadModel:
     async def ready(self) -> bool:
         try:
             return (await self._now().open_writer()).alive
-        except StoreUnavailableError:
+        except BalanceError:
             return False
 
     # -- generations -----------------------------------------------------------------------
