@@ -179,9 +179,20 @@ def projections() -> None:
 
 @projections.command()
 def rebuild() -> None:
-    """Drop the read model and replay every event into it (stop the server first)."""
+    """Replay every event into a new read model beside the live one, then switch to it.
+
+    Queries keep answering from the current read model until the switch, and a running server
+    follows the new one after it; only one rebuild runs at a time."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     settings = _settings()
 
@@ -190,19 +201,24 @@ def rebuild() -> None:
         await application.start()
         try:
             columns = (
-                SpinnerColumn(),
                 TextColumn("{task.description}"),
                 BarColumn(),
-                TextColumn("{task.completed} events"),
+                MofNCompleteColumn(),
+                TextColumn("events"),
+                TaskProgressColumn(),
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
             )
             with Progress(*columns, console=Console(stderr=True)) as progress:
                 task = progress.add_task("rebuilding", total=None)
-                total = await application.projector.rebuild(
-                    lambda count: progress.advance(task, count)
-                )
-                progress.update(task, total=total, completed=total)
-            return total
+
+                def advanced(applied: int, total: int | None) -> None:
+                    progress.update(task, completed=applied, total=total)
+
+                applied = await application.projector.rebuild(advanced)
+                progress.update(task, description="switched", completed=applied, total=applied)
+            return applied
         finally:
             await application.close()
 
@@ -210,7 +226,7 @@ def rebuild() -> None:
         total = asyncio.run(run())
     except BalanceError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"rebuilt the read model from {total} events")
+    click.echo(f"rebuilt the read model from {total} events and switched to it")
 
 
 @cli.command("config")

@@ -21,11 +21,14 @@ interpreter's switch interval and garbage-collector thresholds and freezes its s
 same way, and put the previous ones back afterwards.
 
 **Rebuild.** A store of ``rebuild_events`` events (1,000 accounts x 100 events, built fast, see
-``bench.streams``), then ``Application.projector.rebuild()`` into SQLite. The rate counts up to the
-last batch applied; the wall time of the call (which also waits 50 ms to see that nothing more
-comes) is recorded beside it. When ``BALANCE_MONGO_URL`` names a server, the same rebuild runs
-from a SQLite event store into the Mongo read model (a database of its own, dropped afterwards):
-the rate at which the projection applies events into Mongo (info, no target).
+``bench.streams``), then ``Application.projector.rebuild()``: the blue/green rebuild into a new
+SQLite generation (``handlers.accounts.rebuild``), each round a new generation replacing the
+last. The rate counts up to the last batch applied; the wall time of the call (which also
+writes the folded accounts, builds the indexes, syncs the file and switches) is recorded beside
+it. When ``BALANCE_MONGO_URL`` names a server, the same rebuild runs from a SQLite event store
+into new generations of the Mongo read model (a database of its own, dropped afterwards): the
+rate at which the projection applies events into Mongo (info, no target); its wall time also
+holds the wait before the old generation is dropped (three generation polls).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from handlers.accounts.repositories import Accounts
 
 __all__ = ["full_speed", "run", "run_rebuild"]
 
-TARGET_REBUILD_PER_S = 50_000.0
+TARGET_REBUILD_PER_S = 150_000.0
 EVENTS_PER_ACCOUNT = 100
 MAX_WARMUP_SECONDS = 5.0
 MAX_SECONDS = 3.0
@@ -329,9 +332,9 @@ async def _rebuild(
             applied = 0
             last = 0.0
 
-            def progress(count: int) -> None:
+            def progress(count: int, total: int | None) -> None:
                 nonlocal applied, last
-                applied += count
+                applied = count
                 last = time.perf_counter()
 
             started = time.perf_counter()
@@ -353,8 +356,7 @@ def _rebuild_row(into: str, rounds: list[dict[str, float]], interval: float) -> 
         "",
         f"≥ {target:,.0f} events/s" if target else "info",
         ("pass" if rate >= target else "miss") if target else "info",
-        f"wall time of rebuild() {wall:.2f} s, incl. its 50 ms end-of-stream wait; "
-        + _interval_note(interval),
+        f"wall time of rebuild() {wall:.2f} s, incl. its switch; " + _interval_note(interval),
     )
 
 

@@ -15,6 +15,7 @@ from core.records import EventRecord, Snapshot
 __all__ = [
     "Authenticator",
     "EventBatch",
+    "EventCount",
     "EventStore",
     "EventSubscription",
     "Lifecycle",
@@ -86,6 +87,15 @@ class EventStore(Lifecycle, Protocol):
 
     def subscribe(self, group: str, after_checkpoint: int) -> EventSubscription:
         """Every event of every stream, in append order per stream, for projections."""
+        ...
+
+
+@runtime_checkable
+class EventCount(Protocol):
+    """What a store that can count its events offers: a rebuild's progress total."""
+
+    async def event_count(self) -> int:
+        """How many events the store holds now."""
         ...
 
 

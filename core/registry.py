@@ -84,7 +84,9 @@ class Projector(Protocol):
 
     async def run(self, stop: asyncio.Event) -> None: ...
 
-    async def rebuild(self, on_progress: Callable[[int], None] | None = None) -> int: ...
+    async def rebuild(self, on_progress: Callable[[int, int | None], None] | None = None) -> int:
+        """``on_progress(applied, total)`` after each batch; ``total`` None when unknown."""
+        ...
 
 
 class Startup(Protocol):

@@ -1,26 +1,35 @@
 """Keeps the read model up to date: reads the store's events after the read model's checkpoint,
 turns them into view changes and applies them with the new checkpoint, then publishes
-``EventsProjected`` for the batch (live feeds and any subscribing plugin)."""
+``EventsProjected`` for the batch (live feeds and any subscribing plugin).
+
+On a read model with generations (``handlers.accounts.generations``) the projector follows the
+live one: it subscribes from that generation's checkpoint, applies each batch into that
+generation only, and once a rebuild has switched it subscribes again from the new generation's
+checkpoint. A rebuild runs beside it, into a generation of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 
 from core.mediator import Mediator
 from core.ports import EventStore, EventSubscription
 from core.records import EventRecord
+from handlers.accounts.generations import (
+    Generations,
+    GenerationSwitchedError,
+    subscription_group,
+)
 from handlers.accounts.notifications import EventsProjected
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projection import PROJECTION, project_all
 from handlers.accounts.readmodel import (
     AccountReadModel,
-    ClaimMode,
-    ProjectionBusyError,
-    ProjectionClaim,
     ProjectionClaims,
+    ViewChange,
 )
+from handlers.accounts.rebuild import RebuildProgress, rebuild_into_new_generation
 
 __all__ = ["Projector"]
 
@@ -37,36 +46,50 @@ class Projector:
     ) -> None:
         self._store = store
         self._read_model = read_model
+        self._generations = read_model if isinstance(read_model, Generations) else None
         self._progress = progress
         self._mediator = mediator
         self._subscription: EventSubscription | None = None
-        self._claim: ProjectionClaim | None = None
+        self._generation = 0  # the generation the subscription feeds
         self.applied = 0
-
-    async def _take_claim(self, mode: ClaimMode) -> None:
-        if self._claim is None and isinstance(self._read_model, ProjectionClaims):
-            self._claim = await self._read_model.claim(mode)
 
     async def _subscription_now(self) -> EventSubscription:
         if self._subscription is None:
-            await self._take_claim("live")
-            checkpoint = await self._read_model.checkpoint(PROJECTION)
-            self._subscription = self._store.subscribe(PROJECTION, checkpoint)
+            if self._generations is None:
+                checkpoint = await self._read_model.checkpoint(PROJECTION)
+                group = PROJECTION
+            else:
+                generation = await self._generations.live_generation()
+                checkpoint = await self._generations.checkpoint_in(generation, PROJECTION)
+                self._generation = generation
+                group = subscription_group(PROJECTION, generation)
+            self._subscription = self._store.subscribe(group, checkpoint)
         return self._subscription
 
-    async def step(self, timeout: float, publish: bool = True) -> int:
-        """Apply the next batch, if one arrives within ``timeout``; return how many events.
-        A rebuild does not ``publish``: it replays what was published when it happened."""
-        subscription = await self._subscription_now()
-        batch = await subscription.next_batch(timeout)
-        if batch is None or not batch.events:
-            return 0
-        await self._read_model.apply(PROJECTION, project_all(batch.events), batch.checkpoint)
+    async def _apply(self, changes: Sequence[ViewChange], checkpoint: int) -> None:
+        if self._generations is None:
+            await self._read_model.apply(PROJECTION, changes, checkpoint)
+        else:
+            generation = self._generation
+            await self._generations.apply_in(generation, PROJECTION, changes, checkpoint)
+
+    async def step(self, timeout: float) -> int:
+        """Apply the next batch, if one arrives within ``timeout``; return how many events."""
+        try:
+            subscription = await self._subscription_now()
+            batch = await subscription.next_batch(timeout)
+            if batch is None or not batch.events:
+                return 0
+            await self._apply(project_all(batch.events), batch.checkpoint)
+        except GenerationSwitchedError as switched:
+            # Nothing of this batch was written or committed: start over on the new generation.
+            log.info("the read model switched to generation %d; following it", switched.live)
+            await self.close()
+            return await self.step(timeout)
         await subscription.commit(batch)
         self.applied += len(batch.events)
         self._progress.advanced()
-        if publish:
-            await self._published(batch.events)
+        await self._published(batch.events)
         return len(batch.events)
 
     async def _published(self, events: list[EventRecord]) -> None:
@@ -89,47 +112,55 @@ class Projector:
                 await self.step(0.5)
             except asyncio.CancelledError:
                 raise
-            except ProjectionBusyError as error:
-                log.warning("%s", error)
-                await asyncio.sleep(1.0)
             except Exception:
                 # A failed batch is not committed; the loop retries it after a pause.
                 log.exception("projection batch failed; retrying")
                 await self.close()
                 await asyncio.sleep(1.0)
 
-    async def rebuild(
-        self, on_progress: Callable[[int], None] | None = None, idle: float = 0.05
-    ) -> int:
-        """Drop the views and replay every event from the start. A rebuild runs with the writers
-        stopped, so the stream has ended when no event arrives for ``idle`` seconds once events
-        flow (the first batch may wait 0.5 s, for a subscription that takes time to start).
+    async def rebuild(self, on_progress: RebuildProgress | None = None, idle: float = 0.05) -> int:
+        """Replay every event into a new generation of the read model and switch to it
+        (``handlers.accounts.rebuild``), while queries and the live projector carry on; return
+        the events applied. Refused with ``ProjectionBusyError`` while another rebuild of the
+        same read model runs, where the read model can tell (``ProjectionClaims``).
 
-        Refused with ``ProjectionBusyError`` while another projector projects into the same
-        read model, where the read model can tell (``ProjectionClaims``)."""
-        await self.close()
-        await self._take_claim("rebuild")
+        A read model without generations (the in-process one) is dropped and replayed in
+        place; the stream has ended when no event arrives for ``idle`` seconds. A rebuild
+        publishes nothing: it replays what was published when it happened."""
+        claim = None
+        if isinstance(self._read_model, ProjectionClaims):
+            claim = await self._read_model.claim()
         try:
-            await self._read_model.reset()
-            self._subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
-            total = 0
-            timeout = 0.5
-            while count := await self.step(timeout, publish=False):
-                total += count
-                timeout = idle
-                if on_progress is not None:
-                    on_progress(count)
-        finally:
-            await self.close()
-        return total
-
-    async def close(self) -> None:
-        """Close the subscription and give up this projector's claim on the read model."""
-        subscription, self._subscription = self._subscription, None
-        claim, self._claim = self._claim, None
-        try:
-            if subscription is not None:
-                await subscription.close()
+            if self._generations is not None:
+                return await rebuild_into_new_generation(
+                    self._store, self._generations, on_progress, idle
+                )
+            return await self._rebuild_in_place(on_progress, idle)
         finally:
             if claim is not None:
                 await claim.release()
+
+    async def _rebuild_in_place(self, on_progress: RebuildProgress | None, idle: float) -> int:
+        await self.close()
+        await self._read_model.reset()
+        subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
+        total = 0
+        timeout = 0.5
+        try:
+            while (batch := await subscription.next_batch(timeout)) is not None and batch.events:
+                changes = project_all(batch.events)
+                await self._read_model.apply(PROJECTION, changes, batch.checkpoint)
+                await subscription.commit(batch)
+                total += len(batch.events)
+                timeout = idle
+                if on_progress is not None:
+                    on_progress(total, None)
+        finally:
+            await subscription.close()
+        return total
+
+    async def close(self) -> None:
+        """Close the subscription."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await subscription.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -20,7 +20,6 @@ __all__ = [
     "AccountChanged",
     "AccountOpenedView",
     "AccountReadModel",
-    "ClaimMode",
     "MovementAdded",
     "ProjectionBusyError",
     "ProjectionClaim",
@@ -88,7 +87,8 @@ class AccountReadModel(Lifecycle, Protocol):
         ...
 
     async def reset(self) -> None:
-        """Drop every view and checkpoint, for a rebuild from zero."""
+        """Drop every view and checkpoint, for a rebuild in place (a read model that does not
+        keep generations, ``handlers.accounts.generations``)."""
         ...
 
     async def get_account(self, account_id: str) -> AccountView | None: ...
@@ -118,27 +118,16 @@ class AccountReadModel(Lifecycle, Protocol):
         ...
 
 
-ClaimMode = Literal["live", "rebuild"]
-
-
 class ProjectionBusyError(BalanceError):
-    """Another process projects into the read model while a rebuild would drop it, or rebuilds
-    it while a projector would start."""
+    """Another rebuild of the same read model runs: two would each build a generation and
+    switch to it, one after the other."""
 
-    def __init__(self, mode: ClaimMode, read_model: str, holders: str = "") -> None:
+    def __init__(self, read_model: str, holders: str = "") -> None:
         held = f" ({holders})" if holders else ""
-        if mode == "rebuild":
-            message = (
-                f"cannot rebuild {read_model}: a server or `balance projector` is projecting "
-                f"into it, or another rebuild runs{held}; stop it first"
-            )
-        else:
-            message = (
-                f"cannot project into {read_model}: `balance projections rebuild` is "
-                f"rebuilding it{held}; start again once it has finished"
-            )
-        super().__init__(message)
-        self.mode = mode
+        super().__init__(
+            f"cannot rebuild {read_model}: another `balance projections rebuild` is rebuilding "
+            f"it{held}; wait for it to finish"
+        )
 
 
 class ProjectionClaim(Protocol):
@@ -147,12 +136,11 @@ class ProjectionClaim(Protocol):
 
 @runtime_checkable
 class ProjectionClaims(Protocol):
-    """What a read model that other processes can project into offers, so that a rebuild never
-    drops the views under a live projector (see the Projector)."""
+    """What a read model that several processes can rebuild offers, so that only one rebuild
+    runs at a time. Live projectors need no claim: a rebuild builds a generation of its own
+    beside theirs (``handlers.accounts.generations``)."""
 
-    async def claim(self, mode: ClaimMode) -> ProjectionClaim:
-        """Live claims are shared: several projectors may apply the same events, every write
-        being idempotent. A rebuild's is exclusive: it is refused while anyone holds a claim,
-        and a live claim is refused while a rebuild holds one. Refusal raises
-        ``ProjectionBusyError`` at once; a claim held by a process that died frees itself."""
+    async def claim(self) -> ProjectionClaim:
+        """The rebuild claim, exclusive: refused with ``ProjectionBusyError`` at once while
+        another rebuild holds it; a claim held by a process that died frees itself."""
         ...

@@ -61,8 +61,13 @@ START_BOUND: Final = 30.0
 T = TypeVar("T")
 
 
+def _count_events(connection: sqlite3.Connection) -> int:
+    (count,) = connection.execute("SELECT count(*) FROM events").fetchone()
+    return int(count)
+
+
 class KafkaEventStore:
-    """``EventStore``, ``SnapshotStore`` and ``Lifecycle`` on a Kafka topic.
+    """``EventStore``, ``SnapshotStore``, ``EventCount`` and ``Lifecycle`` on a Kafka topic.
 
     Use it from the event loop that started it. ``close`` then ``start`` again is allowed.
     """
@@ -208,6 +213,11 @@ class KafkaEventStore:
 
     async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
         return await self._read(stream_id, partial(index.read_command, stream_id, command_id))
+
+    async def event_count(self) -> int:
+        """The events in the local index: every committed append of the topic read so far (a
+        starting store reads the whole topic into it)."""
+        return await self._read(_count_events)
 
     def subscribe(self, group: str, after_checkpoint: int) -> KafkaSubscription:
         return KafkaSubscription(self.config, group, after_checkpoint)

@@ -86,6 +86,9 @@ class MemoryEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))
 
+    async def event_count(self) -> int:
+        return len(self._log)
+
     def subscribe(self, group: str, after_checkpoint: int) -> MemorySubscription:
         return MemorySubscription(self, after_checkpoint)
 

@@ -1,15 +1,14 @@
-"""Projection claims on MongoDB: one lease document per claim, renewed while it is held.
+"""The rebuild claim on MongoDB: a lease document, renewed while it is held.
 
 Processes that share a MongoDB database need not share a host, so the claim is a document in
-``projection_claims``: its mode (``live`` or ``rebuild``), who holds it, and when it expires.
-A holder renews it every third of the lease; one that dies stops renewing, and its claim counts
-for nothing once it has expired (after at most ``LEASE`` seconds). The expiry is the holder's
-clock, compared with the claimant's: hosts whose clocks differ by a good part of the lease
-would misjudge it.
+``projection_claims``: who holds it, and when it expires. A holder renews it every third of the
+lease; one that dies stops renewing, and its claim counts for nothing once it has expired (after
+at most ``LEASE`` seconds). The expiry is the holder's clock, compared with the claimant's:
+hosts whose clocks differ by a good part of the lease would misjudge it.
 
-To claim, a process first inserts its own lease, then looks for the others that exclude it; if
-it finds one it removes its own and is refused. Two processes that claim at the same moment
-can thus both be refused, never both admitted.
+To claim, a process first inserts its own lease, then looks for another one; if it finds one it
+removes its own and is refused. Two processes that claim at the same moment can thus both be
+refused, never both admitted.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from uuid import uuid4
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from handlers.accounts.readmodel import ClaimMode, ProjectionBusyError
+from handlers.accounts.readmodel import ProjectionBusyError
 
 __all__ = ["CLAIMS", "LEASE", "MongoClaim"]
 
@@ -50,29 +49,27 @@ class MongoClaim:
 
     @classmethod
     async def take(
-        cls,
-        claims: AsyncCollection[Doc],
-        mode: ClaimMode,
-        read_model: str,
-        lease: timedelta = LEASE,
+        cls, claims: AsyncCollection[Doc], read_model: str, lease: timedelta = LEASE
     ) -> MongoClaim:
         now = datetime.now(UTC)
         await claims.delete_many({"expires_at": {"$lte": now}})
         document: Doc = {
             "_id": uuid4().hex,
-            "mode": mode,
+            "mode": "rebuild",
             "holder": _holder(),
             "expires_at": now + lease,
         }
         await claims.insert_one(document)
-        others: Doc = {"_id": {"$ne": document["_id"]}, "expires_at": {"$gt": now}}
-        if mode == "live":
-            others["mode"] = "rebuild"  # live projectors share the read model
+        others: Doc = {
+            "_id": {"$ne": document["_id"]},
+            "mode": "rebuild",
+            "expires_at": {"$gt": now},
+        }
         found = await claims.find(others).to_list(10)
         if found:
             await claims.delete_one({"_id": document["_id"]})
-            holders = ", ".join(f"{doc['mode']} by {doc['holder']}" for doc in found)
-            raise ProjectionBusyError(mode, read_model, f"claimed: {holders}")
+            holders = ", ".join(f"rebuild by {doc['holder']}" for doc in found)
+            raise ProjectionBusyError(read_model, f"claimed: {holders}")
         claim = cls(claims, document, lease)
         claim._renewing = asyncio.create_task(claim._renew_while_held())
         return claim

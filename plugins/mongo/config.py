@@ -2,7 +2,8 @@
 
 ``BALANCE_MONGO_URL`` (required when ``BALANCE_READ_MODEL=mongo``), ``BALANCE_MONGO_DATABASE``
 (``account_balance``), ``BALANCE_MONGO_TIMEOUT_MS`` (server selection and connect timeout, 3000),
-``BALANCE_MONGO_BULK_CHUNK`` (writes per bulk command, 1000).
+``BALANCE_MONGO_BULK_CHUNK`` (writes per bulk command, 1000), ``BALANCE_MONGO_GENERATION_POLL_MS``
+(how often readers look for a rebuild's switch, 1000).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ SETTINGS: Final = declare(
         3000,
     ),
     bulk_chunk=("writes (inserts or guarded updates) per bulk command", 1000),
+    generation_poll_ms=(
+        "how often a process looks at the read model's generation pointer, so that it reads the "
+        "new generation within this long after a rebuild switched; a rebuild keeps the old "
+        "generation three times this long after its switch (0: look before every query)",
+        1000,
+    ),
 )
 # MongoDB refuses these characters in database names; 63 bytes is its length limit.
 _DATABASE_NAME: Final = re.compile(r'[^/\\. "$*<>:|?\x00]{1,63}')
@@ -42,6 +49,7 @@ class MongoConfig:
     database: str = DEFAULT_DATABASE
     timeout_ms: int = 3000
     bulk_chunk: int = 1000
+    generation_poll_ms: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MongoConfig:
@@ -50,6 +58,7 @@ class MongoConfig:
             database=settings.get("mongo_database") or DEFAULT_DATABASE,
             timeout_ms=settings.get_int("mongo_timeout_ms", 3000),
             bulk_chunk=settings.get_int("mongo_bulk_chunk", 1000),
+            generation_poll_ms=settings.get_int("mongo_generation_poll_ms", 1000),
         )
         config.check()
         return config
@@ -60,6 +69,11 @@ class MongoConfig:
         if _DATABASE_NAME.fullmatch(self.database) is None:
             raise ConfigError(
                 f"{env_name('mongo_database')}: {self.database!r} is not a MongoDB database name"
+            )
+        if self.generation_poll_ms < 0:
+            raise ConfigError(
+                f"{env_name('mongo_generation_poll_ms')} must be at least 0, "
+                f"got {self.generation_poll_ms}"
             )
         for key, value in (
             ("mongo_timeout_ms", self.timeout_ms),

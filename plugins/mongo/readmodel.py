@@ -7,6 +7,8 @@ opening, closing and any change that is not a movement's write it. An account is
 document overlaid with its latest movement (the balance, and the higher of the two versions).
 An insert costs a MongoDB-wire server a fraction of an update (FerretDB 1.24 here: 0.09 ms per
 inserted document against 0.7 ms per updated one), so a deposit is one insert, not one of each.
+
+The views live in numbered generations, rebuilt blue/green (``plugins.mongo.generations``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from beanie import init_beanie
 from bson import Int64
@@ -27,7 +29,8 @@ from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyEr
 
 from core.config import ConfigError, env_name
 from core.errors import StoreUnavailableError
-from handlers.accounts.readmodel import ClaimMode, ViewChange
+from handlers.accounts.generations import GenerationSwitchedError
+from handlers.accounts.readmodel import ViewChange
 from handlers.accounts.views import AccountView, Movement, TransferView
 from plugins.mongo import writes
 from plugins.mongo.claims import CLAIMS, MongoClaim
@@ -44,9 +47,21 @@ from plugins.mongo.documents import (
     to_micros,
     transfer_view,
 )
+from plugins.mongo.generations import (
+    MongoGenerationBuild,
+    collection_name,
+    create_generation,
+    drop_generation,
+    existing_generations,
+    read_live,
+)
 from plugins.mongo.writes import Doc
 
-__all__ = ["MongoReadModel"]
+__all__ = ["RETIRE_AFTER_POLLS", "MongoReadModel"]
+
+# How long a rebuild leaves the old generation in place after its switch, in generation polls:
+# a reader that looked at the pointer just before the switch moves within one.
+RETIRE_AFTER_POLLS: Final = 3
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +77,18 @@ def _reachable(action: str) -> Iterator[None]:
 
 
 class MongoReadModel:
-    """``AccountReadModel`` and ``Lifecycle`` on one MongoDB database."""
+    """``AccountReadModel``, ``Generations``, ``ProjectionClaims`` and ``Lifecycle`` on one
+    MongoDB database; readers look at the generation pointer every
+    ``config.generation_poll_ms``."""
 
     def __init__(self, config: MongoConfig) -> None:
         self.config = config
         self._client: AsyncMongoClient[Doc] | None = None
         self._db: AsyncDatabase[Doc] | None = None
+        self._poll = config.generation_poll_ms / 1000
+        self._retire_after = RETIRE_AFTER_POLLS * self._poll
+        self._generation = 0
+        self._looked = float("-inf")  # when the pointer was last read (loop time)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -93,6 +114,7 @@ class MongoReadModel:
             await client.close()
             raise
         self._client, self._db = client, database
+        self._looked = float("-inf")
 
     async def close(self) -> None:
         client, self._client, self._db = self._client, None, None
@@ -108,27 +130,80 @@ class MongoReadModel:
             return False
         return True
 
-    def _collection(self, document: type[Any]) -> AsyncCollection[Doc]:
+    def _database(self) -> AsyncDatabase[Doc]:
         if self._db is None:
             raise StoreUnavailableError("MongoDB read model is not started")
-        return self._db[document.Settings.name]
+        return self._db
+
+    def _collection(
+        self, document: type[Any], generation: int | None = None
+    ) -> AsyncCollection[Doc]:
+        """``document``'s collection in ``generation`` (by default the live one, as last read)."""
+        number = self._generation if generation is None else generation
+        return self._database()[collection_name(document, number)]
+
+    async def _live(self, *, fresh: bool = False) -> int:
+        """The live generation: read from the pointer when asked ``fresh`` or when the last
+        look is ``generation_poll`` seconds old."""
+        now = asyncio.get_running_loop().time()
+        if fresh or now - self._looked >= self._poll:
+            with _reachable("read the generation pointer"):
+                self._generation = await read_live(self._database())
+            self._looked = now
+        return self._generation
+
+    # -- generations -----------------------------------------------------------------------
+
+    async def live_generation(self) -> int:
+        return await self._live(fresh=True)
+
+    async def _in(self, generation: int) -> None:
+        live = await self._live(fresh=True)
+        if live != generation:
+            raise GenerationSwitchedError(generation, live)
+
+    async def checkpoint_in(self, generation: int, projection: str) -> int:
+        await self._in(generation)
+        return await self._checkpoint(generation, projection)
+
+    async def apply_in(
+        self, generation: int, projection: str, changes: Sequence[ViewChange], checkpoint: int
+    ) -> None:
+        await self._in(generation)
+        await self._apply(generation, projection, changes, checkpoint)
+
+    async def new_generation(self) -> MongoGenerationBuild:
+        database = self._database()
+        with _reachable("new generation"):
+            live = await read_live(database)
+            existing = await existing_generations(database)
+            for leftover in existing - {live}:
+                await drop_generation(database, leftover)
+            number = max(existing | {live}) + 1
+            await create_generation(database, number)
+        return MongoGenerationBuild(database, number, self._apply, self._retire_after)
 
     # -- writes ----------------------------------------------------------------------------
 
     async def apply(self, projection: str, changes: Sequence[ViewChange], checkpoint: int) -> None:
+        await self._apply(await self._live(fresh=True), projection, changes, checkpoint)
+
+    async def _apply(
+        self, generation: int, projection: str, changes: Sequence[ViewChange], checkpoint: int
+    ) -> None:
         plan, config = writes.plan_writes(changes), self.config
         with _reachable("apply"):
             # Movements first: a reader never sees a balance whose statement line is missing.
             chunk = config.bulk_chunk
-            await writes.bulk(self._collection(MovementDoc), plan.movements, chunk)
+            await writes.bulk(self._collection(MovementDoc, generation), plan.movements, chunk)
             await asyncio.gather(
-                writes.write(self._collection(AccountDoc), plan.accounts, chunk),
-                writes.write(self._collection(TransferDoc), plan.transfers, chunk),
+                writes.write(self._collection(AccountDoc, generation), plan.accounts, chunk),
+                writes.write(self._collection(TransferDoc, generation), plan.transfers, chunk),
             )
-            await self._save_checkpoint(projection, checkpoint)
+            await self._save_checkpoint(generation, projection, checkpoint)
 
-    async def _save_checkpoint(self, projection: str, position: int) -> None:
-        checkpoints = self._collection(CheckpointDoc)
+    async def _save_checkpoint(self, generation: int, projection: str, position: int) -> None:
+        checkpoints = self._collection(CheckpointDoc, generation)
         update = {"$max": {"position": Int64(position)}}
         try:
             await checkpoints.update_one({"_id": projection}, update, upsert=True)
@@ -136,38 +211,43 @@ class MongoReadModel:
             # Another projector's upsert created it first; now it exists, so this one updates.
             await checkpoints.update_one({"_id": projection}, update)
 
-    async def claim(self, mode: ClaimMode) -> MongoClaim:
+    async def claim(self) -> MongoClaim:
         """See ``ProjectionClaims``: a lease document, renewed while held (plugins/mongo/claims)."""
-        if self._db is None:
-            raise StoreUnavailableError("MongoDB read model is not started")
         where = f"the read model in MongoDB database {self.config.database!r}"
         with _reachable("claim"):
-            return await MongoClaim.take(self._db[CLAIMS], mode, where)
+            return await MongoClaim.take(self._database()[CLAIMS], where)
 
     async def reset(self) -> None:
+        """Drops the live generation's collections and creates them again (a drop works on
+        any server and size; see ``plugins.mongo.generations``)."""
         with _reachable("reset"):
-            for document in DOCUMENTS:
-                await self._collection(document).delete_many({})
+            live = await self._live(fresh=True)
+            await drop_generation(self._database(), live)
+            await create_generation(self._database(), live)
 
     # -- queries ---------------------------------------------------------------------------
 
     async def checkpoint(self, projection: str) -> int:
+        return await self._checkpoint(await self._live(), projection)
+
+    async def _checkpoint(self, generation: int, projection: str) -> int:
         with _reachable("checkpoint"):
-            doc = await self._collection(CheckpointDoc).find_one({"_id": projection})
+            doc = await self._collection(CheckpointDoc, generation).find_one({"_id": projection})
         return 0 if doc is None else int(doc["position"])
 
     async def get_account(self, account_id: str) -> AccountView | None:
+        generation = await self._live()
         with _reachable("get_account"):
-            doc = await self._collection(AccountDoc).find_one({"_id": account_id})
+            doc = await self._collection(AccountDoc, generation).find_one({"_id": account_id})
             if doc is None:
                 return None
-            return account_view(doc, await self._latest_line(account_id))
+            return account_view(doc, await self._latest_line(generation, account_id))
 
-    async def _latest_line(self, account_id: str) -> Doc | None:
+    async def _latest_line(self, generation: int, account_id: str) -> Doc | None:
         """The account's latest movement line (its balance and version), if it has one."""
         query = {"_id": movement_range(account_id, 0), "account": account_id}
         fields = {"balance_after": 1, "version": 1}
-        movements = self._collection(MovementDoc)
+        movements = self._collection(MovementDoc, generation)
         return await movements.find_one(query, fields, sort=[("_id", -1)])
 
     async def list_accounts(
@@ -180,10 +260,13 @@ class MongoReadModel:
             query["owner"] = owner
         if after is not None:
             query["_id"] = {"$gt": after}
+        generation = await self._live()
         with _reachable("list_accounts"):
-            cursor = self._collection(AccountDoc).find(query).sort("_id", 1).limit(limit)
-            docs = await cursor.to_list()
-            lines = await asyncio.gather(*(self._latest_line(doc["_id"]) for doc in docs))
+            accounts = self._collection(AccountDoc, generation)
+            docs = await accounts.find(query).sort("_id", 1).limit(limit).to_list()
+            lines = await asyncio.gather(
+                *(self._latest_line(generation, doc["_id"]) for doc in docs)
+            )
         return [account_view(doc, line) for doc, line in zip(docs, lines, strict=True)]
 
     async def statement(
@@ -206,18 +289,23 @@ class MongoReadModel:
             when["$lt"] = Int64(to_micros(end))
         if when:
             query["occurred_us"] = when
+        generation = await self._live()
         with _reachable("statement"):
-            cursor = self._collection(MovementDoc).find(query).sort("_id", 1).limit(limit)
+            movements = self._collection(MovementDoc, generation)
+            cursor = movements.find(query).sort("_id", 1).limit(limit)
             docs = await cursor.to_list()
         return [movement_view(doc) for doc in docs]
 
     async def get_transfer(self, transfer_id: str) -> TransferView | None:
+        generation = await self._live()
         with _reachable("get_transfer"):
-            doc = await self._collection(TransferDoc).find_one({"_id": transfer_id})
+            doc = await self._collection(TransferDoc, generation).find_one({"_id": transfer_id})
         return None if doc is None else transfer_view(doc)
 
     async def pending_transfers(self) -> list[str]:
+        generation = await self._live()
         with _reachable("pending_transfers"):
-            cursor = self._collection(TransferDoc).find({"status": "pending"}, {"_id": 1})
+            transfers = self._collection(TransferDoc, generation)
+            cursor = transfers.find({"status": "pending"}, {"_id": 1})
             docs = await cursor.sort("_id", 1).to_list()
         return [str(doc["_id"]) for doc in docs]

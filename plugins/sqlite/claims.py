@@ -1,9 +1,9 @@
-"""Projection claims on a file-based read model: an advisory lock (``flock``) on a file beside it.
+"""The rebuild claim on a file-based read model: an advisory lock (``flock``) on a file beside it.
 
-A live projector holds the lock shared, a rebuild exclusive, both without waiting: a refusal is
-answered at once. The kernel drops the lock when its holder's file is closed, which includes a
-process that dies, so a crash never leaves the read model claimed. ``flock`` locks belong to an
-open file, not to a process: two claims in one process exclude each other as two processes' do.
+A rebuild holds the lock exclusive, without waiting: a second rebuild is refused at once. The
+kernel drops the lock when its holder's file is closed, which includes a process that dies, so
+a crash never leaves the read model claimed. ``flock`` locks belong to an open file, not to a
+process: two claims in one process exclude each other as two processes' do.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from handlers.accounts.readmodel import ClaimMode, ProjectionBusyError
+from handlers.accounts.readmodel import ProjectionBusyError
 
 __all__ = ["FileClaim"]
 
@@ -22,14 +22,13 @@ class FileClaim:
         self._descriptor: int | None = descriptor
 
     @classmethod
-    def take(cls, path: Path, mode: ClaimMode, read_model: str) -> FileClaim:
+    def take(cls, path: Path, read_model: str) -> FileClaim:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        operation = fcntl.LOCK_SH if mode == "live" else fcntl.LOCK_EX
         try:
-            fcntl.flock(descriptor, operation | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(descriptor)
-            raise ProjectionBusyError(mode, read_model, f"{path} is locked") from None
+            raise ProjectionBusyError(read_model, f"{path} is locked") from None
         except BaseException:
             os.close(descriptor)
             raise

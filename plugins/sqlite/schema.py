@@ -14,12 +14,14 @@ __all__ = [
     "TRANSFER_COLUMNS",
     "VIEWS_DDL",
     "VIEWS_FILE",
+    "VIEWS_INDEXES",
+    "VIEWS_TABLES",
 ]
 
 EVENTS_FILE: Final = "events.db"
 VIEWS_FILE: Final = "views.db"
 
-VIEWS_DDL: Final = """
+VIEWS_TABLES: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     id        TEXT    PRIMARY KEY,
     owner     TEXT    NOT NULL,
@@ -30,7 +32,6 @@ CREATE TABLE IF NOT EXISTS accounts (
     opened_at INTEGER NOT NULL,
     closed_at INTEGER
 );
-CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner, id);
 CREATE TABLE IF NOT EXISTS movements (
     account       TEXT    NOT NULL,
     version       INTEGER NOT NULL,
@@ -44,7 +45,6 @@ CREATE TABLE IF NOT EXISTS movements (
     counterparty  TEXT,
     PRIMARY KEY (account, version)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS movements_by_time ON movements (account, occurred_at);
 CREATE TABLE IF NOT EXISTS transfers (
     id           TEXT    PRIMARY KEY,
     owner        TEXT    NOT NULL,
@@ -58,12 +58,19 @@ CREATE TABLE IF NOT EXISTS transfers (
     requested_at INTEGER NOT NULL,
     description  TEXT
 );
-CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
 CREATE TABLE IF NOT EXISTS checkpoints (
     projection TEXT    PRIMARY KEY,
     position   INTEGER NOT NULL
 );
 """
+# The secondary indexes: a rebuild creates them once its generation is filled, which is faster
+# than keeping them up to date row by row.
+VIEWS_INDEXES: Final = """
+CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner, id);
+CREATE INDEX IF NOT EXISTS movements_by_time ON movements (account, occurred_at);
+CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
+"""
+VIEWS_DDL: Final = VIEWS_TABLES + VIEWS_INDEXES
 
 # The columns the read model writes and reads, in the order of its rows.
 ACCOUNT_COLUMNS: Final = "id, owner, currency, balance, status, version, opened_at, closed_at"

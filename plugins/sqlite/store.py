@@ -43,13 +43,19 @@ __all__ = ["SqliteEventStore", "SqliteSubscription"]
 DEFAULT_BATCH_SIZE: Final = 1000
 
 
+def _count(connection: sqlite3.Connection) -> int:
+    (count,) = connection.execute("SELECT count(*) FROM events").fetchone()
+    return int(count)
+
+
 def _after(position: int, limit: int, connection: sqlite3.Connection) -> list[EventRecord]:
     condition = "WHERE position > ? ORDER BY position LIMIT ?"
     return select_records(connection, condition, (position, limit))
 
 
 class SqliteEventStore:
-    """``EventStore``, ``SnapshotStore`` and ``Lifecycle`` on ``<data_dir>/events.db``.
+    """``EventStore``, ``SnapshotStore``, ``EventCount`` and ``Lifecycle`` on
+    ``<data_dir>/events.db``.
 
     Use it from the event loop that started it. ``max_batch`` caps the appends per transaction;
     ``batch_size`` caps the events per subscription batch.
@@ -158,6 +164,9 @@ class SqliteEventStore:
 
     async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
         return await self._readers.run(partial(read_command, stream_id, command_id))
+
+    async def event_count(self) -> int:
+        return await self._readers.run(_count)
 
     def subscribe(self, group: str, after_checkpoint: int) -> SqliteSubscription:
         return SqliteSubscription(self, after_checkpoint)

@@ -1,5 +1,5 @@
-"""``balance serve`` as a process: the key it verifies tokens with, a rebuild refused while it
-projects, and a graceful stop on SIGTERM (exit status 0, the shutdown in its log)."""
+"""``balance serve`` as a process: the key it verifies tokens with, a rebuild beside it that it
+follows, and a graceful stop on SIGTERM (exit status 0, the shutdown in its log)."""
 
 from __future__ import annotations
 
@@ -66,11 +66,37 @@ def test_serve_logs_which_secret_it_verifies_with_and_token_signs_with_it(
         assert response.status == 200
 
 
-def test_rebuild_is_refused_while_the_server_projects(served: Served) -> None:
-    result = served.balance("projections", "rebuild")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "cannot rebuild the read model" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_a_rebuild_runs_beside_the_server_which_then_serves_the_new_read_model(
+    served: Served,
+) -> None:
+    minted = served.balance("token", "--sub", "alice", "--role", "teller")
+    assert minted.returncode == 0, minted.stderr
+    headers = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+
+    def call(method: str, path: str, body: object = None) -> dict[str, object]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{served.base}{path}", data=data, method=method,
+            headers={**headers, "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, object] = json.loads(response.read())
+            return answer
+
+    account = call("POST", "/accounts", {"currency": "EUR", "initial_deposit": "10.00"})["id"]
+    call("POST", f"/accounts/{account}/deposits", {"amount": "5.00"})
+    assert call("GET", f"/accounts/{account}?min_version=3")["balance"] == "15.00"
+
+    rebuilt = served.balance("projections", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout == "rebuilt the read model from 3 events and switched to it\n"
+    assert "3/3 events" in rebuilt.stderr  # the progress bar, with its total
+    assert (Path(served.env["BALANCE_DATA_DIR"]) / "views.generation").read_text() == "1\n"
+
+    # The server reads the new generation, and its projector writes into it.
+    assert call("GET", f"/accounts/{account}")["balance"] == "15.00"
+    call("POST", f"/accounts/{account}/deposits", {"amount": "1.00"})
+    assert call("GET", f"/accounts/{account}?min_version=4")["balance"] == "16.00"
 
 
 def test_sigterm_stops_the_server_gracefully_with_status_0(served: Served) -> None:
@@ -79,6 +105,6 @@ def test_sigterm_stops_the_server_gracefully_with_status_0(served: Served) -> No
     messages = [record["message"] for record in served.records()]
     assert "Application shutdown complete." in messages
     assert messages[-1] == "balance serve stopped"
-    # the rebuild that the live server refused runs once it has stopped
+    # a rebuild runs with the server stopped too
     rebuilt = served.balance("projections", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr

@@ -1,6 +1,6 @@
-"""Projection claims on the real MongoDB-wire server: lease documents that a rebuild and the live
-projectors respect, that expire when their holder stops renewing them, and that a projector and
-``balance projections rebuild`` take."""
+"""The rebuild claim on the real MongoDB-wire server: lease documents that keep a second rebuild
+out, that expire when their holder stops renewing them, and that ``balance projections rebuild``
+takes while live projectors carry on."""
 
 from __future__ import annotations
 
@@ -35,24 +35,15 @@ async def claims(
         await client.close()
 
 
-async def test_live_claims_share_and_a_rebuild_excludes_all(
+async def test_a_rebuild_claim_excludes_another_until_released(
     mongo: MongoReadModel, claims: AsyncCollection[dict[str, Any]]
 ) -> None:
-    first = await mongo.claim("live")
-    second = await mongo.claim("live")
-    with pytest.raises(ProjectionBusyError, match=r"cannot rebuild .*live by .* pid"):
-        await mongo.claim("rebuild")
-    await first.release()
-    await second.release()
-    rebuild = await mongo.claim("rebuild")
-    await mongo.reset()  # what the rebuild does next: its claim outlives the views
+    rebuild = await mongo.claim()
     assert await claims.count_documents({"mode": "rebuild"}) == 1
-    with pytest.raises(ProjectionBusyError, match=r"cannot project into .*rebuild by"):
-        await mongo.claim("live")
-    with pytest.raises(ProjectionBusyError, match="cannot rebuild"):
-        await mongo.claim("rebuild")
+    with pytest.raises(ProjectionBusyError, match=r"cannot rebuild .*rebuild by .* pid"):
+        await mongo.claim()
     await rebuild.release()
-    await (await mongo.claim("live")).release()
+    await (await mongo.claim()).release()
     # a refused claim leaves no document behind, a released one neither
     assert await claims.count_documents({}) == 0
 
@@ -62,9 +53,9 @@ async def test_a_lease_that_is_not_renewed_counts_for_nothing_once_expired(
 ) -> None:
     past = datetime.now(UTC) - timedelta(seconds=1)
     await claims.insert_one(
-        {"_id": "crashed", "mode": "live", "holder": "gone pid 1", "expires_at": past}
+        {"_id": "crashed", "mode": "rebuild", "holder": "gone pid 1", "expires_at": past}
     )
-    rebuild = await mongo.claim("rebuild")
+    rebuild = await mongo.claim()
     assert await claims.count_documents({"_id": "crashed"}) == 0  # cleared on the way
     await rebuild.release()
 
@@ -73,7 +64,7 @@ async def test_renewing_pushes_the_expiry_a_lease_ahead(
     claims: AsyncCollection[dict[str, Any]],
 ) -> None:
     lease = timedelta(hours=1)
-    claim = await MongoClaim.take(claims, "live", "the read model", lease=lease)
+    claim = await MongoClaim.take(claims, "the read model", lease=lease)
     try:
         before = datetime.now(UTC)
         await claims.update_many({}, {"$set": {"expires_at": before}})  # about to expire
@@ -84,19 +75,23 @@ async def test_renewing_pushes_the_expiry_a_lease_ahead(
         await claim.release()
 
 
-async def test_a_rebuild_is_refused_while_a_projector_projects(
+async def test_a_rebuild_runs_while_a_projector_projects_and_a_second_is_refused(
     mongo_config: MongoConfig, tmp_path: Path
 ) -> None:
-    # The projector's claim is the read model's: the events may live anywhere (SQLite here).
+    # The claim is the read model's: the events may live anywhere (SQLite here).
     settings = replace(
         settings_for(
-            "sqlite", tmp_path, mongo_url=mongo_config.url, mongo_database=mongo_config.database
+            "sqlite", tmp_path, mongo_url=mongo_config.url, mongo_database=mongo_config.database,
+            mongo_generation_poll_ms="0",
         ),
         read_model="mongo",
-    )
+    )  # fmt: skip
     async with running(settings) as live, running(settings, run_projector=False) as other:
         assert live.run_projector
-        with pytest.raises(ProjectionBusyError, match="cannot rebuild"):
-            await other.projector.rebuild()
-    async with running(settings, run_projector=False) as alone:
-        assert await alone.projector.rebuild() == 0
+        claim = await live.backends["read_model"].claim()
+        try:
+            with pytest.raises(ProjectionBusyError, match="cannot rebuild"):
+                await other.projector.rebuild()
+        finally:
+            await claim.release()
+        assert await other.projector.rebuild() == 0

@@ -232,7 +232,8 @@ def test_projections_rebuild_replays_every_event(environment: Path) -> None:
     account_id = asyncio.run(write())
     result = run("projections", "rebuild")
     assert result.exit_code == 0, result.output
-    assert "rebuilt the read model from 3 events" in result.output
+    assert result.stdout == "rebuilt the read model from 3 events and switched to it\n"
+    assert "3/3 events" in result.stderr  # the progress bar, with its total
 
     async def read() -> tuple[int, int]:
         async with running(settings, run_projector=False) as app:
