@@ -3,6 +3,7 @@ The ``Authenticator`` port and ``Principal`` live in ``core.auth``, re-exported 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -18,6 +19,7 @@ __all__ = [
     "EventStore",
     "EventSubscription",
     "Lifecycle",
+    "PipelinedAppends",
     "Principal",
     "SnapshotStore",
 ]
@@ -86,6 +88,26 @@ class EventStore(Lifecycle, Protocol):
 
     def subscribe(self, group: str, after_checkpoint: int) -> EventSubscription:
         """Every event of every stream, in append order per stream, for projections."""
+        ...
+
+
+@runtime_checkable
+class PipelinedAppends(Protocol):
+    """An event store that can queue an append without waiting for it, so that a caller can
+    decide the next append on a stream while the previous one is still being committed."""
+
+    def enqueue(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> asyncio.Future[list[EventRecord]]:
+        """Put the append in the writer's queue before returning; the future resolves as
+        ``EventStore.append`` would return or raise, once it committed.
+
+        Appends queued on one stream are checked and written in the order they were queued.
+        One that expects the version where the previous queued one ends is chained to it: if
+        that one fails, this one fails too with ``ConcurrencyError`` and nothing of it is
+        written, so a chain never leaves a gap or an event decided from a state that was not
+        stored.
+        """
         ...
 
 

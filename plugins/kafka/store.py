@@ -25,9 +25,10 @@ from typing import TypeVar
 from confluent_kafka import KafkaException
 
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.links import Link
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.schema import to_micros
-from core.ports import EventStore, SnapshotStore
+from core.ports import EventStore, PipelinedAppends, SnapshotStore
 from core.records import EventRecord, Snapshot
 from plugins.kafka import index
 from plugins.kafka.config import KafkaConfig
@@ -50,6 +51,8 @@ class KafkaEventStore:
         self.config = config
         self._writer = KafkaWriter(config)
         self._readers = ReaderPool(config.index_path, config.readers)
+        # Each stream's last queued append while it is pending: the next one chains to it.
+        self._tails: dict[str, Link] = {}
 
     @property
     def writer(self) -> KafkaWriter:
@@ -82,8 +85,30 @@ class KafkaEventStore:
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
+        return await self.enqueue(stream_id, expected_version, events)
+
+    def enqueue(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> asyncio.Future[list[EventRecord]]:
+        """``PipelinedAppends``: the append is in the writer's queue when this returns."""
         check_records(stream_id, expected_version, events)
-        return await self._writer.append(stream_id, expected_version, list(events))
+        tail = self._tails.get(stream_id)
+        link = Link(
+            None if tail is None else tail.follow(expected_version),
+            expected_version + len(events),
+        )
+        future = self._writer.append(stream_id, expected_version, list(events), link)
+        self._tails[stream_id] = link
+        future.add_done_callback(partial(self._settled, stream_id, link))
+        return future
+
+    def _settled(
+        self, stream_id: str, link: Link, future: asyncio.Future[list[EventRecord]]
+    ) -> None:
+        if future.cancelled() or future.exception() is not None:
+            link.failed = True  # the tail stays: one decided before this was known chains to it
+        elif self._tails.get(stream_id) is link:
+            del self._tails[stream_id]
 
     async def read(
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
@@ -118,5 +143,7 @@ class KafkaEventStore:
         await self._writer.save_snapshot(snapshot)
 
 
-def _check_protocols(store: KafkaEventStore) -> tuple[EventStore, SnapshotStore]:
-    return store, store  # mypy checks the store against the ports here
+def _check_protocols(
+    store: KafkaEventStore,
+) -> tuple[EventStore, SnapshotStore, PipelinedAppends]:
+    return store, store, store  # mypy checks the store against the ports here

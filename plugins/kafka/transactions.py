@@ -21,7 +21,7 @@ from plugins.kafka.delivery import Delivery
 from plugins.kafka.errors import kafka_error, kafka_unavailable
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
-from plugins.kafka.requests import Append, Outcome
+from plugins.kafka.requests import Append, Outcome, failed
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["AppendTransactions"]
@@ -51,10 +51,7 @@ class AppendTransactions:
         now = time.monotonic()
         late = [a for a in appends if a.deadline <= now]
         appends = [a for a in appends if a.deadline > now]
-        outcomes: list[Outcome] = [
-            (a.future, False, kafka_unavailable("the append waited too long for Kafka"))
-            for a in late
-        ]
+        outcomes = failed(late, kafka_unavailable("the append waited too long for Kafka"))
         if not appends:
             return outcomes, []
         deadline = min(a.deadline for a in appends)
@@ -67,13 +64,13 @@ class AppendTransactions:
                 if isinstance(error, StoreUnavailableError)
                 else kafka_unavailable("the local Kafka index failed", error)
             )
-            return outcomes + [(a.future, False, unavailable) for a in appends], []
+            return outcomes + failed(appends, unavailable), []
         outcomes += batch.outcomes
         if not batch.accepted:
             return outcomes, []
         failure = self._transact(producer, batch, deadline)
         if failure is not None:
-            return outcomes + [(a.future, False, failure) for a in batch.accepted], []
+            return outcomes + failed(batch.accepted, failure), []
         answers, placed = self._placed(batch)
         return outcomes + answers, placed
 
@@ -95,9 +92,9 @@ class AppendTransactions:
             actual = pending.get(append.stream_id)
             if actual is None:
                 actual = self._local.version(append.stream_id)
-            if actual != append.expected:
+            if actual != append.expected or (append.link is not None and append.link.broken):
                 failure = ConcurrencyError(append.stream_id, append.expected, actual)
-                batch.outcomes.append((append.future, False, failure))
+                batch.outcomes += failed([append], failure)
                 continue
             if not append.records:
                 batch.outcomes.append((append.future, True, []))
@@ -107,7 +104,7 @@ class AppendTransactions:
             ]
             if taken:
                 message = f"stream {append.stream_id!r}: event id {taken[0]} is already stored"
-                batch.outcomes.append((append.future, False, ValueError(message)))
+                batch.outcomes += failed([append], ValueError(message))
                 continue
             ids.update(r.event_id for r in append.records)
             pending[append.stream_id] = append.records[-1].version

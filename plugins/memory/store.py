@@ -15,6 +15,7 @@ import msgspec
 
 from core.errors import ConcurrencyError
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.links import Link
 from core.eventsourcing.wakeups import woken
 from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
@@ -33,6 +34,7 @@ class MemoryEventStore:
         self._streams: dict[str, list[EventRecord]] = {}
         self._event_ids: set[str] = set()
         self._snapshots: dict[str, Snapshot] = {}
+        self._tails: dict[str, Link] = {}  # each stream's last queued append (links.py)
         # Replaced on every append: a waiter holds the Event of the moment it looked, so an
         # append between its look and its wait still wakes it.
         self._appended = asyncio.Event()
@@ -49,6 +51,34 @@ class MemoryEventStore:
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
+        return self._append(stream_id, expected_version, events)
+
+    def enqueue(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> asyncio.Future[list[EventRecord]]:
+        """``PipelinedAppends``: here the append is written before this returns, so the
+        queue's order is the order of the calls and a chained append checks its version against
+        what its predecessor really wrote."""
+        future: asyncio.Future[list[EventRecord]] = asyncio.get_running_loop().create_future()
+        tail = self._tails.get(stream_id)
+        link = Link(
+            None if tail is None else tail.follow(expected_version),
+            expected_version + len(events),
+        )
+        self._tails[stream_id] = link
+        try:
+            if link.broken:
+                actual = len(self._streams.get(stream_id, ()))
+                raise ConcurrencyError(stream_id, expected_version, actual)
+            future.set_result(self._append(stream_id, expected_version, events))
+        except (ConcurrencyError, ValueError) as error:
+            link.failed = True
+            future.set_exception(error)
+        return future
+
+    def _append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> list[EventRecord]:
         check_records(stream_id, expected_version, events)
         stream = self._streams.get(stream_id, [])
         if len(stream) != expected_version:

@@ -21,6 +21,7 @@ import msgspec
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.links import Link
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.rows import (
     load_snapshot,
@@ -79,6 +80,8 @@ class SqliteEventStore:
         # Replaced after every commit: a subscriber holds the Event of the moment it looked, so
         # a commit between its query and its wait still wakes it.
         self._committed = asyncio.Event()
+        # Each stream's last queued append while it is pending: the next one chains to it.
+        self._tails: dict[str, Link] = {}
 
     async def start(self) -> None:
         if self._writer.alive:
@@ -101,28 +104,69 @@ class SqliteEventStore:
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
-        check_records(stream_id, expected_version, events)
         if not events:
+            check_records(stream_id, expected_version, events)
             actual = await self.stream_version(stream_id)
             if actual != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, actual)
             return []
+        return await self.enqueue(stream_id, expected_version, events)
+
+    def enqueue(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> asyncio.Future[list[EventRecord]]:
+        """``PipelinedAppends``: the append is in the writer's queue when this returns."""
+        check_records(stream_id, expected_version, events)
+        if not events:
+            raise ValueError("an append queued without waiting needs events")
+        tail = self._tails.get(stream_id)
+        link = Link(
+            None if tail is None else tail.follow(expected_version),
+            expected_version + len(events),
+        )
         rows = [record_columns(record) for record in events]
-        append = Append(stream_id, expected_version, rows)
         # The batch writes with one INSERT, which SQLite undoes alone if it fails, so it needs
         # no savepoint; and that INSERT checks the versions by itself, so it needs no
         # transaction either when the whole commit is appends.
-        first: int = await self._writer.submit_batched(
-            append_all, append, savepoint=False, autocommit=True
+        written: asyncio.Future[int] = self._writer.submit_batched(
+            append_all,
+            Append(stream_id, expected_version, rows, link),
+            savepoint=False,
+            autocommit=True,
+            link=link,
         )
-        stored = [
+        self._tails[stream_id] = link
+        stored: asyncio.Future[list[EventRecord]] = written.get_loop().create_future()
+        written.add_done_callback(partial(self._written, stream_id, link, events, stored))
+        return stored
+
+    def _written(
+        self,
+        stream_id: str,
+        link: Link,
+        events: Sequence[EventRecord],
+        stored: asyncio.Future[list[EventRecord]],
+        written: asyncio.Future[int],
+    ) -> None:
+        error = written.exception()
+        if error is not None:
+            # A failed tail stays until the next append on the stream replaces it: one decided
+            # before its failure was known still chains to it.
+            link.failed = True
+            if not stored.done():
+                stored.set_exception(error)
+            return
+        if self._tails.get(stream_id) is link:
+            del self._tails[stream_id]
+        first = written.result()
+        records = [
             msgspec.structs.replace(record, position=first + offset)
             for offset, record in enumerate(events)
         ]
-        # Callers resume in commit order. One cancelled before it got here leaves a gap, and
-        # subscriptions read that stretch from disk instead.
-        self._recent.extend(stored)
-        return stored
+        # Callbacks run in commit order, before the commit's signal (``_after_commit``).
+        self._recent.extend(records)
+        if not stored.done():
+            stored.set_result(records)
 
     def _recent_after(self, position: int) -> list[EventRecord] | None:
         """The committed records right after ``position`` (up to a batch) if they are all still

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,11 +106,22 @@ class CrashAfter(MemoryEventStore):
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
         stored = await super().append(stream_id, expected_version, events)
+        self._accepted()
+        return stored
+
+    def enqueue(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> asyncio.Future[list[EventRecord]]:
+        queued = super().enqueue(stream_id, expected_version, events)
+        if queued.exception() is None:  # the memory store settles at once
+            self._accepted()
+        return queued
+
+    def _accepted(self) -> None:
         self.appends += 1
         if self.crash_after is not None and self.appends >= self.crash_after:
             self.crash_after = None
             raise SystemExit("crash")
-        return stored
 
 
 @pytest.mark.parametrize("crash_at_step", [1, 2, 3])
