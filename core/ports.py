@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from core.auth import Authenticator, Principal
+from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
 
 __all__ = [
@@ -97,16 +98,22 @@ class PipelinedAppends(Protocol):
     decide the next append on a stream while the previous one is still being committed."""
 
     def enqueue(
-        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """Put the append in the writer's queue before returning; the future resolves as
         ``EventStore.append`` would return or raise, once it committed.
 
         Appends queued on one stream are checked and written in the order they were queued.
-        One that expects the version where the previous queued one ends is chained to it: if
-        that one fails, this one fails too with ``ConcurrencyError`` and nothing of it is
-        written, so a chain never leaves a gap or an event decided from a state that was not
-        stored.
+        ``link`` is the append's place in a chain (``core.eventsourcing.links``): when
+        ``link.after`` names a queued append that failed, this one fails too with
+        ``ConcurrencyError`` and nothing of it is written, whatever the stream's version, so a
+        chain never leaves a gap or an event decided from a state that was not stored. The store
+        marks ``link.failed`` when the append will not be written. Without a link the append
+        was decided from a stored state: only its expected version is checked.
         """
         ...
 

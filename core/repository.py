@@ -12,6 +12,11 @@ states it caches: ``load`` answers from the head while appends are pending; when
 head is dropped and the next ``load`` waits for the stream's pending appends to settle and reads
 the store. Snapshots are taken from committed states only. A kind's state must not depend on
 positions, which the store assigns at commit.
+
+Each queued append is chained (``core.eventsourcing.links``) to the stream's last queued append
+when it was decided from the very state that one leads to (the same object: states are the
+values ``evolve`` returns), so the store refuses it if that one fails. An append decided from a
+state read from the store is not chained, even at the version a failed one would have reached.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
+from core.eventsourcing.links import Link
 from core.ports import EventStore, PipelinedAppends, SnapshotStore
 from core.records import EventRecord, Snapshot
 
@@ -77,6 +83,9 @@ class Repository(Generic[S]):
         self._cache_size = cache_size
         self._pipeline = store if isinstance(store, PipelinedAppends) else None
         self._heads: dict[str, _Head[S]] = {}
+        # Each stream's last queued append (the state it leads to, its link) until it commits;
+        # one that failed stays until the next replaces it, for a command decided from it then.
+        self._tails: dict[str, tuple[S, Link]] = {}
 
     @property
     def pipelined(self) -> bool:
@@ -139,8 +148,10 @@ class Repository(Generic[S]):
             return _ready(await self._save_now(stream_id, state, records))
         kind = self._kind
         before = kind.version(state)
+        tail = self._tails.get(stream_id)
+        link = Link(tail[1] if tail is not None and tail[0] is state else None)
         try:
-            future = pipeline.enqueue(stream_id, before, records)
+            future = pipeline.enqueue(stream_id, before, records, link)
         except BaseException:
             self._cache.pop(stream_id, None)
             head = self._heads.get(stream_id)
@@ -158,7 +169,8 @@ class Repository(Generic[S]):
         else:  # decided from something else than the head: only the store can tell
             head.state = None
         head.pending += 1
-        future.add_done_callback(partial(self._settle, stream_id, head, after))
+        self._tails[stream_id] = (after, link)
+        future.add_done_callback(partial(self._settle, stream_id, head, after, link))
         return self._committed(stream_id, head, future, before, after)
 
     async def _committed(
@@ -181,7 +193,12 @@ class Repository(Generic[S]):
         return state
 
     def _settle(
-        self, stream_id: str, head: _Head[S], state: S, future: asyncio.Future[list[EventRecord]]
+        self,
+        stream_id: str,
+        head: _Head[S],
+        state: S,
+        link: Link,
+        future: asyncio.Future[list[EventRecord]],
     ) -> None:
         """An append queued by ``queue`` settled (callbacks run in commit order)."""
         head.pending -= 1
@@ -190,6 +207,9 @@ class Repository(Generic[S]):
             head.state = None
             self._cache.pop(stream_id, None)
         else:
+            tail = self._tails.get(stream_id)
+            if tail is not None and tail[1] is link:
+                del self._tails[stream_id]
             cached = self._cache.get(stream_id)
             if cached is None or self._kind.version(cached) < self._kind.version(state):
                 self._remember(stream_id, state)

@@ -51,8 +51,6 @@ class KafkaEventStore:
         self.config = config
         self._writer = KafkaWriter(config)
         self._readers = ReaderPool(config.index_path, config.readers)
-        # Each stream's last queued append while it is pending: the next one chains to it.
-        self._tails: dict[str, Link] = {}
 
     @property
     def writer(self) -> KafkaWriter:
@@ -88,27 +86,16 @@ class KafkaEventStore:
         return await self.enqueue(stream_id, expected_version, events)
 
     def enqueue(
-        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
-        """``PipelinedAppends``: the append is in the writer's queue when this returns."""
+        """``PipelinedAppends``: the append is in the writer's queue when this returns. The
+        writer thread marks its link (transactions.py)."""
         check_records(stream_id, expected_version, events)
-        tail = self._tails.get(stream_id)
-        link = Link(
-            None if tail is None else tail.follow(expected_version),
-            expected_version + len(events),
-        )
-        future = self._writer.append(stream_id, expected_version, list(events), link)
-        self._tails[stream_id] = link
-        future.add_done_callback(partial(self._settled, stream_id, link))
-        return future
-
-    def _settled(
-        self, stream_id: str, link: Link, future: asyncio.Future[list[EventRecord]]
-    ) -> None:
-        if future.cancelled() or future.exception() is not None:
-            link.failed = True  # the tail stays: one decided before this was known chains to it
-        elif self._tails.get(stream_id) is link:
-            del self._tails[stream_id]
+        return self._writer.append(stream_id, expected_version, list(events), link)
 
     async def read(
         self, stream_id: str, after_version: int = 0, until: datetime | None = None

@@ -34,7 +34,6 @@ class MemoryEventStore:
         self._streams: dict[str, list[EventRecord]] = {}
         self._event_ids: set[str] = set()
         self._snapshots: dict[str, Snapshot] = {}
-        self._tails: dict[str, Link] = {}  # each stream's last queued append (links.py)
         # Replaced on every append: a waiter holds the Event of the moment it looked, so an
         # append between its look and its wait still wakes it.
         self._appended = asyncio.Event()
@@ -54,25 +53,23 @@ class MemoryEventStore:
         return self._append(stream_id, expected_version, events)
 
     def enqueue(
-        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """``PipelinedAppends``: here the append is written before this returns, so the
-        queue's order is the order of the calls and a chained append checks its version against
-        what its predecessor really wrote."""
+        queue's order is the order of the calls."""
         future: asyncio.Future[list[EventRecord]] = asyncio.get_running_loop().create_future()
-        tail = self._tails.get(stream_id)
-        link = Link(
-            None if tail is None else tail.follow(expected_version),
-            expected_version + len(events),
-        )
-        self._tails[stream_id] = link
         try:
-            if link.broken:
+            if link is not None and link.broken:
                 actual = len(self._streams.get(stream_id, ()))
                 raise ConcurrencyError(stream_id, expected_version, actual)
             future.set_result(self._append(stream_id, expected_version, events))
         except (ConcurrencyError, ValueError) as error:
-            link.failed = True
+            if link is not None:
+                link.failed = True
             future.set_exception(error)
         return future
 

@@ -80,8 +80,6 @@ class SqliteEventStore:
         # Replaced after every commit: a subscriber holds the Event of the moment it looked, so
         # a commit between its query and its wait still wakes it.
         self._committed = asyncio.Event()
-        # Each stream's last queued append while it is pending: the next one chains to it.
-        self._tails: dict[str, Link] = {}
 
     async def start(self) -> None:
         if self._writer.alive:
@@ -113,17 +111,17 @@ class SqliteEventStore:
         return await self.enqueue(stream_id, expected_version, events)
 
     def enqueue(
-        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
-        """``PipelinedAppends``: the append is in the writer's queue when this returns."""
+        """``PipelinedAppends``: the append is in the writer's queue when this returns. The
+        writer thread marks its link failed, if it fails, before it takes the next batch."""
         check_records(stream_id, expected_version, events)
         if not events:
             raise ValueError("an append queued without waiting needs events")
-        tail = self._tails.get(stream_id)
-        link = Link(
-            None if tail is None else tail.follow(expected_version),
-            expected_version + len(events),
-        )
         rows = [record_columns(record) for record in events]
         # The batch writes with one INSERT, which SQLite undoes alone if it fails, so it needs
         # no savepoint; and that INSERT checks the versions by itself, so it needs no
@@ -135,29 +133,21 @@ class SqliteEventStore:
             autocommit=True,
             link=link,
         )
-        self._tails[stream_id] = link
         stored: asyncio.Future[list[EventRecord]] = written.get_loop().create_future()
-        written.add_done_callback(partial(self._written, stream_id, link, events, stored))
+        written.add_done_callback(partial(self._written, events, stored))
         return stored
 
     def _written(
         self,
-        stream_id: str,
-        link: Link,
         events: Sequence[EventRecord],
         stored: asyncio.Future[list[EventRecord]],
         written: asyncio.Future[int],
     ) -> None:
         error = written.exception()
         if error is not None:
-            # A failed tail stays until the next append on the stream replaces it: one decided
-            # before its failure was known still chains to it.
-            link.failed = True
             if not stored.done():
                 stored.set_exception(error)
             return
-        if self._tails.get(stream_id) is link:
-            del self._tails[stream_id]
         first = written.result()
         records = [
             msgspec.structs.replace(record, position=first + offset)

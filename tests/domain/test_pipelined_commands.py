@@ -5,8 +5,7 @@ queued appends is undone by deciding again from the store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -14,50 +13,9 @@ import pytest
 from api.bootstrap import Application
 from core.errors import StoreUnavailableError
 from core.ports import EventStore
-from core.records import EventRecord
 from handlers.accounts.messages import CloseAccount, Deposit, OpenAccount, Withdraw
-from plugins.memory.store import MemoryEventStore
+from tests.held_store import HeldStore
 from tests.support import ctx, running, settings_for
-
-
-@dataclass
-class Held:
-    stream_id: str
-    expected: int
-    events: list[EventRecord]
-    future: asyncio.Future[list[EventRecord]]
-
-
-class HeldStore(MemoryEventStore):
-    """While ``holding``, a queued append waits in ``queued`` until ``release`` commits it (or
-    fails it); reads see only what was released."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.holding = False
-        self.queued: list[Held] = []
-
-    def enqueue(
-        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
-    ) -> asyncio.Future[list[EventRecord]]:
-        if not self.holding:
-            return super().enqueue(stream_id, expected_version, events)
-        future: asyncio.Future[list[EventRecord]] = asyncio.get_running_loop().create_future()
-        self.queued.append(Held(stream_id, expected_version, list(events), future))
-        return future
-
-    def release(self, failure: BaseException | None = None) -> None:
-        """Commit the oldest held append, or fail it with ``failure``."""
-        held = self.queued.pop(0)
-        if failure is not None:
-            held.future.set_exception(failure)
-            return
-        done = super().enqueue(held.stream_id, held.expected, held.events)
-        error = done.exception()
-        if error is not None:
-            held.future.set_exception(error)
-        else:
-            held.future.set_result(done.result())
 
 
 async def until(condition: Callable[[], bool]) -> None:

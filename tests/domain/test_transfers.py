@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from api.bootstrap import Application
+from core.eventsourcing.links import Link
 from core.ports import EventStore
 from core.records import EventRecord
 from handlers.accounts.errors import IdempotencyConflictError
@@ -110,9 +111,13 @@ class CrashAfter(MemoryEventStore):
         return stored
 
     def enqueue(
-        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
-        queued = super().enqueue(stream_id, expected_version, events)
+        queued = super().enqueue(stream_id, expected_version, events, link)
         if queued.exception() is None:  # the memory store settles at once
             self._accepted()
         return queued
