@@ -23,6 +23,7 @@ __all__ = [
     "PipelinedAppends",
     "Principal",
     "SnapshotStore",
+    "pipelining",
 ]
 
 
@@ -116,6 +117,15 @@ class PipelinedAppends(Protocol):
         was decided from a stored state: only its expected version is checked.
         """
         ...
+
+
+def pipelining(store: object) -> PipelinedAppends | None:
+    """``store`` as ``PipelinedAppends`` if its class implements ``enqueue``. A wrapper that
+    hands what it does not define to the store it wraps (``__getattr__``) does not pipeline:
+    its own ``append`` is how it writes, and the wrapped store's ``enqueue`` would bypass it."""
+    if callable(getattr(type(store), "enqueue", None)) and isinstance(store, PipelinedAppends):
+        return store
+    return None
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ from typing import Generic, Protocol, TypeVar
 import msgspec
 
 from core.eventsourcing.links import Link
-from core.ports import EventStore, PipelinedAppends, SnapshotStore
+from core.ports import EventStore, SnapshotStore, pipelining
 from core.records import EventRecord, Snapshot
 
 __all__ = ["AggregateKind", "Repository"]
@@ -81,7 +81,7 @@ class Repository(Generic[S]):
         self._snapshot_every = snapshot_every
         self._cache: OrderedDict[str, S] = OrderedDict()
         self._cache_size = cache_size
-        self._pipeline = store if isinstance(store, PipelinedAppends) else None
+        self._pipeline = pipelining(store)
         self._heads: dict[str, _Head[S]] = {}
         # Each stream's last queued append (the state it leads to, its link) until it commits;
         # one that failed stays until the next replaces it, for a command decided from it then.

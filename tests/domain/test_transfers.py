@@ -95,6 +95,31 @@ async def test_failed_credit_refunds_the_source(app: Application) -> None:
     assert stored.status == "failed"
 
 
+async def test_a_source_emptied_after_the_request_fails_the_transfer_with_a_reason(
+    app: Application,
+) -> None:
+    """The source is emptied between the request and the debit: the transfer is answered
+    failed with the reason, and no money moves."""
+    send = app.mediator.send
+    source = await send(OpenAccount("EUR", ctx(), initial_deposit="100.00"))
+    destination = await send(OpenAccount("EUR", ctx()))
+    steps = app.container.resolve(TransferSteps)
+    original_run = steps.run
+
+    async def empty_the_source_first(state):  # type: ignore[no-untyped-def]
+        await send(Withdraw(source.id, "100.00", ctx()))
+        return await original_run(state)
+
+    steps.run = empty_the_source_first  # type: ignore[method-assign]
+    try:
+        transfer = await send(Transfer(source.id, destination.id, "40.00", ctx()))
+    finally:
+        steps.run = original_run  # type: ignore[method-assign]
+    assert (transfer.status, transfer.reason) == ("failed", "insufficient_funds")
+    assert await _balance(app, source.id) == 0
+    assert await _balance(app, destination.id) == 0
+
+
 class CrashAfter(MemoryEventStore):
     """A store whose process 'dies' right after the n-th append it accepts."""
 

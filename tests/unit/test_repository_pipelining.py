@@ -3,8 +3,9 @@ stores it pipelines on at all."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from core.errors import ConcurrencyError
 from core.records import EventRecord
 from core.repository import Repository
+from plugins.memory.store import MemoryEventStore
 from tests.held_store import HeldStore
 from tests.support import event_record
 
@@ -101,6 +103,38 @@ async def test_an_append_decided_from_the_store_after_a_failure_is_not_chained_t
     store.release()
     assert await written == Tally(2)
     assert [r.version for r in await store.read(stream)] == [1, 2]
+
+
+class Forwarding:
+    """A store that counts the appends it takes and hands everything else to the memory store
+    it wraps, as a decorator in front of a store does."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryEventStore()
+        self.appends = 0
+
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        self.appends += 1
+        return await self.inner.append(stream_id, expected_version, events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_store_that_forwards_enqueue_to_the_store_it_wraps_is_written_through_append() -> (
+    None
+):
+    wrapper = Forwarding()
+    tallies = Repository(wrapper, TallyKind())  # type: ignore[arg-type]
+    assert not tallies.pipelined
+    stream = _stream()
+    state = await tallies.save(stream, Tally(), [event_record(stream, 1)])
+    done = await tallies.queue(stream, state, [event_record(stream, 2)])
+    assert await done == Tally(2)
+    assert wrapper.appends == 2
+    assert [r.version for r in await wrapper.inner.read(stream)] == [1, 2]
 
 
 async def test_a_store_whose_class_implements_enqueue_is_pipelined() -> None:
