@@ -4,7 +4,13 @@ Each append's expected version is checked against the committed versions plus th
 the accepted appends' records are produced and committed once; every append gets its outcome,
 and the committed records go to the local index with the partition Kafka placed them in. If
 the transaction fails, every append in it gets ``StoreUnavailableError`` and the versions do
-not move."""
+not move.
+
+Every append refused here has its chain link marked failed (``requests.failed``), so an append
+queued after it and chained to it is refused in its own version check. When Kafka did not
+confirm a commit, its appends may have landed: the next catch-up looks for their events, and
+the links of those that landed are whole again, so what was chained to them is checked by its
+version like any other append."""
 
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ class AppendTransactions:
         self._producers = producers
         self.batches = 0  # committed transactions, for diagnostics
         self.appends = 0
+        self._unconfirmed: list[Append] = []  # chained-to appends of an unconfirmed commit
 
     def commit(self, appends: list[Append]) -> tuple[list[Outcome], Placed]:
         """Every append's outcome, and the committed records to index (with their partitions)."""
@@ -80,7 +87,19 @@ class AppendTransactions:
         if self._local.stale:
             self._local.catch_up(self._topic, deadline)
             self._local.stale = False
+            self._relink_landed()
         return producer
+
+    def _relink_landed(self) -> None:
+        """After a catch-up: the appends of an unconfirmed commit whose events the topic holds
+        were written, so their links are whole again (the transaction wrote all or nothing)."""
+        if not self._unconfirmed:
+            return
+        unconfirmed, self._unconfirmed = self._unconfirmed, []
+        stored = self._local.find_event_ids(r.event_id for a in unconfirmed for r in a.records)
+        for append in unconfirmed:
+            if append.link is not None and all(r.event_id in stored for r in append.records):
+                append.link.failed = False
 
     def _check(self, appends: list[Append]) -> _Batch:
         """Decide each append's fate against the committed versions plus the batch's own."""
@@ -157,6 +176,7 @@ class AppendTransactions:
                 # (whose init_transactions settles it) and re-read the tail before the next
                 # version check, so the versions and event ids show what really landed.
                 self._producers.lose()
+                self._unconfirmed += [a for a in batch.accepted if a.link is not None]
                 return kafka_unavailable(
                     "Kafka did not confirm the commit; the appends may or may not be stored",
                     exception,
