@@ -46,6 +46,7 @@ from core.http.request import (
     ApiRequest,
     provide_principal,
 )
+from core.http.sse import STREAMS_STATE_KEY, StreamsClosing
 from core.mediator import Mediator
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "openapi_config", "serve_app"]
@@ -85,12 +86,15 @@ def create_app(application: Application | None = None) -> Litestar:
     problems = ProblemCatalog(types for _plugin, types in app_.problem_types())
     openapi = [addition for _plugin, addition in app_.openapi_additions()]
 
+    streams = StreamsClosing()
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await app_.start()
         try:
             yield
         finally:
+            streams.close_all()
             await app_.close()
             write_logs_directly()  # the server's last lines must not wait in a queue
 
@@ -127,6 +131,7 @@ def create_app(application: Application | None = None) -> Litestar:
                 MEDIATOR_STATE_KEY: app_.mediator,
                 AUTHENTICATOR_STATE_KEY: app_.container.resolve(Authenticator),
                 PROBLEMS_STATE_KEY: problems,
+                STREAMS_STATE_KEY: streams,
             }
         ),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),

@@ -7,17 +7,20 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import click
+from litestar import Litestar
 
 from api.bootstrap import Application, bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects, gc_threshold, switch_interval
 from core.config import ConfigError, Settings, env_name, load_settings
 from core.errors import BalanceError
+from core.http.sse import STREAMS_STATE_KEY, StreamsClosing
 from core.plugins import collect, make_plugin_manager
 
 __all__ = ["cli", "build_cli", "main"]
@@ -93,6 +96,25 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _serve_one(app: Litestar, options: dict[str, Any]) -> None:
+    """``uvicorn.run`` for one process, which also ends the live streams (the account feeds) as
+    soon as the shutdown begins: uvicorn waits for open responses, and a live stream never ends
+    by itself."""
+    import uvicorn
+
+    streams: StreamsClosing = app.state[STREAMS_STATE_KEY]
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            streams.close_all()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, **options))
+    server.run()
+    if not server.started:
+        sys.exit(3)  # what uvicorn.run exits with when the app fails to start
+
+
 @cli.command()
 @click.option("--host", default=None, help="Interface to listen on [BALANCE_HOST, 127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Port [BALANCE_PORT, 8000]")
@@ -119,6 +141,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         "access_log": False,
         "server_header": False,
         "lifespan": "on",
+        # A backstop for what cannot be told to end (the feeds of a worker process): after
+        # this long, uvicorn closes what is still open.
+        "timeout_graceful_shutdown": 10,
     }
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -134,7 +159,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
                 raise click.ClickException(str(error)) from None
             if freeze:
                 freeze_startup_objects()
-            uvicorn.run(app, **options)
+            _serve_one(app, options)
     except KeyboardInterrupt:
         pass
     finally:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from bench import appends, hot, http, lag, latency, load, mediator, memory, report, warmup
+from bench import appends, feeds, hot, http, lag, latency, load, mediator, memory, report, warmup
 from bench.backends import Backend, all_backends
 from bench.common import Outcome, Row, Sizes, sizes_for
 
@@ -33,6 +33,7 @@ MEASURES: Final = (
     "projection_lag",
     "rebuild",
     "memory",
+    "feeds",
 )
 RESULTS: Final = Path(__file__).resolve().parent / "results"
 
@@ -88,6 +89,7 @@ def run(sizes: Sizes) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     measures["http"] = _attempt("http", lambda: http.run(sizes, backends))
     baseline = measures["http"].get("figures", {}).get("baseline", {}).get("per_s")
     measures["latency"] = _attempt("latency", lambda: latency.run(sizes, backends, baseline))
+    measures["feeds"] = _attempt("feeds", lambda: feeds.run(sizes))
     assert set(measures) == set(MEASURES)
     return measures, warmed
 

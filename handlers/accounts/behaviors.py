@@ -1,22 +1,33 @@
 """The accounts pipeline: scope checks before anything runs, a bounded retry of commands that
-lost an optimistic-concurrency race, and a structured log line per request."""
+lost an optimistic-concurrency race, and a structured log line per request; for streams (the
+account feeds), the same scope check and a log line when a stream ends."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from core.auth import ForbiddenError
 from core.errors import ConcurrencyError
 from handlers.accounts.messages import Command, Query
 
-__all__ = ["LogRequests", "RequireScope", "RetryOnConflict", "READ_SCOPE", "WRITE_SCOPE"]
+__all__ = [
+    "READ_SCOPE",
+    "WRITE_SCOPE",
+    "LogRequests",
+    "LogStreams",
+    "RequireScope",
+    "RequireStreamScope",
+    "RetryOnConflict",
+]
 
 READ_SCOPE = "accounts:read"
 WRITE_SCOPE = "accounts:write"
 R = TypeVar("R")
+T = TypeVar("T")
 log = logging.getLogger("balance.requests")
 
 
@@ -72,3 +83,56 @@ class LogRequests:
                     "ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
+
+
+class RequireStreamScope:
+    """Stream behavior: a stream request with an ``actor`` (an account feed) needs
+    ``accounts:read``, checked before its handler runs."""
+
+    async def handle(
+        self, request: Any, call_next: Callable[[], AsyncIterator[T]]
+    ) -> AsyncIterator[T]:
+        actor = getattr(request, "actor", None)
+        if actor is not None and not actor.has_scope(READ_SCOPE):
+            raise ForbiddenError(READ_SCOPE)
+        async with contextlib.aclosing(_generator(call_next())) as items:
+            async for item in items:
+                yield item
+
+
+class LogStreams:
+    """Stream behavior: one structured line when a stream ends, with how it ended, how many
+    items it gave and how long it was open."""
+
+    async def handle(
+        self, request: Any, call_next: Callable[[], AsyncIterator[T]]
+    ) -> AsyncIterator[T]:
+        started = time.perf_counter()
+        outcome, items = "ended", 0
+        try:
+            async with contextlib.aclosing(_generator(call_next())) as inner:
+                async for item in inner:
+                    items += 1
+                    yield item
+        except GeneratorExit:
+            outcome = "closed"
+            raise
+        except BaseException as error:
+            outcome = type(error).__name__
+            raise
+        finally:
+            log.info(
+                "stream ended",
+                extra={
+                    "request": type(request).__name__,
+                    "outcome": outcome,
+                    "items": items,
+                    "ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
+
+
+def _generator(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """A stream pipeline's iterator is an async generator (each layer is one); closing it when
+    the caller stops reading ends the layers inside, and the handler's own clean-up runs."""
+    return cast(AsyncGenerator[T, None], items)

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidRequestError",
     "NonZeroBalanceError",
     "SameAccountError",
+    "TooManyFeedsError",
     "TransferNotFoundError",
     "UnknownCurrencyError",
 ]
@@ -97,3 +98,12 @@ class IdempotencyConflictError(DomainError):
 class BalanceLimitError(InvalidRequestError):
     def __init__(self) -> None:
         super().__init__("amount", "would take the balance over the maximum balance")
+
+
+class TooManyFeedsError(BalanceError):
+    """The caller already has ``limit`` account feeds open; one must end before another opens."""
+
+    def __init__(self, caller: str, limit: int) -> None:
+        super().__init__(f"{caller!r} already has {limit} account feeds open, the most allowed")
+        self.caller = caller
+        self.limit = limit

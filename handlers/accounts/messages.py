@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from core.auth import Principal
-from core.messages import Request
+from core.messages import Request, StreamRequest
 from handlers.accounts.views import (
     AccountView,
     BalanceAt,
+    FeedItem,
     Page,
     Receipt,
     Statement,
@@ -36,6 +37,7 @@ __all__ = [
     "Query",
     "ResumeTransfers",
     "Transfer",
+    "WatchAccount",
     "Withdraw",
 ]
 
@@ -148,3 +150,14 @@ class GetTransfer(Query[TransferView]):
     transfer_id: str
     actor: Principal
     min_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchAccount(StreamRequest[FeedItem]):
+    """The account's movements after version ``after``, then each new one as it is projected:
+    first ``Watching``, then ``Movement`` items in version order, and ``Closing`` last if the
+    account is closed. It ends only when the account closes or the caller stops reading."""
+
+    account_id: str
+    actor: Principal
+    after: int = 0

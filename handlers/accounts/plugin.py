@@ -23,9 +23,17 @@ from handlers.accounts.account_handlers import (
     WithdrawHandler,
 )
 from handlers.accounts.account_writer import AccountWriter
-from handlers.accounts.behaviors import LogRequests, RequireScope, RetryOnConflict
+from handlers.accounts.behaviors import (
+    LogRequests,
+    LogStreams,
+    RequireScope,
+    RequireStreamScope,
+    RetryOnConflict,
+)
 from handlers.accounts.clock import Clock
+from handlers.accounts.feed import FeedLimits, FeedWakeups, WakeFeeds, WatchAccountHandler
 from handlers.accounts.lifecycle import AccountsStartup
+from handlers.accounts.notifications import EventsProjected
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projector import Projector
 from handlers.accounts.query_handlers import (
@@ -44,6 +52,7 @@ from handlers.accounts.transfer_process import (
     TransferSteps,
 )
 from handlers.accounts.web.accounts import AccountController
+from handlers.accounts.web.feeds import FeedController
 from handlers.accounts.web.problems import PROBLEM_TYPES
 from handlers.accounts.web.schemas import OPENAPI_PLUGINS
 from handlers.accounts.web.transfers import TransferController
@@ -81,6 +90,11 @@ SETTINGS: Final = (
         "2.0",
     ),
     Setting(
+        "feeds_per_caller",
+        "live account feeds (`GET /accounts/{id}/events`) one caller may have open at once",
+        "10",
+    ),
+    Setting(
         "command_retries",
         "attempts for a command that lost a concurrency race (commands with an expected "
         "version are never retried)",
@@ -105,6 +119,7 @@ def balance_services(container: Container, settings: Settings) -> None:
     snapshot_every = settings.get_int("snapshot_every", 100)
     cache_size = settings.get_int("cache_size", 10_000)
     read_wait = settings.get_float("read_wait_seconds", 2.0)
+    feeds_per_caller = settings.get_int("feeds_per_caller", 10)
 
     def accounts() -> Accounts:
         store = container.resolve(EventStore)
@@ -130,6 +145,8 @@ def balance_services(container: Container, settings: Settings) -> None:
     container.register_singleton(TransferSteps, TransferSteps)
     container.register_singleton(ProjectionProgress, progress)
     container.register_singleton(Projector, Projector)
+    container.register_instance(FeedWakeups, FeedWakeups())
+    container.register_instance(FeedLimits, FeedLimits(feeds_per_caller))
     container.register_singleton(ProjectorPort, lambda: container.resolve(Projector))
     container.register_instance(
         RetryOnConflict, RetryOnConflict(settings.get_int("command_retries", 5))
@@ -143,6 +160,10 @@ def balance_register(registry: Registry) -> None:
     registry.behavior(RetryOnConflict, request_type=msg.Command)
     for request_type, handler in HANDLERS.items():
         registry.handler(request_type, handler)
+    registry.stream_behavior(LogStreams)
+    registry.stream_behavior(RequireStreamScope)
+    registry.stream_handler(msg.WatchAccount, WatchAccountHandler)
+    registry.notification_handler(EventsProjected, WakeFeeds)
 
 
 @hookimpl
@@ -152,7 +173,7 @@ def balance_lifecycle(container: Container) -> tuple[Startup, ...]:
 
 @hookimpl
 def balance_routes() -> tuple[object, ...]:
-    return (AccountController, TransferController)
+    return (AccountController, FeedController, TransferController)
 
 
 @hookimpl

@@ -1,5 +1,6 @@
 """Keeps the read model up to date: reads the store's events after the read model's checkpoint,
-turns them into view changes and applies them with the new checkpoint."""
+turns them into view changes and applies them with the new checkpoint, then publishes
+``EventsProjected`` for the batch (live feeds and any subscribing plugin)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from core.mediator import Mediator
 from core.ports import EventStore, EventSubscription
+from core.records import EventRecord
+from handlers.accounts.notifications import EventsProjected
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.projection import PROJECTION, project_all
 from handlers.accounts.readmodel import (
@@ -25,11 +29,16 @@ log = logging.getLogger(__name__)
 
 class Projector:
     def __init__(
-        self, store: EventStore, read_model: AccountReadModel, progress: ProjectionProgress
+        self,
+        store: EventStore,
+        read_model: AccountReadModel,
+        progress: ProjectionProgress,
+        mediator: Mediator,
     ) -> None:
         self._store = store
         self._read_model = read_model
         self._progress = progress
+        self._mediator = mediator
         self._subscription: EventSubscription | None = None
         self._claim: ProjectionClaim | None = None
         self.applied = 0
@@ -45,8 +54,9 @@ class Projector:
             self._subscription = self._store.subscribe(PROJECTION, checkpoint)
         return self._subscription
 
-    async def step(self, timeout: float) -> int:
-        """Apply the next batch, if one arrives within ``timeout``; return how many events."""
+    async def step(self, timeout: float, publish: bool = True) -> int:
+        """Apply the next batch, if one arrives within ``timeout``; return how many events.
+        A rebuild does not ``publish``: it replays what was published when it happened."""
         subscription = await self._subscription_now()
         batch = await subscription.next_batch(timeout)
         if batch is None or not batch.events:
@@ -55,7 +65,16 @@ class Projector:
         await subscription.commit(batch)
         self.applied += len(batch.events)
         self._progress.advanced()
+        if publish:
+            await self._published(batch.events)
         return len(batch.events)
+
+    async def _published(self, events: list[EventRecord]) -> None:
+        """A subscriber's failure is logged, never the batch's: the batch is committed."""
+        try:
+            await self._mediator.publish(EventsProjected(events))
+        except Exception:
+            log.exception("an EventsProjected subscriber failed")
 
     async def catch_up(self, idle: float = 0.05) -> int:
         """Apply until no event arrives for ``idle`` seconds."""
@@ -95,7 +114,7 @@ class Projector:
             self._subscription = self._store.subscribe(f"{PROJECTION}-rebuild", 0)
             total = 0
             timeout = 0.5
-            while count := await self.step(timeout):
+            while count := await self.step(timeout, publish=False):
                 total += count
                 timeout = idle
                 if on_progress is not None:

@@ -10,12 +10,15 @@ import msgspec
 __all__ = [
     "AccountView",
     "BalanceAt",
+    "Closing",
+    "FeedItem",
     "Movement",
     "MovementKind",
     "Page",
     "Receipt",
     "Statement",
     "TransferView",
+    "Watching",
 ]
 
 T = TypeVar("T")
@@ -88,3 +91,22 @@ class BalanceAt(msgspec.Struct, frozen=True):
 class Page(msgspec.Struct, Generic[T], frozen=True):
     items: list[T]
     next_cursor: str | None = None
+
+
+class Watching(msgspec.Struct, frozen=True):
+    """The first item of an account's feed: the account exists, the caller may watch it, and
+    the movements follow."""
+
+    account: str
+    currency: str
+
+
+class Closing(msgspec.Struct, frozen=True):
+    """The last item of a closed account's feed: the close, at the account's last version."""
+
+    account: str
+    version: int
+    closed_at: datetime | None
+
+
+FeedItem = Watching | Movement | Closing

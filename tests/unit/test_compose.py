@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+API_INSTANCES = ("api-1", "api-2", "api-3")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def compose() -> dict[str, Any]:
 
 def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     services = compose["services"]
-    assert set(services) == {"kafka", "mongo", "api", "projector"}
+    assert set(services) == {"kafka", "mongo", "gateway", "projector", *API_INSTANCES}
     return dict(services)
 
 
@@ -70,8 +71,9 @@ def test_kafka_runs_the_version_the_tests_run() -> None:
 
 
 def test_the_jwt_secret_is_required_not_defaulted(compose: dict[str, Any]) -> None:
-    secret = _services(compose)["api"]["environment"]["BALANCE_JWT_SECRET"]
-    assert re.fullmatch(r"\$\{BALANCE_JWT_SECRET:\?[^}]+\}", secret), secret
+    for api in API_INSTANCES:
+        secret = _services(compose)[api]["environment"]["BALANCE_JWT_SECRET"]
+        assert re.fullmatch(r"\$\{BALANCE_JWT_SECRET:\?[^}]+\}", secret), secret
     assert "change-me" not in (ROOT / "docker-compose.yml").read_text()
 
 
@@ -80,10 +82,11 @@ def test_every_service_restarts_and_the_api_reports_its_readiness(
 ) -> None:
     for name, service in _services(compose).items():
         assert service.get("restart") in {"unless-stopped", "always", "on-failure"}, name
-    check = _services(compose)["api"]["healthcheck"]["test"]
-    assert check[0] == "CMD"
-    assert any("http://127.0.0.1:8000/health/ready" in part for part in check)
-    for dependent in ("api", "projector"):
+    for api in API_INSTANCES:
+        check = _services(compose)[api]["healthcheck"]["test"]
+        assert check[0] == "CMD"
+        assert any("http://127.0.0.1:8000/health/ready" in part for part in check)
+    for dependent in (*API_INSTANCES, "projector"):
         depends = _services(compose)[dependent]["depends_on"]
         assert depends == {
             "kafka": {"condition": "service_healthy"},
@@ -181,3 +184,32 @@ def test_the_image_installs_the_drivers_of_the_backends_compose_selects(
     }
     assert selected == {"kafka", "mongo"}
     assert selected <= extras <= set(optional)
+
+
+def test_three_instances_share_a_six_partition_topic_behind_one_gateway(
+    compose: dict[str, Any],
+) -> None:
+    services = _services(compose)
+    advertised = set()
+    for api in API_INSTANCES:
+        environment = services[api]["environment"]
+        assert environment["BALANCE_KAFKA_PARTITIONS"] == "6"
+        assert environment["BALANCE_EVENT_STORE"] == "kafka"
+        # Each instance tells the others where to forward, by the name the network resolves.
+        assert environment["BALANCE_ADVERTISED_URL"] == f"http://{api}:8000"
+        advertised.add(environment["BALANCE_ADVERTISED_URL"])
+        assert "ports" not in services[api]  # reached through the gateway only
+        assert _named_volume(compose, api, "/data") == f"{api}-data"
+    assert len(advertised) == len(API_INSTANCES)
+    gateway = services["gateway"]
+    assert gateway["image"].startswith("nginx:")
+    assert _published(compose, "gateway", 8000) == 8000
+    (mounted,) = gateway["configs"]
+    config = compose["configs"][mounted["source"]]["content"]
+    upstream = re.search(r"upstream api \{(.*?)\}", config, re.S)
+    assert upstream is not None
+    servers = re.findall(r"server (\S+):8000", upstream.group(1))
+    assert sorted(servers) == sorted(API_INSTANCES)
+    assert "proxy_pass http://api;" in config
+    # Compose interpolates ``$``: nginx's variables must be escaped as ``$$``.
+    assert re.search(r"(?<!\$)\$(?!\$)[a-z]", config) is None

@@ -64,6 +64,19 @@ async def test_the_plugin_is_loaded_and_its_behavior_and_handler_run(installed: 
     assert count == len(seen)
 
 
+async def test_the_plugin_writes_an_audit_line_per_projected_event(installed: Path) -> None:
+    async with running(settings_for("memory", installed)) as app:
+        audit = app.plugins.get_plugin("audit")
+        opened = await app.mediator.send(OpenAccount("EUR", ctx(), initial_deposit="5.00"))
+        await app.projector.catch_up()
+        lines = app.container.resolve(audit.AuditLog).lines
+    stream = f"account-{opened.id}"
+    assert [line for line in lines if line.startswith(stream)] == [
+        f"{stream} v1 AccountOpened by {ctx().actor.subject}",
+        f"{stream} v2 MoneyDeposited by {ctx().actor.subject}",
+    ]
+
+
 async def test_a_disabled_entry_point_plugin_stays_out(installed: Path) -> None:
     audit = importlib.import_module("balance_audit.plugin")
 

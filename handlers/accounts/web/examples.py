@@ -24,6 +24,7 @@ __all__ = [
     "BALANCE",
     "DEPOSIT",
     "ETAG",
+    "FEED",
     "LIST",
     "LOCATION",
     "OPEN",
@@ -135,3 +136,8 @@ TRANSFER: Final = with_examples(
 TRANSFER_READ: Final = with_examples(
     responses={200: example("Completed", _json(_transfer("completed")))}
 )
+_STREAM: Final = "".join(
+    f"id: {movement.version}\nevent: movement\ndata: {msgspec.json.encode(movement).decode()}\n\n"
+    for movement in _MOVEMENTS[1:3]
+)
+FEED: Final = with_examples(responses={200: example("Two movements", _STREAM)})

@@ -31,6 +31,10 @@ def _non_zero(exc: Any) -> tuple[str | None, Mapping[str, Any]]:
     return "the account still holds money; it closes at zero", {"account": exc.account_id}
 
 
+def _feeds(exc: Any) -> tuple[str | None, Mapping[str, Any]]:
+    return f"at most {exc.limit} account feeds may be open at once; close one first", {}
+
+
 _t = ProblemType
 PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
     domain.AccountNotFoundError: _t(
@@ -114,6 +118,14 @@ PROBLEM_TYPES: Final[Mapping[type[BaseException], ProblemType]] = {
         "An account closes only at a zero balance; withdraw or transfer the rest first.",
         _non_zero,
     ),
+    domain.TooManyFeedsError: _t(
+        "too-many-feeds",
+        429,
+        "Too many open feeds",
+        "The caller has as many account feeds open as allowed (`BALANCE_FEEDS_PER_CALLER`); "
+        "close one first.",
+        _feeds,
+    ),
 }
 
 _DESCRIPTIONS: Final = {
@@ -121,6 +133,7 @@ _DESCRIPTIONS: Final = {
     "`non-zero-balance`, `concurrent-update`).",
     422: "A field breaks a rule (`validation-error`, `invalid-amount`, `unknown-currency`, "
     "`insufficient-funds`, `idempotency-key-reused`...); `field` names it.",
+    429: "The caller has as many feeds open as allowed (`too-many-feeds`).",
 }
 
 
