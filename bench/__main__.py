@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from bench import appends, feeds, http, lag, latency, load, mediator, memory, report, warmup
+from bench import appends, feeds, hot, http, lag, latency, load, mediator, memory, report, warmup
 from bench.backends import Backend, all_backends
 from bench.common import Outcome, Row, Sizes, sizes_for
 
@@ -27,6 +27,7 @@ MEASURES: Final = (
     "http",
     "latency",
     "appends",
+    "hot",
     "aggregate_load",
     "mediator",
     "projection_lag",
@@ -80,6 +81,7 @@ def run(sizes: Sizes) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     measures["aggregate_load"] = _attempt("aggregate_load", lambda: load.run(sizes))
     measures["appends"] = _attempt("appends", lambda: appends.run(sizes))
     warmed = _warm(sizes, backends)
+    measures["hot"] = _attempt("hot", lambda: hot.run(sizes, backends))
     rate = measures["appends"].get("figures", {}).get("rates_per_s", {}).get("ours_concurrent")
     measures["projection_lag"] = _attempt("projection_lag", lambda: lag.run(sizes, rate, backends))
     measures["rebuild"] = _attempt("rebuild", lambda: lag.run_rebuild(sizes))

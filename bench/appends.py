@@ -23,7 +23,6 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from bench.common import (
     Row,
     Sizes,
     app_on,
-    ctx,
+    deposit_jobs,
     median,
     open_accounts,
     run_async,
@@ -41,7 +40,6 @@ from bench.common import (
     server_runtime,
 )
 from bench.es_baseline import Bank, bank, synchronous_level
-from handlers.accounts.messages import Deposit
 from handlers.accounts.repositories import Accounts
 
 __all__ = ["run"]
@@ -58,13 +56,7 @@ async def _ours(data_dir: Path, sizes: Sizes, order: list[int], in_flight: int) 
     async with app_on(data_dir) as application:
         owners = [f"user-{i}" for i in range(sizes.accounts)]
         ids = await open_accounts(application, owners)
-        send = application.mediator.send
-        contexts = [ctx(owner) for owner in owners]
-
-        def job(index: int) -> Callable[[], Awaitable[Any]]:
-            return lambda: send(Deposit(ids[index], "1.00", contexts[index]))
-
-        jobs = [job(index) for index in order]
+        jobs = deposit_jobs(application, ids, owners, order)
         started = time.perf_counter()
         if in_flight == 1:
             for run_one in jobs:

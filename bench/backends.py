@@ -11,17 +11,25 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import JWT_SECRET
+from bench.common import JWT_SECRET, Outcome, Row
 from core.config import Settings, load_settings
 from core.plugins import builtin_plugins
 
-__all__ = ["EMBEDDED", "Backend", "all_backends", "drop_own_names", "kafka_mongo"]
+__all__ = [
+    "EMBEDDED",
+    "Backend",
+    "all_backends",
+    "drop_own_names",
+    "each_backend",
+    "kafka_mongo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +137,27 @@ def all_backends() -> list[Backend]:
         b if b.key in wanted or b.missing else replace(b, missing="left out by BENCH_BACKENDS")
         for b in backends
     ]
+
+
+def each_backend(
+    backends: Sequence[Backend],
+    measure: Callable[[Backend], tuple[Row, dict[str, Any]]],
+    not_measured: Callable[[Backend, str], Row],
+) -> Outcome:
+    """``measure`` on every backend that can be measured in this run: a row each, and its
+    figures by backend key. One that fails gets a "miss" row that says why; the others stand."""
+    rows: list[Row] = []
+    figures: dict[str, Any] = {}
+    for backend in backends:
+        if backend.missing:
+            rows.append(not_measured(backend, backend.missing))
+            continue
+        try:
+            row, figures[backend.key] = measure(backend)
+        except Exception as error:
+            traceback.print_exc()
+            figures[backend.key] = {"error": repr(error)}
+            row = not_measured(backend, f"the bench failed: {error!r}")
+            row.status = "miss"
+        rows.append(row)
+    return Outcome(rows, figures)

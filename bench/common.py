@@ -27,7 +27,7 @@ from api.bootstrap import Application, bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects
 from core.config import Settings
 from core.ports import Principal
-from handlers.accounts.messages import CommandContext, OpenAccount
+from handlers.accounts.messages import CommandContext, Deposit, OpenAccount
 
 __all__ = [
     "JWT_SECRET",
@@ -233,6 +233,19 @@ async def run_concurrently(
 
     await asyncio.gather(*(worker() for _ in range(max(1, in_flight))))
     return results
+
+
+def deposit_jobs(
+    application: Application, ids: list[str], owners: list[str], order: list[int]
+) -> list[Callable[[], Awaitable[Any]]]:
+    """One deposit of 1.00 per index in ``order``, on ``ids[index]`` by ``owners[index]``."""
+    send = application.mediator.send
+    contexts = [ctx(owner) for owner in owners]
+
+    def job(index: int) -> Callable[[], Awaitable[Any]]:
+        return lambda: send(Deposit(ids[index], "1.00", contexts[index]))
+
+    return [job(index) for index in order]
 
 
 async def open_accounts(

@@ -44,7 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.backends import Backend, drop_own_names
+from bench.backends import Backend, drop_own_names, each_backend
 from bench.common import (
     Outcome,
     Row,
@@ -297,22 +297,11 @@ def _measure(
 def run(sizes: Sizes, write_only: float | None, backends: Sequence[Backend]) -> Outcome:
     """The lag on every backend that can be measured in this run (``write_only``: measure 2's
     rate, shown beside the embedded one)."""
-    rows: list[Row] = []
-    figures: dict[str, Any] = {}
-    for backend in backends:
-        if backend.missing:
-            rows.append(_not_measured(backend, backend.missing))
-            continue
-        try:
-            key_rate = write_only if backend.key == "embedded" else None
-            row, figures[backend.key] = _measure(sizes, backend, key_rate)
-        except Exception as error:  # the other rows still stand; this one says why it failed
-            traceback.print_exc()
-            figures[backend.key] = {"error": repr(error)}
-            row = _not_measured(backend, f"the bench failed: {error!r}")
-            row.status = "miss"
-        rows.append(row)
-    return Outcome(rows, figures)
+
+    def measure(backend: Backend) -> tuple[Row, dict[str, Any]]:
+        return _measure(sizes, backend, write_only if backend.key == "embedded" else None)
+
+    return each_backend(backends, measure, _not_measured)
 
 
 async def _rebuild(

@@ -3,6 +3,7 @@ The ``Authenticator`` port and ``Principal`` live in ``core.auth``, re-exported 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -10,6 +11,7 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from core.auth import Authenticator, Principal
+from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
 
 __all__ = [
@@ -19,8 +21,10 @@ __all__ = [
     "EventStore",
     "EventSubscription",
     "Lifecycle",
+    "PipelinedAppends",
     "Principal",
     "SnapshotStore",
+    "pipelining",
 ]
 
 
@@ -97,6 +101,41 @@ class EventCount(Protocol):
     async def event_count(self) -> int:
         """How many events the store holds now."""
         ...
+
+
+@runtime_checkable
+class PipelinedAppends(Protocol):
+    """An event store that can queue an append without waiting for it, so that a caller can
+    decide the next append on a stream while the previous one is still being committed."""
+
+    def enqueue(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
+    ) -> asyncio.Future[list[EventRecord]]:
+        """Put the append in the writer's queue before returning; the future resolves as
+        ``EventStore.append`` would return or raise, once it committed.
+
+        Appends queued on one stream are checked and written in the order they were queued.
+        ``link`` is the append's place in a chain (``core.eventsourcing.links``): when
+        ``link.after`` names a queued append that failed, this one fails too with
+        ``ConcurrencyError`` and nothing of it is written, whatever the stream's version, so a
+        chain never leaves a gap or an event decided from a state that was not stored. The store
+        marks ``link.failed`` when the append will not be written. Without a link the append
+        was decided from a stored state: only its expected version is checked.
+        """
+        ...
+
+
+def pipelining(store: object) -> PipelinedAppends | None:
+    """``store`` as ``PipelinedAppends`` if its class implements ``enqueue``. A wrapper that
+    hands what it does not define to the store it wraps (``__getattr__``) does not pipeline:
+    its own ``append`` is how it writes, and the wrapped store's ``enqueue`` would bypass it."""
+    if callable(getattr(type(store), "enqueue", None)) and isinstance(store, PipelinedAppends):
+        return store
+    return None
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import StoreUnavailableError
+from core.eventsourcing.links import Link
 
 __all__ = [
     "BatchJob",
@@ -22,6 +23,7 @@ __all__ = [
     "alone",
     "call_soon",
     "commit_failed",
+    "mark_failed",
     "one_autocommit_batch",
     "outcomes_of",
     "rollback",
@@ -59,6 +61,7 @@ class Item:
     future: asyncio.Future[Any]
     savepoint: bool
     autocommit: bool
+    link: Link | None = None  # its place in a chain of appends (links.py), if any
 
 
 @dataclass(slots=True)
@@ -111,6 +114,15 @@ def settle(outcomes: list[Outcome]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+def mark_failed(items: list[Item], outcomes: list[Outcome]) -> None:
+    """On the writer thread, before the next batch: the chains of the items that failed break,
+    so that an append queued after one of them is refused (links.py)."""
+    failed = {id(future) for future, ok, _ in outcomes if not ok}
+    for item in items:
+        if item.link is not None and id(item.future) in failed:
+            item.link.failed = True
 
 
 def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:

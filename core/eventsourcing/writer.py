@@ -31,6 +31,7 @@ from core.eventsourcing.jobs import (
     alone,
     call_soon,
     commit_failed,
+    mark_failed,
     one_autocommit_batch,
     outcomes_of,
     rollback,
@@ -38,6 +39,7 @@ from core.eventsourcing.jobs import (
     settle,
     translate_error,
 )
+from core.eventsourcing.links import Link
 from core.eventsourcing.schema import open_connection
 
 __all__ = ["DEFAULT_MAX_BATCH", "GroupCommitWriter"]
@@ -127,6 +129,7 @@ class GroupCommitWriter:
         *,
         savepoint: bool = True,
         autocommit: bool = False,
+        link: Link | None = None,
     ) -> asyncio.Future[T]:
         """Queue ``payload`` for ``batch``, which runs once for all the payloads queued for it in
         the same transaction; the future resolves once that transaction committed.
@@ -141,11 +144,14 @@ class GroupCommitWriter:
         ``COMMIT`` and its statement commits alone, which saves two statements and the two GIL
         hand-offs they cost. If it raises there, it wrote nothing, and it runs again the usual
         way, inside a transaction.
+
+        ``link`` is the payload's place in a chain of appends (``core.eventsourcing.links``):
+        if the payload fails, the writer marks it failed before it runs the next batch.
         """
         if not self.alive or self._loop is None:
             raise StoreUnavailableError(f"SQLite database {self._path} is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(Item(batch, payload, future, savepoint, autocommit and not savepoint))
+        self._queue.put(Item(batch, payload, future, savepoint, autocommit and not savepoint, link))
         return future
 
     async def close(self) -> None:
@@ -193,6 +199,7 @@ class GroupCommitWriter:
                         break
                 if items:
                     outcomes = self._commit(connection, items)
+                    mark_failed(items, outcomes)
                     call_soon(loop, self._deliver, outcomes)
                     if checkpointer is not None:
                         checkpointer.committed(connection)

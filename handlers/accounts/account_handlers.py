@@ -38,7 +38,12 @@ class OpenAccountHandler:
         else:
             account_id = fresh_id_here(self._placement, new_id, account_stream)
         accounts = self._writer.accounts
-        state = await accounts.load(f"account-{account_id}")
+        stream = f"account-{account_id}"
+        state = await accounts.load(stream)
+        if state.status != "new" and accounts.pending(stream):
+            # Opened by an append still in flight (maybe this key's first run): its outcome.
+            await accounts.settled(stream)
+            state = await accounts.load(stream)
         if state.status != "new":
             # The stream exists, so this key opened it: replay that answer, whatever happened
             # to the account since. An account is never opened twice.
@@ -50,8 +55,8 @@ class OpenAccountHandler:
         if command.initial_deposit is not None:
             initial = parse_amount(command.initial_deposit, command.currency, "initial_deposit")
         events = open_account(account_id, owner, command.currency, initial)
-        new_state, _ = await self._writer.append(state, events, context, fingerprint)
-        return account_view(new_state)
+        committed, _ = await self._writer.queue(state, events, context, fingerprint)
+        return account_view(await committed)
 
 
 class _MovementHandler:
@@ -72,13 +77,17 @@ class _MovementHandler:
             )
         async with writer.exclusive(command.account_id):
             state = await writer.load(command.account_id, context.actor)
-            version = await self._replays.replayed(state, context, fingerprint)
+            state, version = await self._replays.committed(state, context, fingerprint)
             if version is not None:
                 return Receipt(await self._replays.movement_at(state.id, version), state.currency)
             writer.check_version(state, context)
             amount = parse_amount(command.amount, state.currency)
-            events = self.decide(state, amount, command.description)
-            new_state, records = await writer.append(state, events, context, fingerprint)
+            state, events = await writer.decide(
+                state, context.actor, lambda s: self.decide(s, amount, command.description)
+            )
+            writer.check_version(state, context)
+            committed, records = await writer.queue(state, events, context, fingerprint)
+        new_state = await committed  # answered after its own commit, the turn already passed on
         return Receipt(movement_from(events[-1], records[-1]), new_state.currency)
 
     def decide(self, state: AccountState, amount: int, description: str | None) -> list[ev.Event]:
@@ -112,8 +121,12 @@ class CloseAccountHandler:
             fingerprint = command_hash("close", command.account_id)
         async with writer.exclusive(command.account_id):
             state = await writer.load(command.account_id, context.actor)
-            if await self._replays.replayed(state, context, fingerprint) is not None:
+            state, replayed = await self._replays.committed(state, context, fingerprint)
+            if replayed is not None:
                 return account_view(state)
             writer.check_version(state, context)
-            new_state, _ = await writer.append(state, state.close(), context, fingerprint)
-        return account_view(new_state)
+            # Closing needs a zero balance: decided on the balance with every queued append.
+            state, events = await writer.decide(state, context.actor, AccountState.close)
+            writer.check_version(state, context)
+            committed, _ = await writer.queue(state, events, context, fingerprint)
+        return account_view(await committed)

@@ -31,6 +31,21 @@ class Replays:
             raise IdempotencyConflictError(context.command_id)
         return mark.version
 
+    async def committed(
+        self, state: AccountState, context: CommandContext, fingerprint: str | None
+    ) -> tuple[AccountState, int | None]:
+        """``replayed``, for a state that may hold appends still in flight: when it names the
+        command, wait for them to settle and look again in the committed state, so that a
+        repeat answers only with what its first run really wrote (and runs again if that
+        failed). Gives the state looked at, and the version."""
+        version = await self.replayed(state, context, fingerprint)
+        stream = account_stream(state.id)
+        if version is not None and self._accounts.pending(stream):
+            await self._accounts.settled(stream)
+            state = await self._accounts.load(stream)
+            version = await self.replayed(state, context, fingerprint)
+        return state, version
+
     async def _recall(self, state: AccountState, command_id: str) -> CommandMark | None:
         """The account's record of ``command_id``. The state remembers the most recent command
         ids; once that memory is full, older ones may have left it, and the store's index of

@@ -118,12 +118,15 @@ class TransferSteps:
     ) -> None:
         for _ in range(STEP_ATTEMPTS):
             async with self._writer.exclusive(account_id):
-                state = await self._writer.load(account_id, actor=None)
+                # A transfer step decides from the committed state and keeps the account's turn
+                # until its own commit: its refusals and its idempotence rest on stored events.
+                state = await self._writer.settled(account_id, actor=None)
                 events = decide(state)
                 if not events:
                     return
                 try:
-                    await self._writer.append(state, events, None, None, causation_id=cause)
+                    committed, _ = await self._writer.queue(state, events, None, None, cause)
+                    await committed
                     return
                 except ConcurrencyError:
                     continue

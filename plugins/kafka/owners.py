@@ -25,6 +25,7 @@ from confluent_kafka import Producer
 
 from core.errors import OwnedElsewhereError, StoreUnavailableError, StreamMovingError
 from core.eventsourcing.checkpoints import WalCheckpointer
+from core.eventsourcing.links import Link
 from core.placement import HERE, Elsewhere, Moving, Placement
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
@@ -116,14 +117,18 @@ class PartitionOwners:
         return self._writers.get(partition_for(stream_id, self.partitions))
 
     def append(
-        self, stream_id: str, expected: int, records: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected: int,
+        records: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         writer = self.writer_of(stream_id)
         if writer is None or not writer.alive or not self.owns(writer.partition):
             if not self._open:
                 raise kafka_unavailable(f"the Kafka event store ({self._config.topic}) is closed")
             raise self._not_here(stream_id)
-        return writer.append(stream_id, expected, records)
+        return writer.append(stream_id, expected, records, link)
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None] | None:
         """The snapshot to the stream's writer; None where this instance does not write the

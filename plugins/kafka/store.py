@@ -36,10 +36,11 @@ from confluent_kafka import KafkaException
 
 from core.diagnostics import Report, Sample
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.links import Link
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.schema import to_micros
 from core.placement import StreamPlacement
-from core.ports import EventStore, SnapshotStore
+from core.ports import EventStore, PipelinedAppends, SnapshotStore
 from core.records import EventRecord, Snapshot
 from plugins.kafka import index
 from plugins.kafka.config import KafkaConfig
@@ -197,8 +198,19 @@ class KafkaEventStore:
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
+        return await self.enqueue(stream_id, expected_version, events)
+
+    def enqueue(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
+    ) -> asyncio.Future[list[EventRecord]]:
+        """``PipelinedAppends``: the append is in the writer's queue when this returns. The
+        writer thread marks its link (transactions.py)."""
         check_records(stream_id, expected_version, events)
-        return await self._owners.append(stream_id, expected_version, list(events))
+        return self._owners.append(stream_id, expected_version, list(events), link)
 
     async def read(
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
@@ -217,7 +229,7 @@ class KafkaEventStore:
     async def event_count(self) -> int:
         """The events in the local index: every committed append of the topic read so far (a
         starting store reads the whole topic into it)."""
-        return await self._read(_count_events)
+        return await self._readers.run(_count_events)
 
     def subscribe(self, group: str, after_checkpoint: int) -> KafkaSubscription:
         return KafkaSubscription(self.config, group, after_checkpoint)
@@ -247,5 +259,7 @@ class KafkaEventStore:
             await saved
 
 
-def _check_protocols(store: KafkaEventStore) -> tuple[EventStore, SnapshotStore]:
-    return store, store  # mypy checks the store against the ports here
+def _check_protocols(
+    store: KafkaEventStore,
+) -> tuple[EventStore, SnapshotStore, PipelinedAppends]:
+    return store, store, store  # mypy checks the store against the ports here

@@ -4,7 +4,13 @@ Each append's expected version is checked against the committed versions plus th
 the accepted appends' records are produced and committed once; every append gets its outcome,
 and the committed records go to the local index with the partition Kafka placed them in. If
 the transaction fails, every append in it gets ``StoreUnavailableError`` and the versions do
-not move."""
+not move.
+
+Every append refused here has its chain link marked failed (``requests.failed``), so an append
+queued after it and chained to it is refused in its own version check. When Kafka did not
+confirm a commit, its appends may have landed: the next catch-up looks for their events, and
+the links of those that landed are whole again, so what was chained to them is checked by its
+version like any other append."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from plugins.kafka.delivery import Delivery
 from plugins.kafka.errors import kafka_error, kafka_unavailable
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
-from plugins.kafka.requests import Append, Outcome
+from plugins.kafka.requests import Append, Outcome, failed
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["AppendTransactions"]
@@ -48,16 +54,14 @@ class AppendTransactions:
         self._producers = producers
         self.batches = 0  # committed transactions, for diagnostics
         self.appends = 0
+        self._unconfirmed: list[Append] = []  # chained-to appends of an unconfirmed commit
 
     def commit(self, appends: list[Append]) -> tuple[list[Outcome], Placed]:
         """Every append's outcome, and the committed records to index (with their partitions)."""
         now = time.monotonic()
         late = [a for a in appends if a.deadline <= now]
         appends = [a for a in appends if a.deadline > now]
-        outcomes: list[Outcome] = [
-            (a.future, False, kafka_unavailable("the append waited too long for Kafka"))
-            for a in late
-        ]
+        outcomes = failed(late, kafka_unavailable("the append waited too long for Kafka"))
         if not appends:
             return outcomes, []
         deadline = min(a.deadline for a in appends)
@@ -70,13 +74,13 @@ class AppendTransactions:
                 if isinstance(error, StoreUnavailableError)
                 else kafka_unavailable("the local Kafka index failed", error)
             )
-            return outcomes + [(a.future, False, unavailable) for a in appends], []
+            return outcomes + failed(appends, unavailable), []
         outcomes += batch.outcomes
         if not batch.accepted:
             return outcomes, []
         failure = self._transact(producer, batch, deadline)
         if failure is not None:
-            return outcomes + [(a.future, False, failure) for a in batch.accepted], []
+            return outcomes + failed(batch.accepted, failure), []
         answers, placed = self._placed(batch)
         return outcomes + answers, placed
 
@@ -86,7 +90,19 @@ class AppendTransactions:
         if self._local.stale:
             self._local.catch_up(self._topic, deadline)
             self._local.stale = False
+            self._relink_landed()
         return producer
+
+    def _relink_landed(self) -> None:
+        """After a catch-up: the appends of an unconfirmed commit whose events the topic holds
+        were written, so their links are whole again (the transaction wrote all or nothing)."""
+        if not self._unconfirmed:
+            return
+        unconfirmed, self._unconfirmed = self._unconfirmed, []
+        stored = self._local.find_event_ids(r.event_id for a in unconfirmed for r in a.records)
+        for append in unconfirmed:
+            if append.link is not None and all(r.event_id in stored for r in append.records):
+                append.link.failed = False
 
     def _check(self, appends: list[Append]) -> _Batch:
         """Decide each append's fate against the committed versions plus the batch's own."""
@@ -98,9 +114,9 @@ class AppendTransactions:
             actual = pending.get(append.stream_id)
             if actual is None:
                 actual = self._local.version(append.stream_id)
-            if actual != append.expected:
+            if actual != append.expected or (append.link is not None and append.link.broken):
                 failure = ConcurrencyError(append.stream_id, append.expected, actual)
-                batch.outcomes.append((append.future, False, failure))
+                batch.outcomes += failed([append], failure)
                 continue
             if not append.records:
                 batch.outcomes.append((append.future, True, []))
@@ -110,7 +126,7 @@ class AppendTransactions:
             ]
             if taken:
                 message = f"stream {append.stream_id!r}: event id {taken[0]} is already stored"
-                batch.outcomes.append((append.future, False, ValueError(message)))
+                batch.outcomes += failed([append], ValueError(message))
                 continue
             ids.update(r.event_id for r in append.records)
             pending[append.stream_id] = append.records[-1].version
@@ -164,6 +180,7 @@ class AppendTransactions:
                 # (whose init_transactions settles it) and re-read the tail before the next
                 # version check, so the versions and event ids show what really landed.
                 self._producers.lose()
+                self._unconfirmed += [a for a in batch.accepted if a.link is not None]
                 return kafka_unavailable(
                     "Kafka did not confirm the commit; the appends may or may not be stored",
                     exception,

@@ -43,6 +43,7 @@ from confluent_kafka import Producer
 from core.errors import StoreUnavailableError
 from core.eventsourcing.checkpoints import WalCheckpointer
 from core.eventsourcing.jobs import call_soon, settle
+from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.errors import fenced, kafka_unavailable
@@ -54,6 +55,7 @@ from plugins.kafka.requests import (
     Outcome,
     SaveSnapshot,
     Stop,
+    drained,
     refuse,
 )
 from plugins.kafka.topic import KafkaTopic
@@ -141,13 +143,17 @@ class KafkaWriter:
         self._accepting = True
 
     def append(
-        self, stream_id: str, expected: int, records: Sequence[EventRecord]
+        self,
+        stream_id: str,
+        expected: int,
+        records: Sequence[EventRecord],
+        link: Link | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         with self._gate:
             loop = self._check_open()
             future: asyncio.Future[list[EventRecord]] = loop.create_future()
             deadline = time.monotonic() + self._config.append_timeout
-            self._queue.put(Append(stream_id, expected, records, future, deadline))
+            self._queue.put(Append(stream_id, expected, records, future, deadline, link))
         return future
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None]:
@@ -325,15 +331,7 @@ class KafkaWriter:
             self._accepting = False
 
     def _drain(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
-        outcomes: list[Outcome] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            ok = isinstance(item, Stop)
-            outcomes.append((item.future, ok, None if ok else failure))
-        call_soon(loop, settle, outcomes)
+        call_soon(loop, settle, drained(self._queue, failure))
 
     def _release(self) -> None:
         self._producers.lose()

@@ -15,6 +15,7 @@ import msgspec
 
 from core.errors import ConcurrencyError
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.links import Link
 from core.eventsourcing.wakeups import woken
 from core.ports import EventBatch
 from core.records import EventRecord, Snapshot
@@ -49,6 +50,32 @@ class MemoryEventStore:
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
+        return self._append(stream_id, expected_version, events)
+
+    def enqueue(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
+    ) -> asyncio.Future[list[EventRecord]]:
+        """``PipelinedAppends``: here the append is written before this returns, so the
+        queue's order is the order of the calls."""
+        future: asyncio.Future[list[EventRecord]] = asyncio.get_running_loop().create_future()
+        try:
+            if link is not None and link.broken:
+                actual = len(self._streams.get(stream_id, ()))
+                raise ConcurrencyError(stream_id, expected_version, actual)
+            future.set_result(self._append(stream_id, expected_version, events))
+        except (ConcurrencyError, ValueError) as error:
+            if link is not None:
+                link.failed = True
+            future.set_exception(error)
+        return future
+
+    def _append(
+        self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
+    ) -> list[EventRecord]:
         check_records(stream_id, expected_version, events)
         stream = self._streams.get(stream_id, [])
         if len(stream) != expected_version:

@@ -9,6 +9,7 @@ from typing import Any, Final
 import msgspec
 
 from core.errors import ConcurrencyError
+from core.eventsourcing.links import Link
 from core.eventsourcing.schema import json_columns, json_rows
 
 __all__ = ["Append", "append_all", "stream_version"]
@@ -38,6 +39,7 @@ class Append:
     stream_id: str
     expected: int
     rows: list[tuple[Any, ...]]
+    link: Link | None = None  # queued on top of another append (core.eventsourcing.links)
 
 
 def append_all(connection: sqlite3.Connection, appends: list[Append]) -> list[int | Exception]:
@@ -52,11 +54,20 @@ def append_all(connection: sqlite3.Connection, appends: list[Append]) -> list[in
     the streams' versions, the appends are checked in order against them, and one INSERT writes
     the accepted rows; outside one, the error goes back to the writer, which runs the batch
     again inside a transaction.
+
+    An append chained to one that failed (``Link.broken``) is refused there too, whatever its
+    stream's version: it was decided from a state that included the failed one. Appends to one
+    stream in one batch chain by their versions: each expects the version the previous ends at.
     """
+    broken = any(append.link is not None and append.link.broken for append in appends)
+    if broken and not connection.in_transaction:
+        raise _Chained  # the writer runs the batch again inside a transaction
     rows = [row for append in appends for row in append.rows]
     try:
+        if broken:
+            raise _Chained
         position = _insert(rows, connection) - len(rows) + 1
-    except sqlite3.IntegrityError:
+    except (sqlite3.IntegrityError, _Chained):
         if not connection.in_transaction:
             raise
     else:
@@ -70,7 +81,10 @@ def append_all(connection: sqlite3.Connection, appends: list[Append]) -> list[in
     offsets: list[int | Exception] = []
     for append in appends:
         actual = versions.get(append.stream_id, 0)
-        if actual != append.expected:
+        link = append.link
+        if actual != append.expected or (link is not None and link.broken):
+            if link is not None:
+                link.failed = True
             offsets.append(ConcurrencyError(append.stream_id, append.expected, actual))
             continue
         # Appends to one stream in one batch: the next one expects the version this one ends at.
@@ -87,6 +101,10 @@ def append_all(connection: sqlite3.Connection, appends: list[Append]) -> list[in
         raise ValueError(f"an event id is already stored ({error})") from None
     first = last - len(accepted) + 1
     return [offset if isinstance(offset, Exception) else first + offset for offset in offsets]
+
+
+class _Chained(Exception):
+    """A batch holds an append whose chain broke: it needs the checked path."""
 
 
 def _insert(rows: list[tuple[Any, ...]], connection: sqlite3.Connection) -> int:

@@ -21,6 +21,7 @@ import msgspec
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.eventsourcing.checks import check_records
+from core.eventsourcing.links import Link
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.rows import (
     load_snapshot,
@@ -107,28 +108,61 @@ class SqliteEventStore:
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
-        check_records(stream_id, expected_version, events)
         if not events:
+            check_records(stream_id, expected_version, events)
             actual = await self.stream_version(stream_id)
             if actual != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, actual)
             return []
+        return await self.enqueue(stream_id, expected_version, events)
+
+    def enqueue(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
+    ) -> asyncio.Future[list[EventRecord]]:
+        """``PipelinedAppends``: the append is in the writer's queue when this returns. The
+        writer thread marks its link failed, if it fails, before it takes the next batch."""
+        check_records(stream_id, expected_version, events)
+        if not events:
+            raise ValueError("an append queued without waiting needs events")
         rows = [record_columns(record) for record in events]
-        append = Append(stream_id, expected_version, rows)
         # The batch writes with one INSERT, which SQLite undoes alone if it fails, so it needs
         # no savepoint; and that INSERT checks the versions by itself, so it needs no
         # transaction either when the whole commit is appends.
-        first: int = await self._writer.submit_batched(
-            append_all, append, savepoint=False, autocommit=True
+        written: asyncio.Future[int] = self._writer.submit_batched(
+            append_all,
+            Append(stream_id, expected_version, rows, link),
+            savepoint=False,
+            autocommit=True,
+            link=link,
         )
-        stored = [
+        stored: asyncio.Future[list[EventRecord]] = written.get_loop().create_future()
+        written.add_done_callback(partial(self._written, events, stored))
+        return stored
+
+    def _written(
+        self,
+        events: Sequence[EventRecord],
+        stored: asyncio.Future[list[EventRecord]],
+        written: asyncio.Future[int],
+    ) -> None:
+        error = written.exception()
+        if error is not None:
+            if not stored.done():
+                stored.set_exception(error)
+            return
+        first = written.result()
+        records = [
             msgspec.structs.replace(record, position=first + offset)
             for offset, record in enumerate(events)
         ]
-        # Callers resume in commit order. One cancelled before it got here leaves a gap, and
-        # subscriptions read that stretch from disk instead.
-        self._recent.extend(stored)
-        return stored
+        # Callbacks run in commit order, before the commit's signal (``_after_commit``).
+        self._recent.extend(records)
+        if not stored.done():
+            stored.set_result(records)
 
     def _recent_after(self, position: int) -> list[EventRecord] | None:
         """The committed records right after ``position`` (up to a batch) if they are all still

@@ -12,6 +12,7 @@ from core.errors import ConcurrencyError
 from core.ports import EventStore
 from handlers.accounts.errors import InsufficientFundsError
 from handlers.accounts.messages import Deposit, GetAccount, OpenAccount, Withdraw
+from handlers.accounts.repositories import Accounts
 from tests.support import ALICE, ctx
 
 
@@ -40,6 +41,23 @@ async def test_concurrent_deposits_lose_nothing(app: Application) -> None:
     view = await send(GetAccount(account.id, ALICE, min_version=41))
     assert view.balance == 4000
     assert view.version == 41
+
+
+async def test_two_hundred_concurrent_deposits_on_one_account(app: Application) -> None:
+    """Pipelined on stores that queue appends: exact balance, versions 1..N without a gap."""
+    assert app.container.resolve(Accounts).pipelined
+    send = app.mediator.send
+    account = await send(OpenAccount("EUR", ctx()))
+    receipts = await asyncio.gather(
+        *(send(Deposit(account.id, f"{n}.00", ctx())) for n in range(1, 201))
+    )
+    total = sum(range(1, 201)) * 100
+    assert sorted(r.movement.version for r in receipts) == list(range(2, 202))
+    assert max(r.movement.balance_after for r in receipts) == total
+    records = await app.container.resolve(EventStore).read(f"account-{account.id}")
+    assert [r.version for r in records] == list(range(1, 202))
+    view = await send(GetAccount(account.id, ALICE, min_version=201))
+    assert (view.version, view.balance) == (201, total)
 
 
 async def test_a_conflict_from_another_writer_is_retried(app: Application) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from api.bootstrap import Application
+from core.eventsourcing.links import Link
 from core.ports import EventStore
 from core.records import EventRecord
 from handlers.accounts.errors import IdempotencyConflictError
@@ -93,6 +95,31 @@ async def test_failed_credit_refunds_the_source(app: Application) -> None:
     assert stored.status == "failed"
 
 
+async def test_a_source_emptied_after_the_request_fails_the_transfer_with_a_reason(
+    app: Application,
+) -> None:
+    """The source is emptied between the request and the debit: the transfer is answered
+    failed with the reason, and no money moves."""
+    send = app.mediator.send
+    source = await send(OpenAccount("EUR", ctx(), initial_deposit="100.00"))
+    destination = await send(OpenAccount("EUR", ctx()))
+    steps = app.container.resolve(TransferSteps)
+    original_run = steps.run
+
+    async def empty_the_source_first(state):  # type: ignore[no-untyped-def]
+        await send(Withdraw(source.id, "100.00", ctx()))
+        return await original_run(state)
+
+    steps.run = empty_the_source_first  # type: ignore[method-assign]
+    try:
+        transfer = await send(Transfer(source.id, destination.id, "40.00", ctx()))
+    finally:
+        steps.run = original_run  # type: ignore[method-assign]
+    assert (transfer.status, transfer.reason) == ("failed", "insufficient_funds")
+    assert await _balance(app, source.id) == 0
+    assert await _balance(app, destination.id) == 0
+
+
 class CrashAfter(MemoryEventStore):
     """A store whose process 'dies' right after the n-th append it accepts."""
 
@@ -105,11 +132,26 @@ class CrashAfter(MemoryEventStore):
         self, stream_id: str, expected_version: int, events: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
         stored = await super().append(stream_id, expected_version, events)
+        self._accepted()
+        return stored
+
+    def enqueue(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
+    ) -> asyncio.Future[list[EventRecord]]:
+        queued = super().enqueue(stream_id, expected_version, events, link)
+        if queued.exception() is None:  # the memory store settles at once
+            self._accepted()
+        return queued
+
+    def _accepted(self) -> None:
         self.appends += 1
         if self.crash_after is not None and self.appends >= self.crash_after:
             self.crash_after = None
             raise SystemExit("crash")
-        return stored
 
 
 @pytest.mark.parametrize("crash_at_step", [1, 2, 3])

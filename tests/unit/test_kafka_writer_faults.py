@@ -11,6 +11,7 @@ acknowledged and kept apart."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -30,6 +31,7 @@ from confluent_kafka import (
 )
 
 from core.errors import ConcurrencyError, StoreUnavailableError, StreamMovingError
+from core.eventsourcing.links import Link
 from core.placement import HERE, Moving
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
@@ -501,6 +503,46 @@ async def test_an_unknown_commit_that_landed_is_re_read_before_the_next_version_
     assert await store.stream_version(stream) == 2
     assert len(broker.committed()) == 2
     assert [r.version for r in await _append(store, stream, 3)] == [3]
+
+
+def _times_out(producer: FakeProducer) -> None:
+    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit timed out"))
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "lost"])
+async def test_an_append_chained_to_an_unconfirmed_commit_is_written_if_that_commit_landed(
+    store: KafkaEventStore, stream: str, broker: FakeBroker, landed: bool
+) -> None:
+    """An append queued on top of one whose commit Kafka did not confirm, while that commit is
+    under way: the catch-up before its version check finds whether the commit landed. If it
+    did, the append was decided from what is stored and is written; if not, it is refused."""
+    loop = asyncio.get_running_loop()
+    first = Link()
+    behind: list[asyncio.Future[list[EventRecord]]] = []
+    queued = threading.Event()
+
+    def queue_behind() -> None:
+        behind.append(store.enqueue(stream, 2, [event_record(stream, 3)], Link(first)))
+        queued.set()
+
+    def commit_with_one_queued_behind(producer: FakeProducer) -> None:
+        loop.call_soon_threadsafe(queue_behind)
+        queued.wait(ANSWER_BOUND)
+        (_lands_then_times_out if landed else _times_out)(producer)
+
+    broker.arm("commit", commit_with_one_queued_behind)
+    unconfirmed = store.enqueue(stream, 1, [event_record(stream, 2)], first)
+    with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
+        await asyncio.wait_for(unconfirmed, ANSWER_BOUND)
+    (chained,) = behind
+    if landed:
+        assert [r.version for r in await asyncio.wait_for(chained, ANSWER_BOUND)] == [3]
+        assert [r.version for r in broker.committed()] == [1, 2, 3]
+    else:
+        with pytest.raises(ConcurrencyError):
+            await asyncio.wait_for(chained, ANSWER_BOUND)
+        assert [r.version for r in broker.committed()] == [1]
+    assert first.failed is not landed
 
 
 async def test_an_exception_outside_the_transaction_refuses_only_its_batch(
