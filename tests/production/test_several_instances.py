@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -49,7 +50,12 @@ async def cluster(tmp_path: Path, count: int = INSTANCES) -> AsyncIterator[list[
     """``count`` instances of one deployment, each with its own data directory and advertised
     URL, started together; stopped at the end."""
     shared = settings_for(
-        "kafka+mongo", tmp_path / "shared", authenticator="jwt", kafka_partitions=str(PARTITIONS)
+        "kafka+mongo",
+        tmp_path / "shared",
+        authenticator="jwt",
+        kafka_partitions=str(PARTITIONS),
+        # One deployment verifies tokens with one secret (else each data directory makes its own).
+        jwt_secret=secrets.token_urlsafe(48),
     )
     servers: list[Server] = []
     for index in range(count):
