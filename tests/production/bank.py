@@ -263,8 +263,10 @@ def _problem_type(response: httpx.Response) -> str:
 class Bank:
     """The clients' shared ledger: the accounts, every command sent and what became of it."""
 
-    def __init__(self, server: Server, seed: int) -> None:
+    def __init__(self, server: Server, seed: int, others: Iterable[Server] = ()) -> None:
         self.server = server
+        # Several instances of one deployment: client n talks to instance n modulo their count.
+        self.servers = [server, *others]
         self.seed = seed
         self.run = uuid.uuid4().hex[:10]
         self.token = mint_token(server.settings, SUBJECT)
@@ -276,9 +278,9 @@ class Bank:
 
     # -- building and sending commands --
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, index: int = 0) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self.server.base_url,
+            base_url=self.servers[index % len(self.servers)].base_url,
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=5.0),
         )
@@ -352,7 +354,7 @@ class Bank:
     async def client_loop(self, index: int) -> None:
         """One client: random commands on the pool until ``stop``; the one in hand is finished."""
         rng = random.Random(self.seed * 1000 + index)
-        async with self.client() as client:
+        async with self.client(index) as client:
             while not self.stop.is_set():
                 choice = rng.choices(list(LOAD_MIX), list(LOAD_MIX.values()))[0]
                 if choice == "race":
