@@ -37,7 +37,7 @@ from api.problem_types import PROBLEMS_STATE_KEY, ProblemCatalog
 from api.routes.health import HealthController, ProblemDocs
 from api.runtime import apply_runtime, freeze_startup_objects
 from api.schemas import OPENAPI_PLUGINS
-from core.auth import Authenticator
+from core.auth import Authenticator, PeerCredentials
 from core.config import (
     DEFAULT_FORWARD_MAX_HOPS,
     DEFAULT_FORWARD_TIMEOUT,
@@ -47,6 +47,7 @@ from core.config import (
     load_settings,
 )
 from core.http.forwarding import FORWARDER_STATE_KEY, Forwarder
+from core.http.peers import PEER_CREDENTIALS_STATE_KEY
 from core.http.query import QUERY_TYPE_DECODERS
 from core.http.request import (
     AUTHENTICATOR_STATE_KEY,
@@ -143,6 +144,7 @@ def create_app(application: Application | None = None) -> Litestar:
                 PROBLEMS_STATE_KEY: problems,
                 STREAMS_STATE_KEY: streams,
                 FORWARDER_STATE_KEY: forwarder,
+                PEER_CREDENTIALS_STATE_KEY: _peer_credentials(app_),
             }
         ),
         request_max_body_size=settings.get_int("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
@@ -157,6 +159,12 @@ def create_app(application: Application | None = None) -> Litestar:
     )
     _allow_every_method(app)
     return app
+
+
+def _peer_credentials(app_: Application) -> PeerCredentials | None:
+    """What the other instances sign their messages with, if the deployment has it."""
+    container = app_.container
+    return container.resolve(PeerCredentials) if container.has(PeerCredentials) else None
 
 
 def _forwarder(settings: Settings) -> Forwarder:

@@ -18,6 +18,7 @@ __all__ = [
     "AuthenticatorUnavailableError",
     "ForbiddenError",
     "MissingTokenError",
+    "PeerCredentials",
     "Principal",
 ]
 
@@ -39,6 +40,21 @@ class Principal(msgspec.Struct, frozen=True):
 class Authenticator(Protocol):
     async def authenticate(self, token: str) -> Principal:
         """The principal the bearer token names; raises ``AuthenticationError`` otherwise."""
+        ...
+
+
+class PeerCredentials(Protocol):
+    """What the instances of one deployment share to recognise each other's messages (a step of
+    a transfer sent to the instance that writes an account). Offered by the authenticator's
+    plugin when its key material is shared by every instance (the jwt plugin: a key derived from
+    the JWT secret); absent otherwise, and then no instance sends another such a message."""
+
+    def sign(self, message: bytes) -> str:
+        """A signature of ``message`` that ``verify`` accepts at any instance of the deployment."""
+        ...
+
+    def verify(self, message: bytes, signature: str) -> bool:
+        """Whether ``signature`` was made by ``sign`` for exactly ``message``."""
         ...
 
 
