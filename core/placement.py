@@ -8,11 +8,21 @@ state that instance alone holds fresh.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
-__all__ = ["HERE", "Elsewhere", "Here", "Moving", "Placement", "StreamPlacement", "single_writer"]
+__all__ = [
+    "HERE",
+    "Elsewhere",
+    "GainsWrites",
+    "Here",
+    "Moving",
+    "Placement",
+    "StreamPlacement",
+    "single_writer",
+]
 
 
 class Here(msgspec.Struct, frozen=True):
@@ -39,6 +49,17 @@ HERE: Final = Here()
 class StreamPlacement(Protocol):
     def place(self, stream_id: str) -> Placement:
         """Where ``stream_id`` is written now. Cheap and non-blocking: called per command."""
+        ...
+
+
+@runtime_checkable
+class GainsWrites(Protocol):
+    """A placement whose instance may start writing streams another one wrote (a partition
+    taken over), and says so: work the previous writer left unfinished on those streams (a
+    pending transfer) can then be finished here. A store written by one process never does."""
+
+    def on_gained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the event loop each time streams become written here."""
         ...
 
 

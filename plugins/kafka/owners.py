@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Final
 
@@ -64,6 +64,7 @@ class PartitionOwners:
         self._settled = asyncio.Event()  # the first assignment is taken over
         self._open = False
         self.takeovers = 0  # partitions taken over since the start
+        self._gained: list[Callable[[], None]] = []  # told after each take-over
 
     # -- diagnostics (the store's ``writer``) -------------------------------------------------
 
@@ -95,6 +96,11 @@ class PartitionOwners:
         }
 
     # -- placement ----------------------------------------------------------------------------
+
+    def on_gained(self, callback: Callable[[], None]) -> None:
+        """``callback`` is called on the event loop after each partition taken over here
+        (``core.placement.GainsWrites``)."""
+        self._gained.append(callback)
 
     def place(self, stream_id: str) -> Placement:
         if self.partitions == 0:
@@ -243,6 +249,7 @@ class PartitionOwners:
                     self._writers[partition] = writer
                     self.takeovers += 1
                     log.info("partition %d taken over", partition)
+                    self._tell_gained()
                 else:
                     await writer.close()  # revoked while it was being taken over
                 break
@@ -250,6 +257,13 @@ class PartitionOwners:
             self._taking.pop(partition, None)
             self._settle(partition)
             self._check_settled()
+
+    def _tell_gained(self) -> None:
+        for callback in self._gained:
+            try:
+                callback()
+            except Exception:
+                log.exception("a take-over listener failed")
 
     def owns(self, partition: int) -> bool:
         """Whether ``partition`` is still this instance's: assigned by the group, and no other
