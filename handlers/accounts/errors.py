@@ -18,6 +18,7 @@ __all__ = [
     "TooManyFeedsError",
     "TransferAcrossInstancesError",
     "TransferNotFoundError",
+    "TransferStepUnknownError",
     "UnknownCurrencyError",
 ]
 
@@ -111,14 +112,28 @@ class TooManyFeedsError(BalanceError):
 
 
 class TransferAcrossInstancesError(StoreUnavailableError):
-    """The transfer's destination, or its own record, is written by another instance than its
-    source: each step must run where its stream is written, and the steps do not travel between
-    instances yet. Refused before anything is written (503: retried once the streams are
-    written by one instance, or at an instance that writes all three)."""
+    """A step of the transfer acts on an account another instance writes, and the instances of
+    this deployment share no secret to sign the step they would send it (a JWT secret); refused
+    before anything is written."""
 
     def __init__(self, stream_id: str) -> None:
         super().__init__(
-            f"stream {stream_id!r} is written by another instance than the transfer's source; "
-            "a transfer between the streams of two instances is not supported"
+            f"stream {stream_id!r} is written by another instance, and the instances share no "
+            "secret (BALANCE_JWT_SECRET) to send it a transfer's step"
         )
         self.stream_id = stream_id
+
+
+class TransferStepUnknownError(StoreUnavailableError):
+    """A step of the transfer got no definite answer from the instance that writes its account,
+    after several attempts. Before the transfer was recorded nothing was written; after, the
+    transfer stays pending and is finished later: retry with the same Idempotency-Key."""
+
+    def __init__(self, transfer_id: str, stream_id: str, why: str) -> None:
+        super().__init__(
+            f"transfer {transfer_id}: the instance that writes {stream_id!r} gave no definite "
+            "answer; retry with the same Idempotency-Key"
+        )
+        self.transfer_id = transfer_id
+        self.stream_id = stream_id
+        self.why = why  # for the log: it may name an internal address

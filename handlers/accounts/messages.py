@@ -15,6 +15,7 @@ from core.auth import Principal
 from core.messages import Request, StreamRequest
 from handlers.accounts.account import account_stream
 from handlers.accounts.ids import derived_id
+from handlers.accounts.transfer import transfer_stream
 from handlers.accounts.views import (
     AccountView,
     BalanceAt,
@@ -60,7 +61,7 @@ class Command(Request[R_co]):
     """A request that changes state; behaviors bound to ``Command`` wrap every command.
 
     ``routing_stream`` is the stream whose writer must decide the command (``core.routing``):
-    the account it acts on, or for a transfer the source, whose balance decides it."""
+    the account it acts on, or for a transfer its own record, whose writer runs it."""
 
     __slots__ = ()
     context: CommandContext
@@ -131,8 +132,17 @@ class Transfer(Command[TransferView]):
     description: str | None = None
 
     @property
-    def routing_stream(self) -> str:
-        return account_stream(self.source)
+    def keyed_id(self) -> str | None:
+        """The transfer's id when the command carries an id: the same key names the same
+        transfer. Without one the handler draws a fresh id written here."""
+        if self.context.command_id is None:
+            return None
+        return derived_id("transfer", self.context.actor.subject, self.context.command_id)
+
+    @property
+    def routing_stream(self) -> str | None:
+        keyed = self.keyed_id
+        return None if keyed is None else transfer_stream(keyed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,12 @@ from typing import Any, Final
 
 from litestar.openapi.spec import Tag
 
-from core.config import Setting, Settings
+from core.auth import PeerCredentials
+from core.config import DEFAULT_FORWARD_TIMEOUT, Setting, Settings
 from core.container import Container
 from core.hookspecs import hookimpl
+from core.http.peers import HttpPeerChannel
+from core.peers import PeerChannel
 from core.ports import EventStore, SnapshotStore
 from core.registry import PortSpec, ProblemType, Registry, Startup
 from core.registry import Projector as ProjectorPort
@@ -47,6 +50,8 @@ from handlers.accounts.query_handlers import (
 from handlers.accounts.readmodel import AccountReadModel
 from handlers.accounts.replays import Replays
 from handlers.accounts.repositories import Accounts, Transfers
+from handlers.accounts.step_router import StepRouter
+from handlers.accounts.step_runner import RunTransferStep, RunTransferStepHandler, StepRunner
 from handlers.accounts.transfer_process import (
     ResumeTransfersHandler,
     TransferHandler,
@@ -56,6 +61,7 @@ from handlers.accounts.web.accounts import AccountController
 from handlers.accounts.web.feeds import FeedController
 from handlers.accounts.web.problems import PROBLEM_TYPES
 from handlers.accounts.web.schemas import OPENAPI_PLUGINS
+from handlers.accounts.web.steps import TransferStepController
 from handlers.accounts.web.transfers import TransferController
 
 # What handles what: every command and query of the slice (``messages.py``), and its handler.
@@ -66,6 +72,7 @@ HANDLERS: Final[dict[type[Any], type[Any]]] = {
     msg.Transfer: TransferHandler,
     msg.CloseAccount: CloseAccountHandler,
     msg.ResumeTransfers: ResumeTransfersHandler,
+    RunTransferStep: RunTransferStepHandler,
     msg.GetAccount: GetAccountHandler,
     msg.ListAccounts: ListAccountsHandler,
     msg.GetStatement: GetStatementHandler,
@@ -143,7 +150,19 @@ def balance_services(container: Container, settings: Settings) -> None:
     container.register_singleton(Transfers, transfers)
     container.register_singleton(AccountWriter, AccountWriter)
     container.register_singleton(Replays, Replays)
+    container.register_singleton(StepRunner, StepRunner)
+    container.register_singleton(StepRouter, StepRouter)
     container.register_singleton(TransferSteps, TransferSteps)
+    if not container.has(PeerChannel):
+        # Steps of transfers to the instances that write their accounts, signed with the
+        # deployment's credentials when it has some (else such a step is refused at once).
+        peer_timeout = settings.get_float("forward_timeout", DEFAULT_FORWARD_TIMEOUT)
+
+        def peers() -> PeerChannel:
+            shared = container.resolve(PeerCredentials) if container.has(PeerCredentials) else None
+            return HttpPeerChannel(shared, peer_timeout)
+
+        container.register_singleton(PeerChannel, peers)
     container.register_singleton(ProjectionProgress, progress)
     container.register_singleton(Projector, Projector)
     container.register_instance(FeedWakeups, FeedWakeups())
@@ -176,7 +195,7 @@ def balance_lifecycle(container: Container) -> tuple[Startup, ...]:
 
 @hookimpl
 def balance_routes() -> tuple[object, ...]:
-    return (AccountController, FeedController, TransferController)
+    return (AccountController, FeedController, TransferController, TransferStepController)
 
 
 @hookimpl

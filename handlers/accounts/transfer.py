@@ -27,6 +27,7 @@ class TransferState(msgspec.Struct, frozen=True):
     destination: str = ""
     amount: int = 0
     currency: str = ""
+    owner: str = ""  # the source's owner: who may see the transfer
     description: str | None = None
     status: TransferStatus = "new"
     reason: str | None = None
@@ -46,6 +47,7 @@ def evolve(state: TransferState, record: EventRecord) -> TransferState:
                 destination=event.destination,
                 amount=event.amount,
                 currency=event.currency,
+                owner=event.owner,
                 description=event.description,
                 status="pending",
                 requested_at=record.occurred_at,
@@ -63,7 +65,7 @@ def evolve(state: TransferState, record: EventRecord) -> TransferState:
 
 
 class _TransferKind:
-    snapshot_schema = 1
+    snapshot_schema = 2
     _encoder = msgspec.json.Encoder()
     _decoder = msgspec.json.Decoder(TransferState)
 

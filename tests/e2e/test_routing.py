@@ -197,12 +197,13 @@ async def test_an_append_refused_as_owned_elsewhere_is_forwarded(tmp_path: Path)
         assert await a.forwarded("answered") == 1
 
 
-async def test_a_transfer_is_not_forwarded_to_the_owner_of_its_destination(
+async def test_a_credit_refused_by_the_store_leaves_the_transfer_pending_without_a_forward(
     tmp_path: Path,
 ) -> None:
-    """The transfer is routed by its source, written here, and the store refuses the credit of
-    its destination (ownership moved after the checks). The destination's writer would send
-    the transfer back, since it does not write the source: a 503, not a forward."""
+    """The transfer runs here, where its record is written, and the store refuses the credit of
+    its destination again and again (ownership moved, and this instance has not heard yet): the
+    credit gets no definite answer, the transfer stays pending, and the caller gets 503. The
+    request is not forwarded: the transfer belongs here."""
     store = FencedStore()
     async with instance(tmp_path, "a", store=store) as a, instance(tmp_path, "b") as b:
         source = await a.open("open-14", deposit="10.00")
@@ -234,7 +235,7 @@ async def test_a_repeated_forwarded_deposit_lands_once(pair: tuple[Instance, Ins
     assert await b.version(account) == 2
 
 
-async def test_an_open_with_a_key_and_a_transfer_are_forwarded(
+async def test_an_open_with_a_key_is_forwarded_and_a_transfer_sends_its_steps(
     pair: tuple[Instance, Instance],
 ) -> None:
     a, b = pair
@@ -249,7 +250,10 @@ async def test_an_open_with_a_key_and_a_transfer_are_forwarded(
     assert opened.headers["etag"] == '"2"'
     assert (await a.version(keyed), await b.version(keyed)) == (0, 2)
     destination = await b.open("open-6")
+    a.route(destination, Elsewhere(b.url))
 
+    # Without a key the transfer's record gets an id written here: it runs here, and its
+    # steps on the two accounts run at b.
     transfer = await a.post(
         "/transfers", {"source": keyed, "destination": destination, "amount": "20.00"}
     )
@@ -258,7 +262,9 @@ async def test_an_open_with_a_key_and_a_transfer_are_forwarded(
     assert transfer.json()["status"] == "completed"
     assert transfer.headers["location"] == f"/transfers/{transfer.json()['id']}"
     assert (await b.version(keyed), await b.version(destination)) == (3, 2)
-    assert await a.forwarded("answered") == 2
+    assert await a.forwarded("answered") == 1
+    store = a.application.container.resolve(EventStore)
+    assert await store.stream_version(f"transfer-{transfer.json()['id']}") == 2
 
 
 async def test_a_close_is_forwarded(pair: tuple[Instance, Instance]) -> None:

@@ -21,7 +21,7 @@ from core.registry import BackendOffer
 from core.routing import RouteToWriter, fresh_id_here, require_here
 from handlers.accounts import messages as msg
 from handlers.accounts.account import account_stream
-from handlers.accounts.errors import TransferAcrossInstancesError
+from handlers.accounts.errors import TransferAcrossInstancesError, TransferStepUnknownError
 from handlers.accounts.ids import derived_id
 from handlers.accounts.transfer import transfer_stream
 from plugins.memory.store import MemoryEventStore
@@ -121,7 +121,11 @@ def test_each_command_names_the_stream_whose_writer_decides_it() -> None:
     assert msg.Deposit("a", "1.00", context).routing_stream == account_stream("a")
     assert msg.Withdraw("a", "1.00", context).routing_stream == account_stream("a")
     assert msg.CloseAccount("a", context).routing_stream == account_stream("a")
-    assert msg.Transfer("a", "b", "1.00", context).routing_stream == account_stream("a")
+    # A transfer runs where its own record is written; without a key it gets an id written here.
+    keyed_transfer = msg.Transfer("a", "b", "1.00", ctx(command_id="t-0"))
+    record = transfer_stream(derived_id("transfer", ALICE.subject, "t-0"))
+    assert keyed_transfer.routing_stream == record
+    assert msg.Transfer("a", "b", "1.00", context).routing_stream is None
     keyed = msg.OpenAccount("EUR", ctx(command_id="k-1"))
     assert keyed.routing_stream == account_stream(derived_id(ALICE.subject, "k-1"))
     # Without a key the account's id is drawn by the handler, among the ids written here.
@@ -211,11 +215,13 @@ def test_an_event_stores_own_placement_is_kept(settings: Settings) -> None:
     assert app.container.resolve(StreamPlacement) is own
 
 
-async def test_a_transfer_between_streams_of_two_instances_is_refused_before_any_write(
+async def test_a_transfer_is_routed_by_its_record_and_refused_without_peer_credentials(
     settings: Settings,
 ) -> None:
-    """The transfer is routed by its source; its destination and its own record must be written
-    at the same instance, since the steps do not travel between instances."""
+    """The transfer runs where its record is written. A step whose account another instance
+    writes is sent there, signed with the deployment's peer credentials; without any (this
+    deployment's authenticator shares no secret) the transfer is refused before any write. A
+    destination that stays "moving" gives no definite answer: 503, nothing written."""
     placement = Chosen({})
     async with running(settings, overrides={StreamPlacement: placement}) as app:
         store = app.container.resolve(EventStore)
@@ -228,12 +234,13 @@ async def test_a_transfer_between_streams_of_two_instances_is_refused_before_any
         placement.places[account_stream(destination.id)] = Elsewhere(OWNER)
         with pytest.raises(TransferAcrossInstancesError):
             await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
-        placement.places[account_stream(destination.id)] = Moving(2.0)
-        with pytest.raises(StreamMovingError):
+        placement.places[account_stream(destination.id)] = Moving(0.1)
+        with pytest.raises(TransferStepUnknownError):
             await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
         placement.places = {record: Elsewhere(OWNER)}
-        with pytest.raises(TransferAcrossInstancesError):
+        with pytest.raises(OwnedElsewhereError) as elsewhere:
             await send(msg.Transfer(source.id, destination.id, "1.00", keyed))
+        assert elsewhere.value.stream_id == record
 
         assert await store.stream_version(account_stream(source.id)) == 2
         assert await store.stream_version(account_stream(destination.id)) == 1
@@ -243,7 +250,7 @@ async def test_a_transfer_between_streams_of_two_instances_is_refused_before_any
         assert done.status == "completed"
 
 
-async def test_resuming_leaves_pending_the_transfers_whose_streams_are_written_elsewhere(
+async def test_resuming_leaves_pending_the_transfers_whose_steps_get_no_answer(
     settings: Settings,
 ) -> None:
     placement = Chosen({})
@@ -253,9 +260,10 @@ async def test_resuming_leaves_pending_the_transfers_whose_streams_are_written_e
         send = app.mediator.send
         source = await send(msg.OpenAccount("EUR", ctx(), initial_deposit="10.00"))
         destination = await send(msg.OpenAccount("EUR", ctx()))
-        # Ownership of the destination moves after the checks: the credit is refused.
+        # Ownership of the destination moves after the checks: the credit is refused by the
+        # store, again and again, while this instance still places the account here.
         store.fenced[account_stream(destination.id)] = OWNER
-        with pytest.raises(OwnedElsewhereError):
+        with pytest.raises(TransferStepUnknownError):
             await send(msg.Transfer(source.id, destination.id, "4.00", ctx(command_id="t-2")))
         transfer_id = derived_id("transfer", ALICE.subject, "t-2")
         pending = await send(msg.GetTransfer(transfer_id, ALICE, min_version=1))
