@@ -22,7 +22,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.errors import OwnedElsewhereError, StoreUnavailableError
-from core.placement import HERE, Elsewhere, Moving, Placement
+from core.placement import HERE, Elsewhere, GainsWrites, Moving, Placement
 from core.records import EventRecord, decode_record
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.directory import Owner, announce
@@ -192,6 +192,9 @@ async def test_a_closed_instances_partitions_are_taken_over_after_a_catch_up(
     moved = [s for s in streams if owners[partition_for(s, PARTITIONS)] is second]
     takeovers = first.writer.takeovers
     assert moved
+    told: list[bool] = []  # each take-over is told to the listeners (``GainsWrites``)
+    assert isinstance(first.placement, GainsWrites)
+    first.placement.on_gained(lambda: told.append(True))
 
     closed_at = time.monotonic()
     await second.close()
@@ -199,6 +202,7 @@ async def test_a_closed_instances_partitions_are_taken_over_after_a_catch_up(
     log.info("partitions moved %.1f s after the owner closed", time.monotonic() - closed_at)
 
     assert first.writer.takeovers == takeovers + len({partition_for(s, PARTITIONS) for s in moved})
+    assert len(told) == first.writer.takeovers - takeovers
     for stream in streams:
         assert [r.version for r in await first.read(stream)] == [1, 2]
         appended = await first.append(stream, 2, records(stream, 1, after=2))
