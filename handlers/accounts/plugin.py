@@ -50,6 +50,7 @@ from handlers.accounts.query_handlers import (
 from handlers.accounts.readmodel import AccountReadModel
 from handlers.accounts.replays import Replays
 from handlers.accounts.repositories import Accounts, Transfers
+from handlers.accounts.resumer import LeftPending, TransferResumer
 from handlers.accounts.step_router import StepRouter
 from handlers.accounts.step_runner import RunTransferStep, RunTransferStepHandler, StepRunner
 from handlers.accounts.transfer_process import (
@@ -153,6 +154,8 @@ def balance_services(container: Container, settings: Settings) -> None:
     container.register_singleton(StepRunner, StepRunner)
     container.register_singleton(StepRouter, StepRouter)
     container.register_singleton(TransferSteps, TransferSteps)
+    container.register_instance(LeftPending, LeftPending())
+    container.register_singleton(TransferResumer, TransferResumer)
     if not container.has(PeerChannel):
         # Steps of transfers to the instances that write their accounts, signed with the
         # deployment's credentials when it has some (else such a step is refused at once).

@@ -31,6 +31,7 @@ from handlers.accounts.ids import command_hash, new_id
 from handlers.accounts.messages import ResumeTransfers, Transfer
 from handlers.accounts.readmodel import AccountReadModel
 from handlers.accounts.repositories import Transfers
+from handlers.accounts.resumer import LeftPending
 from handlers.accounts.step_router import StepRouter
 from handlers.accounts.transfer import TransferState, transfer_stream
 from handlers.accounts.transfer_steps import (
@@ -71,10 +72,13 @@ class TransferSteps:
     """The steps after the request is recorded; each may be re-run safely. In this process one
     run of a transfer at a time: a resume and a caller's retry of one transfer take turns."""
 
-    def __init__(self, router: StepRouter, transfers: Transfers, clock: Clock) -> None:
+    def __init__(
+        self, router: StepRouter, transfers: Transfers, clock: Clock, left_pending: LeftPending
+    ) -> None:
         self._router = router
         self._transfers = transfers
         self._clock = clock
+        self._left_pending = left_pending
         self._locks = KeyedLocks()
 
     async def run(self, transfer: TransferState) -> TransferState:
@@ -84,7 +88,11 @@ class TransferSteps:
             transfer = await self._transfers.load(transfer_stream(transfer.id))
             if transfer.status != "pending":
                 return transfer
-            return await self._run(transfer)
+            try:
+                return await self._run(transfer)
+            except StoreUnavailableError:
+                self._left_pending.tell()  # finished by a later run
+                raise
 
     async def _run(self, t: TransferState) -> TransferState:
         debit = Debit(t.id, t.source, t.destination, t.amount, t.description)

@@ -172,3 +172,25 @@ async def test_streams_gained_have_their_pending_transfers_finished(tmp_path: Pa
 
         assert done.status == "completed"
         assert await store.stream_version(account_stream(destination.id)) == 2
+
+
+async def test_a_transfer_left_pending_is_finished_later_without_the_caller(tmp_path: Path) -> None:
+    """Its credit got no definite answer (the store refused it as written elsewhere, while this
+    instance still placed it here); once the store takes it again, the resumer, told that the
+    run left the transfer pending, finishes it: no restart, no take-over, no retry by anyone."""
+    store = FencedStore()
+    settings = settings_for("memory", tmp_path, read_wait_seconds="30")
+    async with running(settings, overrides={EventStore: store}) as app:
+        send = app.mediator.send
+        source = await send(msg.OpenAccount("EUR", ctx(), initial_deposit="10.00"))
+        destination = await send(msg.OpenAccount("EUR", ctx()))
+        store.fenced[account_stream(destination.id)] = "http://b.test"
+        with pytest.raises(TransferStepUnknownError):
+            await send(msg.Transfer(source.id, destination.id, "4.00", ctx(command_id="t-10")))
+        del store.fenced[account_stream(destination.id)]
+
+        transfer_id = derived_id("transfer", ALICE.subject, "t-10")
+        done = await send(msg.GetTransfer(transfer_id, ALICE, min_version=2))
+
+        assert done.status == "completed"
+        assert await store.stream_version(account_stream(destination.id)) == 2
