@@ -44,7 +44,7 @@ def balance_services(container: Container, settings: Settings) -> None:
         return
     config = JwtConfig.from_settings(settings)
     if config.source == "secret":
-        container.register_instance(PeerCredentials, SecretPeerCredentials(config.secret_bytes()))
+        container.register_instance(PeerCredentials, SecretPeerCredentials(config.secret_bytes))
 
 
 @hookimpl
