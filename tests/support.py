@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
 from core.errors import OwnedElsewhereError
+from core.eventsourcing.links import Link
 from core.hookspecs import hookimpl
 from core.ports import Principal
 from core.records import EventMetadata, EventRecord
@@ -95,6 +96,20 @@ class FencedStore(MemoryEventStore):
         if owner is not None:
             raise OwnedElsewhereError(stream_id, owner)
         return await super().append(stream_id, expected_version, events)
+
+    def enqueue(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[EventRecord],
+        link: Link | None = None,
+    ) -> asyncio.Future[list[EventRecord]]:
+        """The pipelined path refuses as ``append`` does (its owner would raise at once too)."""
+        self.appends += 1
+        owner = self.fenced.get(stream_id)
+        if owner is not None:
+            raise OwnedElsewhereError(stream_id, owner)
+        return super().enqueue(stream_id, expected_version, events, link)
 
     @property
     def plugin(self) -> object:
