@@ -5,21 +5,19 @@ without a restart."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from pathlib import Path
 
 import msgspec
 import pytest
 
 from core.ports import EventStore
 from tests.e2e.conftest import AppFactory, problem
+from tests.kafka.helpers import broker_script
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kafka(action: str) -> None:
-    subprocess.run([str(ROOT / "scripts/servers/kafka"), action], check=True, timeout=180)
+    broker_script(action)
 
 
 async def test_broker_down_gives_503_never_a_false_201_and_recovers(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,10 +31,9 @@ from handlers.accounts.codec import decode_event
 from plugins.jwt.tokens import mint_token
 from plugins.kafka.store import KafkaEventStore
 from tests.e2e.conftest import e2e_settings, served
-from tests.kafka.helpers import open_transactions, read_topic
+from tests.kafka.helpers import broker_script, open_transactions, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
-ROOT = Path(__file__).resolve().parents[2]
 
 CYCLES = 10
 CLIENTS = 8
@@ -48,9 +46,7 @@ RECOVERY_BOUND = 180.0  # commands succeeding and /health/ready at 200 after a r
 
 
 def _kafka(action: str) -> None:
-    subprocess.run(
-        [str(ROOT / "scripts/servers/kafka"), action], check=True, capture_output=True, timeout=300
-    )
+    broker_script(action)
 
 
 def _text(cents: int) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -106,3 +108,13 @@ def open_transactions(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
         ends[isolation] = {tp.partition: f.result(10).offset for tp, f in futures.items()}
     stable, end = ends[IsolationLevel.READ_COMMITTED], ends[IsolationLevel.READ_UNCOMMITTED]
     return {p: (stable[p], end[p]) for p in partitions if stable[p] < end[p]}
+
+
+def broker_script(action: str, bootstrap: str | None = None, timeout: float = 300) -> None:
+    """``scripts/servers/kafka <action>`` on the broker the tests use (``bootstrap``, else
+    ``BALANCE_KAFKA_BOOTSTRAP``), by its port: a broker on another port of the same host (another
+    engineer's, or a CI run's) is never stopped."""
+    address = bootstrap or kafka_bootstrap()
+    env = {**os.environ, "KAFKA_PORT": address.rsplit(":", 1)[1]}
+    script = Path(__file__).resolve().parents[2] / "scripts" / "servers" / "kafka"
+    subprocess.run([str(script), action], env=env, check=True, capture_output=True, timeout=timeout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,13 +22,11 @@ from core.records import EventMetadata, EventRecord, decode_record
 from plugins.kafka import index
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
-from tests.kafka.helpers import read_topic, unique_topic
+from tests.kafka.helpers import broker_script, read_topic, unique_topic
 from tests.support import event_record, main_file_rows_after
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[2]
-KAFKA_SCRIPT = REPO / "scripts" / "servers" / "kafka"
 T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 
@@ -56,10 +53,6 @@ def config_for(bootstrap: str, data_dir: Path, topic: str, **options: Any) -> Ka
 def delete_index(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def kafka_script(command: str) -> None:
-    subprocess.run([str(KAFKA_SCRIPT), command], check=True, capture_output=True, timeout=180)
 
 
 @pytest.fixture
@@ -229,7 +222,7 @@ async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
     await store.append(stream, 0, records(stream, 1))
     lost = records(stream, 2, after=1)
     try:
-        await asyncio.to_thread(kafka_script, "stop")
+        await asyncio.to_thread(broker_script, "stop", bootstrap)
         assert not await store.ready()
 
         started = time.monotonic()
@@ -238,7 +231,7 @@ async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
         assert time.monotonic() - started < 6.0
         assert await store.stream_version(stream) == 1
     finally:
-        await asyncio.to_thread(kafka_script, "start")
+        await asyncio.to_thread(broker_script, "start", bootstrap)
 
     try:
         # The same store recovers by itself: a new producer, a fresh init_transactions.
