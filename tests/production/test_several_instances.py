@@ -254,3 +254,42 @@ async def test_a_rolling_restart_shows_clients_nothing_worse_than_a_503(tmp_path
         assert _unexpected(bank) == []
         statuses = {a.outcome.split()[0] for op in bank.ops for a in op.attempts}
         assert {s for s in statuses if s.startswith("5")} <= {"503"}, statuses
+
+
+async def test_a_feed_on_one_instance_sees_deposits_made_through_the_others(
+    tmp_path: Path,
+) -> None:
+    """An account's live feed is open on one instance while 60 deposits go, concurrently, to
+    the other two: the feed gets each movement once, in version order."""
+    async with cluster(tmp_path) as servers:
+        bank = Bank(servers[0], seed=2, others=servers[1:])
+        async with bank.client() as client:
+            await bank.open_accounts(client, 1, 0)
+        (account,) = bank.accounts
+        async with bank.client(0) as watcher:
+            request = watcher.build_request("GET", f"/accounts/{account}/events")
+            response = await watcher.send(request, stream=True)
+            assert response.status_code == 200, (await response.aread()).decode()
+            ids: list[int] = []
+
+            async def read() -> None:
+                async for line in response.aiter_lines():
+                    if line.startswith("id: "):
+                        ids.append(int(line[4:]))
+                        if len(ids) == 60:
+                            return
+
+            reader = asyncio.create_task(read())
+            ops = [bank.movement("deposit", account, 1_00) for _ in range(60)]
+            senders = [bank.client(index) for index in (1, 2)]
+            try:
+                done = await asyncio.gather(
+                    *(bank.perform(senders[n % 2], op) for n, op in enumerate(ops))
+                )
+            finally:
+                await asyncio.gather(*(sender.aclose() for sender in senders))
+            assert all(op.acknowledged for op in done), [op.attempts for op in done]
+            await asyncio.wait_for(reader, SETTLE_TIMEOUT)
+            await response.aclose()
+        # The account opened empty at version 1; its deposits are versions 2 to 61.
+        assert ids == list(range(2, 62))
