@@ -172,6 +172,13 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     log.info("balance serve stopped")
 
 
+def reading_only(settings: Settings) -> Settings:
+    """``settings`` for a process that writes no event (a rebuild): a store whose partitions
+    the instances of a group own (Kafka, ``kafka_owner``) must not hand it any partition, which
+    would take their writing away from the servers."""
+    return replace(settings, values={"kafka_owner": "off", **settings.values})
+
+
 @cli.group()
 def projections() -> None:
     """Manage the read-model projections."""
@@ -194,7 +201,7 @@ def rebuild() -> None:
         TimeRemainingColumn,
     )
 
-    settings = _settings()
+    settings = reading_only(_settings())
 
     async def run() -> int:
         application = bootstrap(settings, run_projector=False)

@@ -116,6 +116,10 @@ class PartitionOwners:
             return Moving(RETRY_AFTER)  # nobody, or this instance until a moment ago
         return Elsewhere(owner.url)
 
+    def writers(self) -> list[KafkaWriter]:
+        """The writers of the partitions this instance writes now."""
+        return list(self._writers.values())
+
     def writer_of(self, stream_id: str) -> KafkaWriter | None:
         """The writer of the stream's partition, if this instance writes it."""
         if self.partitions == 0:

@@ -229,7 +229,15 @@ class KafkaEventStore:
     async def event_count(self) -> int:
         """The events in the local index: every committed append of the topic read so far (a
         starting store reads the whole topic into it)."""
-        return await self._readers.run(_count_events)
+        waits = [(writer, writer.answered) for writer in self._owners.writers()]
+
+        def after_index(connection: sqlite3.Connection) -> int:
+            # Every append this instance answered before the call is counted, as a read sees it.
+            for writer, answered in waits:
+                writer.wait_indexed(answered)
+            return _count_events(connection)
+
+        return await self._readers.run(after_index)
 
     def subscribe(self, group: str, after_checkpoint: int) -> KafkaSubscription:
         return KafkaSubscription(self.config, group, after_checkpoint)

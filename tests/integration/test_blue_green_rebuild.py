@@ -19,6 +19,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from api.bootstrap import Application
+from api.cli import reading_only
 from core.config import Settings
 from handlers.accounts.errors import InsufficientFundsError
 from handlers.accounts.generations import Generations
@@ -240,7 +241,7 @@ async def test_a_rebuild_beside_a_live_server_loses_no_event_at_the_seam(
                 await server.mediator.send(Deposit(account_id, "0.01", ctx()))
                 deposits += 1
 
-        async with running(settings, run_projector=False) as rebuilding:  # as the CLI does
+        async with running(reading_only(settings), run_projector=False) as rebuilding:
             hook_the_next_build(read_model_of(rebuilding), monkeypatch, deposit)
             applied = await rebuilding.projector.rebuild()
             assert await read_model_of(rebuilding).live_generation() == 1
