@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -37,14 +36,12 @@ class ProducerLifecycle:
     def __init__(
         self,
         topic: KafkaTopic,
-        connection: Callable[[], sqlite3.Connection],
         stale: Callable[[], None],
         partition: int = 0,
     ) -> None:
         self._topic = topic
         self._config = topic.config
         self._partition = partition
-        self._connection = connection
         self._stale = stale
         self._producer: Producer | None = None
         self._errors = ProducerErrors()
@@ -131,9 +128,7 @@ class ProducerLifecycle:
         self._initialised = True
         self._stale()
         try:
-            finish_hanging(
-                self._producer, self._topic, self._connection(), deadline, [self._partition]
-            )
+            finish_hanging(self._producer, self._topic, deadline, [self._partition])
         except Exception as error:
             self.lose()
             self._retry_at = time.monotonic() + _RETRY_PAUSE

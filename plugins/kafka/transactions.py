@@ -6,6 +6,15 @@ and the committed records go to the local index with the partition Kafka placed 
 the transaction fails, every append in it gets ``StoreUnavailableError`` and the versions do
 not move.
 
+A commit counts once the partition shows it: its last stable offset past the batch's records,
+so the commit marker is in the partition's log. The coordinator answers a commit before it
+writes the markers, and a broker restarting in between may skip a partition's marker (see
+hanging.py); the transaction then stays open there, and whatever marker ends it later decides
+it. An append answered before its marker showed could be aborted that way after its caller
+heard "stored". So a commit whose marker does not show by the append's deadline is answered
+"may or may not be stored", as a commit Kafka did not confirm; an acknowledged append is in
+the partition for good.
+
 Every append refused here has its chain link marked failed (``requests.failed``), so an append
 queued after it and chained to it is refused in its own version check. When Kafka did not
 confirm a commit, its appends may have landed: the next catch-up looks for their events, and
@@ -19,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import msgspec
-from confluent_kafka import Producer
+from confluent_kafka import IsolationLevel, Producer
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord, encode_record
@@ -31,6 +40,8 @@ from plugins.kafka.requests import Append, Outcome, failed
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["AppendTransactions"]
+
+_MARKER_GRACE = 1.0  # the least time a commit's marker gets to show, whatever the deadline
 
 Placed = list[tuple[EventRecord, int]]
 
@@ -165,7 +176,7 @@ class AppendTransactions:
         while True:
             try:
                 producer.commit_transaction(max(deadline - time.monotonic(), 0.1))
-                return None
+                break
             except Exception as exception:
                 failure = kafka_error(exception)
                 if failure is not None and not failure.fatal():
@@ -176,15 +187,38 @@ class AppendTransactions:
                         )
                     if failure.retriable() and time.monotonic() < deadline:
                         continue
-                # The commit may or may not have happened: start over with a new producer
-                # (whose init_transactions settles it) and re-read the tail before the next
-                # version check, so the versions and event ids show what really landed.
-                self._producers.lose()
-                self._unconfirmed += [a for a in batch.accepted if a.link is not None]
-                return kafka_unavailable(
-                    "Kafka did not confirm the commit; the appends may or may not be stored",
-                    exception,
-                )
+                return self._unknown(batch, "Kafka did not confirm the commit", exception)
+        if not self._marked(batch, deadline):
+            return self._unknown(batch, "the partition does not show the commit")
+        return None
+
+    def _marked(self, batch: _Batch, deadline: float) -> bool:
+        """Whether the partition's last stable offset has passed the batch's records (their
+        commit marker is written), asked until ``deadline`` (at least ``_MARKER_GRACE``)."""
+        last = max(d.offset for deliveries in batch.deliveries for d in deliveries)
+        limit = max(deadline, time.monotonic() + _MARKER_GRACE)
+        pause = 0.001
+        while True:
+            try:
+                stable = self._topic.ends(IsolationLevel.READ_COMMITTED, limit, [self._partition])
+            except StoreUnavailableError:
+                return False
+            if stable.get(self._partition, -1) > last:
+                return True
+            if time.monotonic() + pause > limit:
+                return False
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+
+    def _unknown(
+        self, batch: _Batch, reason: str, error: BaseException | None = None
+    ) -> StoreUnavailableError:
+        """The commit may or may not have happened: start over with a new producer (whose
+        start ends what the partition holds open, hanging.py) and re-read the tail before the
+        next version check, so the versions and event ids show what really landed."""
+        self._producers.lose()
+        self._unconfirmed += [a for a in batch.accepted if a.link is not None]
+        return kafka_unavailable(f"{reason}; the appends may or may not be stored", error)
 
     def _placed(self, batch: _Batch) -> tuple[list[Outcome], Placed]:
         """After the commit: the records where Kafka placed them, the versions advanced."""

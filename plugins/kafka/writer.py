@@ -7,7 +7,8 @@ by the local index), produces the accepted appends' records in ONE Kafka transac
 once, resolves the futures, and then writes the records into the local index. So:
 
 - a multi-event append is atomic (one transaction; consumers read ``read_committed``);
-- an append is acknowledged only after the broker acknowledged the transaction;
+- an append is acknowledged only after the broker acknowledged the transaction and the
+  partition shows its commit marker (transactions.py);
 - reads wait for the index (``wait_indexed``): one that starts after an acknowledgement sees
   what was acknowledged, though the answer did not wait for the index write;
 - if the transaction fails, every append in it gets ``StoreUnavailableError``, the version index
@@ -99,9 +100,7 @@ class KafkaWriter:
         self._gate = threading.Lock()
         self._topic = KafkaTopic(config)
         self._local = LocalIndex(config, [partition], checkpointer)
-        self._producers = ProducerLifecycle(
-            self._topic, self._local.connection, self._local.mark_stale, partition
-        )
+        self._producers = ProducerLifecycle(self._topic, self._local.mark_stale, partition)
         self._transactions = AppendTransactions(
             self._topic, self._local, self._producers, partition
         )

@@ -614,19 +614,46 @@ async def test_close_answers_every_queued_append_and_later_ones_at_once(
         await store.append(stream, 0, [event_record(stream, 1)])
 
 
-async def test_a_commit_whose_marker_a_broker_restart_lost_is_committed_before_the_next_append(
+@pytest.mark.parametrize("heard", [True, False], ids=["restart-heard", "restart-unheard"])
+async def test_a_commit_whose_marker_a_broker_restart_lost_is_not_acknowledged(
+    store: KafkaEventStore, stream: str, broker: FakeBroker, heard: bool
+) -> None:
+    """The coordinator confirms the commit but skips the partition's marker: the transaction
+    stays open there, so the append is not answered "stored". The retry writes it once."""
+    broker.arm("commit", _markers_lost(heard=heard))
+    first = [event_record(stream, 2)]
+    with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
+        await asyncio.wait_for(store.append(stream, 1, first), ANSWER_BOUND)
+    assert broker.stable < len(broker.log)  # held open on the partition
+
+    assert [r.version for r in await store.append(stream, 1, first)] == [2]
+    assert broker.stable == len(broker.log)
+    committed = broker.committed()
+    assert [r.version for r in committed] == [1, 2]
+    assert [r.event_id for r in committed].count(first[0].event_id) == 1
+    assert [r.version for r in await store.read(stream)] == [1, 2]
+
+
+async def test_an_append_is_acknowledged_only_once_nothing_can_abort_it(
     store: KafkaEventStore, stream: str, broker: FakeBroker
 ) -> None:
+    """The broker loses a commit's marker, then ending the transaction left open fails midway:
+    the next producer's init aborts our ending transaction, and its marker aborts everything
+    the partition held open. Every append answered "stored" is still committed."""
+    acknowledged = [r.event_id for r in await store.read(stream)]
     broker.arm("commit", _markers_lost())
-    await _append(store, stream, 2)  # acknowledged: the coordinator committed it
-    assert broker.stable < len(broker.log)  # but read_committed readers stop before it
-    producers = broker.producers
+    records = [event_record(stream, 2)]
+    with pytest.raises(StoreUnavailableError, match="may or may not be stored"):
+        await asyncio.wait_for(store.append(stream, 1, records), ANSWER_BOUND)
+    broker.arm("abort", _raise(KafkaException(KafkaError(KafkaError._TIMED_OUT))))
+    with pytest.raises(StoreUnavailableError, match="transaction left open"):
+        await asyncio.wait_for(store.append(stream, 1, records), ANSWER_BOUND)
+    aborted = sum(e.state == "aborted" for e in broker.log)
 
-    assert [r.version for r in await _append(store, stream, 3)] == [3]
-    assert broker.producers == producers + 1  # replaced: the broker went away
-    assert broker.stable == len(broker.log)
-    assert [r.version for r in broker.committed()] == [1, 2, 3]
-    assert [r.version for r in await store.read(stream)] == [1, 2, 3]
+    acknowledged += [r.event_id for r in await store.append(stream, 1, records)]
+    assert sum(e.state == "aborted" for e in broker.log) > aborted  # the init aborted it all
+    assert [r.event_id for r in broker.committed()] == acknowledged
+    assert [r.event_id for r in await store.read(stream)] == acknowledged
 
 
 async def test_an_abort_whose_marker_a_broker_restart_lost_stays_aborted(
@@ -661,25 +688,6 @@ async def test_an_unknown_commit_whose_marker_a_broker_restart_lost_is_aborted(
     assert [r.version for r in committed] == [1, 2]
     assert unknown[0].event_id not in {r.event_id for r in committed}
     assert [r.version for r in await store.read(stream)] == [1, 2]
-
-
-async def test_an_acknowledged_commit_left_open_stays_committed_after_a_later_failure(
-    store: KafkaEventStore, stream: str, broker: FakeBroker
-) -> None:
-    """The broker restarts just after acknowledging a commit and loses its marker; the next
-    transaction, begun meanwhile, fails before it writes anything."""
-    broker.arm("commit", _markers_lost(heard=False))
-    await _append(store, stream, 2)  # acknowledged
-    broker.arm("flush", _raise(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))))
-    broker.arm("abort", _raise(KafkaException(KafkaError(KafkaError._TIMED_OUT))))
-    producers = broker.producers
-    with pytest.raises(StoreUnavailableError, match="none written"):
-        await _append(store, stream, 3)  # and its abort fails: the producer is replaced
-
-    assert [r.version for r in await _append(store, stream, 3)] == [3]
-    assert broker.producers == producers + 1
-    assert broker.stable == len(broker.log)
-    assert [r.version for r in broker.committed()] == [1, 2, 3]
 
 
 async def _producer_dropped(
