@@ -18,7 +18,14 @@ from litestar import Litestar
 
 from api.bootstrap import Application, bootstrap
 from api.runtime import apply_runtime, freeze_startup_objects, gc_threshold, switch_interval
-from core.config import ConfigError, Settings, advertised_url, env_name, load_settings
+from core.config import (
+    ConfigError,
+    Settings,
+    advertised_url,
+    env_name,
+    load_settings,
+    reading_only,
+)
 from core.errors import BalanceError
 from core.http.sse import STREAMS_STATE_KEY, StreamsClosing
 from core.plugins import collect, make_plugin_manager
@@ -170,13 +177,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     log.info("balance serve stopped")
-
-
-def reading_only(settings: Settings) -> Settings:
-    """``settings`` for a process that writes no event (a rebuild): a store whose partitions
-    the instances of a group own (Kafka, ``kafka_owner``) must not hand it any partition, which
-    would take their writing away from the servers."""
-    return replace(settings, values={"kafka_owner": "off", **settings.values})
 
 
 @cli.group()

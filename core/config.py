@@ -12,7 +12,7 @@ import re
 import socket
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -29,11 +29,14 @@ __all__ = [
     "declare",
     "load_settings",
     "env_name",
+    "reading_only",
 ]
 
 PREFIX: Final = "BALANCE_"
 _SECRET_WORDS: Final = ("secret", "password", "token", "private_key", "api_key")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@]+:)(?P<password>[^@]+)@")
+_ON: Final = frozenset({"on", "true", "1", "yes"})
+_OFF: Final = frozenset({"off", "false", "0", "no"})
 
 
 class ConfigError(BalanceError):
@@ -62,6 +65,9 @@ class Settings:
     authenticator: str = "jwt"
     data_dir: Path = field(default_factory=default_data_dir)
     disabled_plugins: frozenset[str] = frozenset()
+    # False in a process that appends no event (a projector, a rebuild): a store whose
+    # partitions the instances of a group own gives such a process none to write.
+    writes_events: bool = True
     values: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, key: str, default: str | None = None) -> str | None:
@@ -102,6 +108,7 @@ class Settings:
             "authenticator": self.authenticator,
             "data_dir": str(self.data_dir),
             "disabled_plugins": ",".join(sorted(self.disabled_plugins)),
+            "writes_events": "on" if self.writes_events else "off",
         }
         for key, value in sorted(self.values.items()):
             shown[key] = _mask(key, value)
@@ -171,6 +178,13 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = declare(
         "`$XDG_DATA_HOME/account-balance`, else `~/.local/share/account-balance`",
     ),
     disabled_plugins=Unset("plugin names to leave out, comma-separated (a list in TOML)", "none"),
+    writes_events=(
+        "`off`: this process appends no event (`balance projector` and `balance projections "
+        "rebuild` set it): a store whose partitions the instances of a group own (Kafka) gives "
+        "it no partition to write, and every stream is written elsewhere; a store that one "
+        "process writes (SQLite, memory) does not look at it",
+        "on",
+    ),
 ) + declare(
     "",
     server=True,
@@ -252,6 +266,20 @@ def advertised_url(settings: Settings, host: str | None = None, port: int | None
     return f"http://{name}:{port if port is not None else settings.get_int('port', 8000)}"
 
 
+def reading_only(settings: Settings) -> Settings:
+    """``settings`` for a process that appends no event (``writes_events`` off)."""
+    return replace(settings, writes_events=False)
+
+
+def _switch(key: str, raw: str, default: bool) -> bool:
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in _ON or value in _OFF:
+        return value in _ON
+    raise ConfigError(f"{env_name(key)} must be on or off, got {_mask(key, raw)!r}")
+
+
 def _mask(key: str, value: str) -> str:
     if any(word in key for word in _SECRET_WORDS):
         return "********" if value else ""
@@ -301,11 +329,13 @@ def load_settings(
 
     data_dir = values.pop("data_dir", "")
     disabled = values.pop("disabled_plugins", "")
+    writes = _switch("writes_events", values.pop("writes_events", ""), default=True)
     return Settings(
         event_store=values.pop("event_store", "") or "sqlite",
         read_model=values.pop("read_model", "") or "sqlite",
         authenticator=values.pop("authenticator", "") or "jwt",
         data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
         disabled_plugins=frozenset(n.strip() for n in disabled.split(",") if n.strip()),
+        writes_events=writes,
         values=values,
     )

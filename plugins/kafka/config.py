@@ -42,11 +42,6 @@ SETTINGS: Final = declare(
     max_batch=("appends per Kafka transaction", 1000),
     batch_size=("events per subscription batch and catch-up read", 1000),
     readers=("read connections on the local index", 4),
-    owner=(
-        "`off`: this process never writes events (a projector): it does not join the partition "
-        "owners' group, and every stream is written elsewhere",
-        "on",
-    ),
 )
 
 
@@ -79,7 +74,9 @@ class KafkaConfig:
     max_batch: int = 1000  # appends per Kafka transaction
     batch_size: int = 1000  # events per subscription batch
     readers: int = 4  # read connections on the local index
-    owner: bool = True  # joins the partition owners' group (False: a process that only reads)
+    # Joins the partition owners' group; False in a process that appends no event
+    # (``Settings.writes_events``), which then places every stream elsewhere.
+    owner: bool = True
 
     @property
     def owners_topic(self) -> str:
@@ -109,8 +106,13 @@ class KafkaConfig:
             batch_size=settings.get_int("kafka_batch_size", 1000),
             readers=settings.get_int("kafka_readers", 4),
             advertised_url=advertised_url(settings),
-            owner=(settings.get("kafka_owner") or "on").lower() not in {"off", "false", "0", "no"},
+            owner=settings.writes_events,
         )
+        if settings.values.get("kafka_owner"):  # a key no longer defined, set by mistake
+            raise ConfigError(
+                "BALANCE_KAFKA_OWNER is no longer read: BALANCE_WRITES_EVENTS=off makes a process "
+                "that appends no event (it takes no partition over)"
+            )
         if config.partitions < 1 or config.replication < 1:
             raise ConfigError("BALANCE_KAFKA_PARTITIONS and BALANCE_KAFKA_REPLICATION must be >= 1")
         if config.append_timeout <= 0:

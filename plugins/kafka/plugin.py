@@ -5,8 +5,9 @@ Settings: ``BALANCE_KAFKA_BOOTSTRAP`` (required), ``BALANCE_KAFKA_TOPIC`` (``bal
 ``BALANCE_KAFKA_TRANSACTIONAL_PREFIX`` (``balance-writer``), ``BALANCE_KAFKA_GROUP_PREFIX``
 (``balance``), ``BALANCE_KAFKA_APPEND_TIMEOUT`` (5 s), ``BALANCE_KAFKA_MAX_BATCH`` (1000
 appends per transaction), ``BALANCE_KAFKA_BATCH_SIZE`` (1000 events per subscription batch),
-``BALANCE_KAFKA_READERS`` (4), ``BALANCE_KAFKA_OWNER`` (on); and ``BALANCE_ADVERTISED_URL``,
-where the other instances send this one's commands. See docs/kafka.md.
+``BALANCE_KAFKA_READERS`` (4); and ``BALANCE_ADVERTISED_URL``, where the other instances send
+this one's commands. A process with ``BALANCE_WRITES_EVENTS=off`` takes no partition over.
+See docs/kafka.md.
 
 With this event store the instances share the topic's partitions: ``balance_services``
 registers the store's ``StreamPlacement`` (which instance writes each stream).

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from dataclasses import replace
 from typing import Protocol
 
 import click
 
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, load_settings, reading_only
 from core.errors import BalanceError
 
 __all__ = ["ProjectorApplication", "ProjectorHost", "projector", "run_projector"]
@@ -73,9 +72,9 @@ def projector(host: ProjectorHost | None) -> None:
         settings = load_settings()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    # This process only reads events: a partitioned event store (Kafka) must not hand it the
-    # writing of any partition.
-    settings = replace(settings, values={"kafka_owner": "off", **settings.values})
+    # This process appends no event: a store whose partitions the instances of a group own
+    # must not hand it the writing of any.
+    settings = reading_only(settings)
     host.configure_logging(settings.get("log_level") or "INFO")
 
     async def main() -> int:

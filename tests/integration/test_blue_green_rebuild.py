@@ -19,8 +19,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from api.bootstrap import Application
-from api.cli import reading_only
-from core.config import Settings
+from core.config import Settings, reading_only
 from handlers.accounts.errors import InsufficientFundsError
 from handlers.accounts.generations import Generations
 from handlers.accounts.messages import CloseAccount, Deposit, OpenAccount, Transfer, Withdraw

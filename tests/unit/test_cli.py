@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import build_cli, cli
-from core.config import advertised_url, load_settings
+from core.config import Settings, advertised_url, load_settings
 from core.hookspecs import hookimpl
 from handlers.accounts.messages import Deposit, GetAccount, OpenAccount
 from handlers.accounts.readmodel import AccountReadModel
@@ -244,6 +244,48 @@ def test_projections_rebuild_replays_every_event(environment: Path) -> None:
             return view.balance, via_query.version
 
     assert asyncio.run(read()) == (1500, 3)
+
+
+class _BuiltApplication:
+    """What the read-only commands need of the application: a projector that has nothing to
+    do."""
+
+    def __init__(self) -> None:
+        self.projector = self
+        self.applied = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def rebuild(self, advanced: Any = None) -> int:
+        return 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pass
+
+
+@pytest.mark.parametrize("command", [["projector"], ["projections", "rebuild"]])
+def test_the_read_only_commands_build_an_application_that_writes_no_event(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """Both commands reach the composition root with the kernel's ``writes_events`` off (a
+    partitioned store then takes no partition over); ``balance projector`` through the host a
+    plugin command is given."""
+    built: list[Settings] = []
+
+    def bootstrap(settings: Settings, *, run_projector: bool | None = None) -> _BuiltApplication:
+        assert run_projector is False
+        built.append(settings)
+        return _BuiltApplication()
+
+    monkeypatch.setattr("api.cli.bootstrap", bootstrap)
+    monkeypatch.setenv("BALANCE_EVENT_STORE", "memory")
+    result = run(*command)
+    assert result.exit_code == 0, result.output
+    assert [(s.writes_events, s.event_store) for s in built] == [(False, "memory")]
 
 
 class _CliPlugin:

@@ -17,6 +17,7 @@ from core.config import (
     default_data_dir,
     env_name,
     load_settings,
+    reading_only,
 )
 
 SECRET = "s3cr3t-Pa55"
@@ -204,6 +205,38 @@ def test_disabled_plugins_from_a_toml_list(tmp_path: Path) -> None:
     config = write(tmp_path / "conf.toml", 'disabled_plugins = ["sqlite", "audit"]\n')
     settings = load_settings({}, config_file=config)
     assert settings.disabled_plugins == frozenset({"sqlite", "audit"})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", True), ("on", True), ("TRUE", True), ("off", False), (" no ", False), ("0", False)],
+)
+def test_writes_events_is_a_switch_of_the_kernel(value: str, expected: bool) -> None:
+    settings = load_settings({"BALANCE_WRITES_EVENTS": value})
+    assert settings.writes_events is expected
+    assert "writes_events" not in settings.values
+    assert settings.masked()["writes_events"] == ("on" if expected else "off")
+
+
+def test_writes_events_from_a_toml_boolean(tmp_path: Path) -> None:
+    config = write(tmp_path / "conf.toml", "writes_events = false\n")
+    assert load_settings({}, config_file=config).writes_events is False
+    assert load_settings({}).writes_events is True
+
+
+def test_writes_events_refuses_what_is_not_a_switch() -> None:
+    with pytest.raises(ConfigError, match="BALANCE_WRITES_EVENTS must be on or off"):
+        load_settings({"BALANCE_WRITES_EVENTS": "sometimes"})
+
+
+def test_reading_only_turns_writing_off_and_keeps_the_rest(tmp_path: Path) -> None:
+    settings = Settings(event_store="memory", data_dir=tmp_path, values={"kafka_topic": "t"})
+    read = reading_only(settings)
+    assert read.writes_events is False
+    assert read == Settings(
+        event_store="memory", data_dir=tmp_path, writes_events=False, values={"kafka_topic": "t"}
+    )
+    assert settings.writes_events is True
 
 
 def test_settings_are_immutable() -> None:
