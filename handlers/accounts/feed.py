@@ -3,7 +3,8 @@ commits it.
 
 A feed reads the read model only, always "the movements after the last version sent", so it
 never skips or repeats one at the seam between the backlog and the live part: the projection
-applies an account's events in version order, and each batch in one transaction. What makes it
+applies an account's events in version order, and each batch in one transaction. Each look is one
+read (``AccountReadModel.feed_page``), which also brings the account's close. What makes it
 live is a wake-up, not the data: the projector publishes ``EventsProjected`` after each commit,
 and ``WakeFeeds`` wakes the feeds of the accounts in it. A feed also looks again every
 ``POLL_SECONDS`` without one, which is how it sees movements projected by another process (a
@@ -26,7 +27,7 @@ from handlers.accounts.notifications import EventsProjected
 from handlers.accounts.progress import ProjectionProgress
 from handlers.accounts.query_handlers import GetAccountHandler
 from handlers.accounts.readmodel import AccountReadModel
-from handlers.accounts.views import Closing, FeedItem, Watching
+from handlers.accounts.views import FeedItem, Watching
 
 __all__ = ["FeedLimits", "FeedWakeups", "WakeFeeds", "WatchAccountHandler"]
 
@@ -125,16 +126,15 @@ class WatchAccountHandler:
             after = request.after
             while True:
                 wakeup = self._wakeups.ticket(account.id)
-                movements = await self._read_model.statement(account.id, None, None, after, PAGE)
-                for movement in movements:
+                page = await self._read_model.feed_page(account.id, after, PAGE)
+                for movement in page.movements:
                     yield movement
                     after = movement.version
-                if len(movements) == PAGE:
+                if len(page.movements) == PAGE:
                     continue
-                view = await self._read_model.get_account(account.id)
-                if view is not None and view.status == "closed":
-                    if view.version > after:
-                        yield Closing(view.id, view.version, view.closed_at)
+                if page.closing is not None:
+                    if page.closing.version > after:
+                        yield page.closing
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), POLL_SECONDS)

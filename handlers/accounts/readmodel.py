@@ -14,12 +14,13 @@ import msgspec
 
 from core.errors import BalanceError
 from core.ports import Lifecycle
-from handlers.accounts.views import AccountView, Movement, TransferView
+from handlers.accounts.views import AccountView, Closing, Movement, TransferView
 
 __all__ = [
     "AccountChanged",
     "AccountOpenedView",
     "AccountReadModel",
+    "FeedPage",
     "MovementAdded",
     "ProjectionBusyError",
     "ProjectionClaim",
@@ -27,6 +28,7 @@ __all__ = [
     "TransferRequestedView",
     "TransferStatusChanged",
     "ViewChange",
+    "closing_of",
 ]
 
 
@@ -76,6 +78,21 @@ ViewChange = (
 )
 
 
+class FeedPage(msgspec.Struct, frozen=True):
+    """What a live feed reads each time it looks: the account's next movements and, once the
+    account is closed, its close."""
+
+    movements: list[Movement]
+    closing: Closing | None = None
+
+
+def closing_of(account: AccountView | None) -> Closing | None:
+    """The close of ``account``, if it is closed (the last version of its stream)."""
+    if account is None or account.status != "closed":
+        return None
+    return Closing(account.id, account.version, account.closed_at)
+
+
 class AccountReadModel(Lifecycle, Protocol):
     async def checkpoint(self, projection: str) -> int:
         """The last store position this projection applied (0 before the first)."""
@@ -109,6 +126,13 @@ class AccountReadModel(Lifecycle, Protocol):
     ) -> list[Movement]:
         """Movements ordered by version, after ``after_version``, with ``start <= occurred_at <
         end`` where given."""
+        ...
+
+    async def feed_page(self, account_id: str, after_version: int, limit: int) -> FeedPage:
+        """One read for a live feed: the movements ``statement`` gives (no time bounds) and the
+        account's close, the close read no later than the movements. The projection writes a
+        close after every movement before it, so a page with a close and fewer than ``limit``
+        movements holds every movement up to the close."""
         ...
 
     async def get_transfer(self, transfer_id: str) -> TransferView | None: ...

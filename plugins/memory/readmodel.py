@@ -10,10 +10,12 @@ import msgspec
 from handlers.accounts.readmodel import (
     AccountChanged,
     AccountOpenedView,
+    FeedPage,
     MovementAdded,
     TransferRequestedView,
     TransferStatusChanged,
     ViewChange,
+    closing_of,
 )
 from handlers.accounts.views import AccountView, Movement, TransferView
 
@@ -115,6 +117,10 @@ class MemoryReadModel:
             and (end is None or movements[version].occurred_at < end)
         ]
         return lines[: max(limit, 0)]
+
+    async def feed_page(self, account_id: str, after_version: int, limit: int) -> FeedPage:
+        closing = closing_of(self._accounts.get(account_id))
+        return FeedPage(await self.statement(account_id, None, None, after_version, limit), closing)
 
     async def get_transfer(self, transfer_id: str) -> TransferView | None:
         return self._transfers.get(transfer_id)

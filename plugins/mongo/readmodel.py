@@ -30,7 +30,7 @@ from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyEr
 from core.config import ConfigError, env_name
 from core.errors import StoreUnavailableError
 from handlers.accounts.generations import GenerationSwitchedError
-from handlers.accounts.readmodel import ViewChange
+from handlers.accounts.readmodel import FeedPage, ViewChange, closing_of
 from handlers.accounts.views import AccountView, Movement, TransferView
 from plugins.mongo import writes
 from plugins.mongo.claims import CLAIMS, MongoClaim
@@ -277,24 +277,37 @@ class MongoReadModel:
         after_version: int,
         limit: int,
     ) -> list[Movement]:
-        if limit <= 0:
-            return []
-        # The _id range is the account's lines after ``after_version`` in version order; the
-        # account field keeps out an account whose id extends this one ("a" and "a:b").
-        query: Doc = {"_id": movement_range(account_id, after_version), "account": account_id}
         when: Doc = {}
         if start is not None:
             when["$gte"] = Int64(to_micros(start))
         if end is not None:
             when["$lt"] = Int64(to_micros(end))
-        if when:
-            query["occurred_us"] = when
         generation = await self._live()
         with _reachable("statement"):
-            movements = self._collection(MovementDoc, generation)
-            cursor = movements.find(query).sort("_id", 1).limit(limit)
-            docs = await cursor.to_list()
-        return [movement_view(doc) for doc in docs]
+            return await self._movements(generation, account_id, after_version, limit, when)
+
+    async def _movements(
+        self, generation: int, account_id: str, after_version: int, limit: int, when: Doc
+    ) -> list[Movement]:
+        if limit <= 0:
+            return []  # pymongo's limit(0) would mean "no limit"
+        # The _id range is the account's lines after ``after_version`` in version order; the
+        # account field keeps out an account whose id extends this one ("a" and "a:b").
+        query: Doc = {"_id": movement_range(account_id, after_version), "account": account_id}
+        if when:
+            query["occurred_us"] = when
+        cursor = self._collection(MovementDoc, generation).find(query).sort("_id", 1).limit(limit)
+        return [movement_view(doc) for doc in await cursor.to_list()]
+
+    async def feed_page(self, account_id: str, after_version: int, limit: int) -> FeedPage:
+        """Two finds, the account's first: ``_apply`` writes a batch's movements before its
+        accounts, so a close read first comes with every movement before it."""
+        generation = await self._live()
+        with _reachable("feed_page"):
+            doc = await self._collection(AccountDoc, generation).find_one({"_id": account_id})
+            movements = await self._movements(generation, account_id, after_version, limit, {})
+        # A closed account's document holds the close's version, the last of its stream.
+        return FeedPage(movements, closing_of(None if doc is None else account_view(doc)))
 
     async def get_transfer(self, transfer_id: str) -> TransferView | None:
         generation = await self._live()

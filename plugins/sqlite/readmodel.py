@@ -26,7 +26,7 @@ from core.eventsourcing.jobs import Job, T
 from core.eventsourcing.readers import ReaderPool
 from core.eventsourcing.writer import GroupCommitWriter
 from handlers.accounts.generations import GenerationSwitchedError
-from handlers.accounts.readmodel import ViewChange
+from handlers.accounts.readmodel import FeedPage, ViewChange
 from handlers.accounts.views import AccountView, Movement, TransferView
 from plugins.sqlite import view_reads
 from plugins.sqlite.claims import FileClaim
@@ -235,6 +235,9 @@ class SqliteReadModel:
             view_reads.statement, account_id, micros(start), micros(end), after_version, limit
         )
         return await self._read(query)
+
+    async def feed_page(self, account_id: str, after_version: int, limit: int) -> FeedPage:
+        return await self._read(partial(view_reads.feed_page, account_id, after_version, limit))
 
     async def get_transfer(self, transfer_id: str) -> TransferView | None:
         return await self._read(partial(view_reads.get_transfer, transfer_id))

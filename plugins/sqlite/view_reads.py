@@ -6,11 +6,13 @@ import sqlite3
 from typing import Any
 
 from core.eventsourcing.schema import from_micros
+from handlers.accounts.readmodel import FeedPage, closing_of
 from handlers.accounts.views import AccountView, Movement, TransferView
 from plugins.sqlite.schema import ACCOUNT_COLUMNS, MOVEMENT_COLUMNS, TRANSFER_COLUMNS
 
 __all__ = [
     "checkpoint",
+    "feed_page",
     "get_account",
     "get_transfer",
     "list_accounts",
@@ -92,6 +94,15 @@ def statement(
     sql += " ORDER BY version LIMIT ?"
     params.append(max(limit, 0))
     return [_movement(row) for row in connection.execute(sql, params)]
+
+
+def feed_page(
+    account_id: str, after_version: int, limit: int, connection: sqlite3.Connection
+) -> FeedPage:
+    """The account, then its movements, in one job: a batch commits its movements with the
+    account's change, so a close read first comes with every movement before it."""
+    closing = closing_of(get_account(account_id, connection))
+    return FeedPage(statement(account_id, None, None, after_version, limit, connection), closing)
 
 
 def get_transfer(transfer_id: str, connection: sqlite3.Connection) -> TransferView | None:

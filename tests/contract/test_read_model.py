@@ -8,12 +8,13 @@ from handlers.accounts.readmodel import (
     AccountChanged,
     AccountOpenedView,
     AccountReadModel,
+    FeedPage,
     MovementAdded,
     TransferRequestedView,
     TransferStatusChanged,
     ViewChange,
 )
-from handlers.accounts.views import AccountView, Movement, MovementKind, TransferView
+from handlers.accounts.views import AccountView, Closing, Movement, MovementKind, TransferView
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, 250_000, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -159,6 +160,26 @@ async def test_applying_the_same_changes_twice_changes_nothing(
     assert twice == once
     assert once[0] == AccountView("acc-1", "alice", "EUR", 0, "closed", 5, T0, T0 + 5 * HOUR)
     assert [m.balance_after for m in once[1]] == [10_000, 10_550, 0]
+
+
+async def test_a_feed_page_brings_the_movements_and_the_close_in_one_read(
+    read_model: AccountReadModel,
+) -> None:
+    changes = life()
+    await read_model.apply(P, changes[:5], 1)  # opened, two deposits
+    lines = await read_model.statement("acc-1", None, None, 0, 100)
+    assert await read_model.feed_page("acc-1", 0, 100) == FeedPage(lines)
+    assert await read_model.feed_page("acc-1", 2, 100) == FeedPage(lines[1:])
+
+    await read_model.apply(P, changes[5:], 2)  # the withdrawal and the close
+    close = Closing("acc-1", 5, T0 + 5 * HOUR)
+    lines = await read_model.statement("acc-1", None, None, 0, 100)
+    assert [m.version for m in lines] == [2, 3, 4]
+    assert await read_model.feed_page("acc-1", 0, 100) == FeedPage(lines, close)
+    assert await read_model.feed_page("acc-1", 1, 2) == FeedPage(lines[:2], close)
+    assert await read_model.feed_page("acc-1", 4, 100) == FeedPage([], close)
+    assert await read_model.feed_page("acc-1", 0, 0) == FeedPage([], close)
+    assert await read_model.feed_page("acc-2", 0, 100) == FeedPage([])
 
 
 async def test_the_checkpoint_is_stored_with_the_changes(read_model: AccountReadModel) -> None:

@@ -1,17 +1,28 @@
 """The parts of the live account feeds, each on its own: heartbeats and the shutdown signal
-(core.http.sse), the wake-ups and the open-feed limit (handlers.accounts.feed)."""
+(core.http.sse), the wake-ups, the open-feed limit and the reads of a feed
+(handlers.accounts.feed)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from core.http.sse import StreamsClosing, heartbeats
 from handlers.accounts.errors import TooManyFeedsError
-from handlers.accounts.feed import FeedLimits, FeedWakeups
+from handlers.accounts.feed import FeedLimits, FeedWakeups, WatchAccountHandler
+from handlers.accounts.messages import WatchAccount
+from handlers.accounts.progress import ProjectionProgress
+from handlers.accounts.readmodel import AccountChanged, AccountOpenedView, MovementAdded
+from handlers.accounts.views import AccountView, Closing, Movement, Watching
+from plugins.memory.readmodel import MemoryReadModel
+from tests.support import ALICE
+
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
 
 class Source:
@@ -96,3 +107,51 @@ def test_the_limit_counts_open_feeds_per_caller_and_frees_them_on_close() -> Non
     assert limits.open_feeds() == 0
     with limits.admit("alice"):
         pass
+
+
+class CountedReads:
+    """The in-memory read model, recording each query a feed makes of it."""
+
+    def __init__(self) -> None:
+        self.model = MemoryReadModel()
+        self.reads: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "apply":
+            self.reads.append(name)
+        return getattr(self.model, name)
+
+
+def deposit(version: int, balance: int) -> list[Any]:
+    line = Movement(f"e{version}", "acc-1", "deposit", 100, balance, version, T0)
+    return [MovementAdded(line), AccountChanged("acc-1", version, balance=balance)]
+
+
+async def test_a_feed_reads_the_read_model_once_each_time_it_looks() -> None:
+    """After the access check, each look (the backlog, then each wake) is one query, which
+    also tells the feed of the close."""
+    model, wakeups = CountedReads(), FeedWakeups()
+    opened = AccountView("acc-1", "alice", "EUR", 0, "open", 1, T0)
+    await model.apply("p", [AccountOpenedView(opened), *deposit(2, 100)], 1)
+    handler = WatchAccountHandler(model, ProjectionProgress(), wakeups, FeedLimits(1))  # type: ignore[arg-type]
+    feed = handler.handle(WatchAccount("acc-1", ALICE))
+
+    assert await anext(feed) == Watching("acc-1", "EUR")
+    assert [m.version for m in [await anext(feed)]] == [2]
+    assert model.reads == ["get_account", "feed_page"]
+
+    waiting = asyncio.ensure_future(anext(feed))
+    await asyncio.sleep(0)  # the feed has nothing more: it waits for a wake
+    await model.apply("p", deposit(3, 200), 2)
+    wakeups.wake(["acc-1"])
+    assert (await waiting).version == 3  # type: ignore[union-attr]
+    assert model.reads == ["get_account", "feed_page", "feed_page"]
+
+    waiting = asyncio.ensure_future(anext(feed))
+    await asyncio.sleep(0)
+    await model.apply("p", [AccountChanged("acc-1", 4, status="closed", closed_at=T0)], 3)
+    wakeups.wake(["acc-1"])
+    assert await waiting == Closing("acc-1", 4, T0)
+    with pytest.raises(StopAsyncIteration):
+        await anext(feed)
+    assert model.reads == ["get_account", "feed_page", "feed_page", "feed_page"]
