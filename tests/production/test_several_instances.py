@@ -100,19 +100,31 @@ async def settled(servers: list[Server], excluding: Server | None = None) -> Non
         await asyncio.sleep(0.5)
 
 
-async def _load(bank: Bank, clients: int) -> list[asyncio.Task[None]]:
+@asynccontextmanager
+async def checked_load(bank: Bank, title: str, clients: int = 6) -> AsyncIterator[None]:
+    """``clients`` clients sending commands to every instance of ``bank`` while the block runs,
+    on ``ACCOUNTS`` accounts opened first. When the block ends the load stops, and the store and
+    the read model are checked (the report printed under ``title``): no failure, and no
+    unexpected answer. When the block fails, the clients are cancelled and nothing is checked."""
     async with bank.client() as client:
         await bank.open_accounts(client, ACCOUNTS, INITIAL)
-    return [asyncio.create_task(bank.client_loop(index)) for index in range(clients)]
-
-
-async def _stop_load(bank: Bank, tasks: list[asyncio.Task[None]]) -> Report:
+    tasks = [asyncio.create_task(bank.client_loop(index)) for index in range(clients)]
+    try:
+        yield
+    except BaseException:
+        bank.stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     bank.stop.set()
     await asyncio.gather(*tasks)
     report = Report()
     accounts = check_store(bank, await store_records(bank.server.settings), report)
     await check_read_model(bank, accounts, report)
-    return report
+    print(report.text(f"several instances, {title} [seed {bank.seed}]"))
+    assert not report.failures, "\n".join(report.failures)
+    assert _unexpected(bank) == []
 
 
 def _unexpected(bank: Bank) -> list[str]:
@@ -164,8 +176,7 @@ async def test_an_owner_killed_under_load_loses_no_acknowledged_command(tmp_path
     the read model equals the fold of the topic."""
     async with cluster(tmp_path) as servers:
         bank = Bank(servers[0], seed=random.randrange(1 << 30), others=servers[1:])
-        tasks = await _load(bank, clients=6)
-        try:
+        async with checked_load(bank, "owner kills"):
             for victim in servers:
                 await bank.wait_progress(40, 2.0)
                 await victim.kill()
@@ -173,16 +184,6 @@ async def test_an_owner_killed_under_load_loses_no_acknowledged_command(tmp_path
                 await bank.wait_progress(40, 1.0)  # served while the victim is down
                 await victim.start()
                 await settled(servers)
-        except BaseException:
-            bank.stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        report = await _stop_load(bank, tasks)
-        print(report.text(f"several instances, owner kills [seed {bank.seed}]"))
-        assert not report.failures, "\n".join(report.failures)
-        assert _unexpected(bank) == []
 
 
 async def test_a_zombie_owner_commits_nothing_and_serves_again_after_it_wakes(
@@ -194,11 +195,10 @@ async def test_a_zombie_owner_commits_nothing_and_serves_again_after_it_wakes(
     rejoins the group and serves again."""
     async with cluster(tmp_path) as servers:
         bank = Bank(servers[0], seed=random.randrange(1 << 30), others=servers[1:])
-        tasks = await _load(bank, clients=6)
         zombie = servers[1]
         process = zombie._process
         assert process is not None
-        try:
+        async with checked_load(bank, "zombie"):
             await bank.wait_progress(40, 2.0)
             os.kill(process.pid, signal.SIGSTOP)
             try:
@@ -210,16 +210,6 @@ async def test_a_zombie_owner_commits_nothing_and_serves_again_after_it_wakes(
             served = bank.acknowledged()
             await bank.wait_progress(40, 1.0)
             assert bank.acknowledged() > served
-        except BaseException:
-            bank.stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        report = await _stop_load(bank, tasks)
-        print(report.text(f"several instances, zombie [seed {bank.seed}]"))
-        assert not report.failures, "\n".join(report.failures)
-        assert _unexpected(bank) == []
         # The woken instance answers commands again, for its own partitions and others'.
         async with bank.client(1) as client:
             for account in bank.accounts[:4]:
@@ -233,8 +223,7 @@ async def test_a_rolling_restart_shows_clients_nothing_worse_than_a_503(tmp_path
     acknowledged write is lost."""
     async with cluster(tmp_path) as servers:
         bank = Bank(servers[0], seed=random.randrange(1 << 30), others=servers[1:])
-        tasks = await _load(bank, clients=6)
-        try:
+        async with checked_load(bank, "rolling restart"):
             for server in servers:
                 await bank.wait_progress(40, 2.0)
                 await server.stop()
@@ -242,16 +231,6 @@ async def test_a_rolling_restart_shows_clients_nothing_worse_than_a_503(tmp_path
                 await server.start()
                 await settled(servers)
             await bank.wait_progress(40, 1.0)
-        except BaseException:
-            bank.stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        report = await _stop_load(bank, tasks)
-        print(report.text(f"several instances, rolling restart [seed {bank.seed}]"))
-        assert not report.failures, "\n".join(report.failures)
-        assert _unexpected(bank) == []
         statuses = {a.outcome.split()[0] for op in bank.ops for a in op.attempts}
         assert {s for s in statuses if s.startswith("5")} <= {"503"}, statuses
 
