@@ -10,16 +10,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Final
 from uuid import uuid4
 
 import msgspec
 import pytest
+from confluent_kafka import Producer
 
 from core.config import MissingSettingError, Settings
 from core.errors import StoreUnavailableError
 from core.records import EventMetadata, EventRecord, decode_record
-from plugins.kafka import index
+from plugins.kafka import index, producer
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.store import KafkaEventStore
 from tests.kafka.helpers import broker_script, read_topic, unique_topic
@@ -213,10 +214,54 @@ async def test_an_append_is_answered_before_its_index_write_and_reads_wait_for_i
         await store.close()
 
 
+class RecordedProducer(Producer):
+    """A producer that records each of its blocking calls with the timeout it was given
+    (None: no timeout, Kafka's own defaults)."""
+
+    calls: ClassVar[list[tuple[str, float | None]]] = []
+
+    def init_transactions(self, *timeout: float) -> None:
+        self.calls.append(("init_transactions", timeout[0] if timeout else None))
+        super().init_transactions(*timeout)
+
+    def begin_transaction(self) -> None:
+        self.calls.append(("begin_transaction", None))
+        super().begin_transaction()
+
+    def flush(self, *timeout: float) -> int:
+        self.calls.append(("flush", timeout[0] if timeout else None))
+        return super().flush(*timeout)
+
+    def commit_transaction(self, *timeout: float) -> None:
+        self.calls.append(("commit_transaction", timeout[0] if timeout else None))
+        super().commit_transaction(*timeout)
+
+    def abort_transaction(self, *timeout: float) -> None:
+        self.calls.append(("abort_transaction", timeout[0] if timeout else None))
+        super().abort_transaction(*timeout)
+
+
+# The ways an attempt at a broker that does not answer ends, each with nothing written.
+NOTHING_WRITTEN = (
+    "Kafka did not initialise the transactions",
+    "Kafka did not take the appends",
+    "Kafka refused the appends; none written",
+    "Kafka aborted the transaction; none written",
+)
+HANG: Final = 60.0  # turns a hang into a failure; never a verdict on speed
+
+
 async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
-    bootstrap: str, tmp_path: Path, topic: str
+    bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = KafkaEventStore(config_for(bootstrap, tmp_path / "a", topic, append_timeout=2.0))
+    """The append is tried once, every blocking Kafka call on its behalf bounded by its own
+    ``append_timeout``, and answered with the typed error that says nothing was written."""
+    monkeypatch.setattr(producer, "Producer", RecordedProducer)
+    monkeypatch.setattr(RecordedProducer, "calls", [])
+    append_timeout = 2.0
+    store = KafkaEventStore(
+        config_for(bootstrap, tmp_path / "a", topic, append_timeout=append_timeout)
+    )
     await store.start()
     stream = f"account-{uuid4().hex}"
     await store.append(stream, 0, records(stream, 1))
@@ -225,10 +270,16 @@ async def test_an_append_during_a_broker_outage_fails_fast_and_is_never_visible(
         await asyncio.to_thread(broker_script, "stop", bootstrap)
         assert not await store.ready()
 
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailableError):
-            await store.append(stream, 1, lost)
-        assert time.monotonic() - started < 6.0
+        RecordedProducer.calls.clear()
+        with pytest.raises(StoreUnavailableError) as refused:
+            await asyncio.wait_for(store.append(stream, 1, lost), HANG)
+        tried = list(RecordedProducer.calls)
+        assert str(refused.value).startswith(NOTHING_WRITTEN), refused.value
+        attempts = [name for name, _ in tried if name in {"init_transactions", "begin_transaction"}]
+        assert len(attempts) == 1, tried
+        timeouts = [timeout for name, timeout in tried if name != "begin_transaction"]
+        assert timeouts, tried
+        assert all(t is not None and 0 < t <= append_timeout for t in timeouts), tried
         assert await store.stream_version(stream) == 1
     finally:
         await asyncio.to_thread(broker_script, "start", bootstrap)
