@@ -229,12 +229,12 @@ class KafkaEventStore:
     async def event_count(self) -> int:
         """The events in the local index: every committed append of the topic read so far (a
         starting store reads the whole topic into it)."""
-        waits = [(writer, writer.answered) for writer in self._owners.writers()]
+        waits = [(w.index_waits, w.index_waits.answered) for w in self._owners.writers()]
 
         def after_index(connection: sqlite3.Connection) -> int:
             # Every append this instance answered before the call is counted, as a read sees it.
-            for writer, answered in waits:
-                writer.wait_indexed(answered)
+            for index_waits, answered in waits:
+                index_waits.wait_indexed(answered)
             return _count_events(connection)
 
         return await self._readers.run(after_index)
@@ -251,10 +251,11 @@ class KafkaEventStore:
         writer = self._owners.writer_of(stream_id)
         if writer is None:
             return await self._readers.run(query)
-        answered = writer.answered
+        waits = writer.index_waits
+        answered = waits.answered
 
         def after_index(connection: sqlite3.Connection) -> T:
-            writer.wait_indexed(answered)
+            waits.wait_indexed(answered)
             return query(connection)
 
         return await self._readers.run(after_index)

@@ -9,7 +9,7 @@ once, resolves the futures, and then writes the records into the local index. So
 - a multi-event append is atomic (one transaction; consumers read ``read_committed``);
 - an append is acknowledged only after the broker acknowledged the transaction and the
   partition shows its commit marker (transactions.py);
-- reads wait for the index (``wait_indexed``): one that starts after an acknowledgement sees
+- reads wait for the index (index_waits.py): one that starts after an acknowledgement sees
   what was acknowledged, though the answer did not wait for the index write;
 - if the transaction fails, every append in it gets ``StoreUnavailableError``, the version index
   does not move, and nothing of it becomes visible to ``read_committed`` readers (the broker
@@ -48,6 +48,7 @@ from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.errors import fenced, kafka_unavailable
+from plugins.kafka.index_waits import IndexWaits
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
 from plugins.kafka.requests import (
@@ -104,11 +105,7 @@ class KafkaWriter:
         self._transactions = AppendTransactions(
             self._topic, self._local, self._producers, partition
         )
-        # Batches answered and batches written into the index (numbered from 1), set by the
-        # writer thread and read by the reader threads, which wait on the condition.
-        self._answered = 0
-        self._indexed = 0
-        self._index_reached = threading.Condition()
+        self.index_waits = IndexWaits(config.append_timeout)  # what a read waits for
 
     # -- the event loop's side ----------------------------------------------------------------
 
@@ -171,26 +168,6 @@ class KafkaWriter:
             done: asyncio.Future[None] = self._loop.create_future()
             self._queue.put(Stop(done))
         await done
-
-    @property
-    def answered(self) -> int:
-        """The batches answered so far: what a read that starts now must find in the index."""
-        return self._answered
-
-    def wait_indexed(self, answered: int) -> None:
-        """Blocks (a reader thread) until the index holds the first ``answered`` batches: at
-        once, unless a batch has been answered and its index write is still running."""
-        if self._indexed >= answered:
-            return
-        with self._index_reached:
-            self._index_reached.wait_for(
-                lambda: self._indexed >= answered, timeout=self._config.append_timeout
-            )
-
-    def _index_up_to(self, batch: int) -> None:
-        with self._index_reached:
-            self._indexed = batch
-            self._index_reached.notify_all()
 
     def _check_open(self) -> asyncio.AbstractEventLoop:
         if not self.alive or self._loop is None:
@@ -255,7 +232,7 @@ class KafkaWriter:
                 self._release()
             except Exception:
                 log.exception("could not release the Kafka writer's resources")
-            self._index_up_to(self._answered)  # no read waits for a write that will not come
+            self.index_waits.indexed_up_to()  # no read waits for a write that will not come
             if stop is not None:
                 call_soon(loop, settle, [(stop.future, True, None)])
             if self.fenced and self._lost is not None:
@@ -294,13 +271,13 @@ class KafkaWriter:
             answers, placed = self._transactions.commit(appends)
             outcomes += answers
         if placed:
-            self._answered += 1  # before any caller can see an answer
+            self.index_waits.answer()  # before any caller can see an answer
         if any(not ok and fenced(result) for _, ok, result in outcomes):
             self._fence()  # nothing of the batch landed; the loop ends after it
         call_soon(loop, settle, outcomes)
-        if placed:  # after the answers: reads wait for it (``wait_indexed``)
+        if placed:  # after the answers: reads wait for it (``IndexWaits.wait_indexed``)
             self._local.write(placed)
-            self._index_up_to(self._answered)
+            self.index_waits.indexed_up_to()
         if placed or snapshots:
             self._local.committed()
 
@@ -320,7 +297,7 @@ class KafkaWriter:
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
         self._producers.failed(error)
         self._local.stale = True
-        self._index_up_to(self._answered)
+        self.index_waits.indexed_up_to()
 
     def _fence(self) -> None:
         """A newer owner fenced the producer: no append is accepted from now on (before the
