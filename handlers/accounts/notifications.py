@@ -14,6 +14,8 @@ __all__ = ["EventsProjected"]
 @dataclass(frozen=True, slots=True)
 class EventsProjected(Notification):
     """The projection committed these events into the read model (published after the commit,
-    by the process that projected them; in append order within each stream)."""
+    by the process that projected them; in append order within each stream). An event that
+    process applies again, into a new generation after a rebuild's switch, is not published
+    again."""
 
     events: Sequence[EventRecord]

@@ -5,13 +5,18 @@ turns them into view changes and applies them with the new checkpoint, then publ
 On a read model with generations (``handlers.accounts.generations``) the projector follows the
 live one: it subscribes from that generation's checkpoint, applies each batch into that
 generation only, and once a rebuild has switched it subscribes again from the new generation's
-checkpoint. A rebuild runs beside it, into a generation of its own."""
+checkpoint. A rebuild runs beside it, into a generation of its own.
+
+The events the projector applied into the old generation after the rebuild's last one are then
+applied again into the new one; they are not published again (``PublishedVersions``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Final
 
 from core.mediator import Mediator
 from core.ports import EventStore, EventSubscription
@@ -31,9 +36,37 @@ from handlers.accounts.readmodel import (
 )
 from handlers.accounts.rebuild import RebuildProgress, rebuild_into_new_generation
 
-__all__ = ["Projector"]
+__all__ = ["PUBLISHED_STREAMS", "Projector", "PublishedVersions"]
 
 log = logging.getLogger(__name__)
+
+# The streams whose last published version the projector remembers, the most recent ones: what
+# a switch makes it apply again is what it applied after the rebuild's last batch, far fewer.
+PUBLISHED_STREAMS: Final = 100_000
+
+
+class PublishedVersions:
+    """The last version published of each of the ``limit`` streams published most recently, so
+    that an event applied again (into a new generation, after a rebuild's switch) is published
+    once. A stream's events come in version order, on every store."""
+
+    def __init__(self, limit: int = PUBLISHED_STREAMS) -> None:
+        self._limit = limit
+        self._versions: OrderedDict[str, int] = OrderedDict()
+
+    def new(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """The events not published yet, in order; from now on they count as published."""
+        versions = self._versions
+        fresh: list[EventRecord] = []
+        for event in events:
+            last = versions.get(event.stream_id, 0)
+            if event.version > last:
+                fresh.append(event)
+                versions[event.stream_id] = event.version
+            versions.move_to_end(event.stream_id)
+        while len(versions) > self._limit:
+            versions.popitem(last=False)
+        return fresh
 
 
 class Projector:
@@ -51,6 +84,7 @@ class Projector:
         self._mediator = mediator
         self._subscription: EventSubscription | None = None
         self._generation = 0  # the generation the subscription feeds
+        self._published = PublishedVersions()
         self.applied = 0
 
     async def _subscription_now(self) -> EventSubscription:
@@ -89,13 +123,17 @@ class Projector:
         await subscription.commit(batch)
         self.applied += len(batch.events)
         self._progress.advanced()
-        await self._published(batch.events)
+        await self._publish(batch.events)
         return len(batch.events)
 
-    async def _published(self, events: list[EventRecord]) -> None:
-        """A subscriber's failure is logged, never the batch's: the batch is committed."""
+    async def _publish(self, events: list[EventRecord]) -> None:
+        """Publish the events not published before. A subscriber's failure is logged, never the
+        batch's: the batch is committed."""
+        fresh = self._published.new(events)
+        if not fresh:
+            return
         try:
-            await self._mediator.publish(EventsProjected(events))
+            await self._mediator.publish(EventsProjected(fresh))
         except Exception:
             log.exception("an EventsProjected subscriber failed")
 

@@ -20,9 +20,12 @@ from pymongo import AsyncMongoClient
 
 from api.bootstrap import Application
 from core.config import Settings, reading_only
+from core.hookspecs import hookimpl
+from core.registry import Registry
 from handlers.accounts.errors import InsufficientFundsError
 from handlers.accounts.generations import Generations
 from handlers.accounts.messages import CloseAccount, Deposit, OpenAccount, Transfer, Withdraw
+from handlers.accounts.notifications import EventsProjected
 from handlers.accounts.projection import PROJECTION, project_all
 from handlers.accounts.readmodel import AccountOpenedView, AccountReadModel, ProjectionBusyError
 from handlers.accounts.views import AccountView
@@ -258,6 +261,61 @@ async def test_a_rebuild_beside_a_live_server_loses_no_event_at_the_seam(
             await asyncio.sleep(0.05)
         assert await read_model.live_generation() == 1
         await assert_equal_to_the_fold(server, ids)
+
+
+class Heard:
+    """A subscriber plugin, as examples/audit_plugin is: every event ``EventsProjected``
+    brought, as (stream, version), in the order heard."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    async def handle(self, notification: EventsProjected) -> None:
+        self.events += [(event.stream_id, event.version) for event in notification.events]
+
+    @hookimpl
+    def balance_register(self, registry: Registry) -> None:
+        registry.notification_handler(EventsProjected, lambda: self)
+
+
+async def project_until_version(app: Application, account_id: str, version: int) -> None:
+    """Catch up until the read model has the account at ``version`` (see project_until_seen)."""
+    for _ in range(200):
+        await app.projector.catch_up()
+        view = await app.backends["read_model"].get_account(account_id)
+        if view is not None and view.version >= version:
+            return
+    raise AssertionError(f"{account_id} never reached version {version} in the read model")
+
+
+async def test_events_the_live_projector_applies_again_after_a_switch_are_published_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live projector applied deposits into the old generation that the rebuild's does not
+    hold when it switches: it applies them again into the new one, and a subscriber hears of
+    every event once."""
+    heard = Heard()
+    async with (
+        running(settings, run_projector=False, extra_plugins={"heard": heard}) as app,
+        running(reading_only(settings), run_projector=False) as rebuilding,
+    ):
+        account = (await app.mediator.send(OpenAccount("EUR", ctx(), "1.00"))).id
+        await project_until_version(app, account, 2)  # opened, and its initial deposit
+
+        async def ahead_of_the_rebuild(moment: str) -> None:
+            if moment == "before switch":  # the rebuild has caught up: these are not in it
+                for _ in range(3):
+                    await app.mediator.send(Deposit(account, "0.01", ctx()))
+                await project_until_version(app, account, 5)
+
+        hook_the_next_build(read_model_of(rebuilding), monkeypatch, ahead_of_the_rebuild)
+        await rebuilding.projector.rebuild()
+        assert await read_model_of(app).live_generation() == 1
+        await app.mediator.send(Deposit(account, "0.01", ctx()))
+        await project_until_version(app, account, 6)  # 3 to 5 applied again, then 6
+
+        assert heard.events == [(f"account-{account}", version) for version in range(1, 7)]
+        await assert_equal_to_the_fold(app, [account])
 
 
 KILL_AFTER_THE_FIRST_BATCH = """
