@@ -9,14 +9,25 @@ from __future__ import annotations
 import asyncio
 import queue
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
 from plugins.kafka.errors import kafka_unavailable
 
-__all__ = ["Append", "Item", "Outcome", "SaveSnapshot", "Stop", "drained", "failed", "refuse"]
+__all__ = [
+    "Append",
+    "Batch",
+    "Item",
+    "Outcome",
+    "SaveSnapshot",
+    "Stop",
+    "drained",
+    "failed",
+    "gather",
+    "refuse",
+]
 
 
 @dataclass(slots=True)
@@ -71,3 +82,35 @@ def drained(items: queue.SimpleQueue[Item], failure: BaseException) -> list[Outc
             outcomes.append((item.future, True, None))
         else:
             outcomes += failed([item], failure)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What the writer takes from its queue at once: the requests in order, split by kind, and
+    the ``Stop`` that came with them, if any (nothing after it is taken)."""
+
+    items: list[Append | SaveSnapshot] = field(default_factory=list)
+    appends: list[Append] = field(default_factory=list)
+    snapshots: list[SaveSnapshot] = field(default_factory=list)
+    stop: Stop | None = None
+
+
+def gather(first: Item, items: queue.SimpleQueue[Item], max_appends: int) -> Batch:
+    """``first`` and whatever is queued behind it, up to ``max_appends`` appends or a ``Stop``."""
+    batch = Batch()
+    item = first
+    while True:
+        if isinstance(item, Stop):
+            batch.stop = item
+            return batch
+        batch.items.append(item)
+        if isinstance(item, Append):
+            batch.appends.append(item)
+        else:
+            batch.snapshots.append(item)
+        if len(batch.appends) >= max_appends:
+            return batch
+        try:
+            item = items.get_nowait()
+        except queue.Empty:
+            return batch

@@ -58,6 +58,7 @@ from plugins.kafka.requests import (
     SaveSnapshot,
     Stop,
     drained,
+    gather,
     refuse,
 )
 from plugins.kafka.topic import KafkaTopic
@@ -194,26 +195,10 @@ class KafkaWriter:
         try:
             while stop is None and not self.fenced:
                 batch = []
-                appends: list[Append] = []
-                snapshots: list[SaveSnapshot] = []
-                item = self._next()
-                while True:
-                    if isinstance(item, Stop):
-                        stop = item
-                        break
-                    batch.append(item)
-                    if isinstance(item, Append):
-                        appends.append(item)
-                    else:
-                        snapshots.append(item)
-                    if len(appends) >= self._config.max_batch:
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                taken = gather(self._next(), self._queue, self._config.max_batch)
+                batch, stop = taken.items, taken.stop
                 try:
-                    self._serve(loop, appends, snapshots)
+                    self._serve(loop, taken.appends, taken.snapshots)
                 except BaseException as error:
                     # Whatever it was (a bug, a callback's exception out of librdkafka), the
                     # thread goes on: this batch is refused and the producer rebuilt.
