@@ -102,6 +102,8 @@ class WalCheckpointer:
                 if self._stopping.wait(self._period):
                     return
                 self._committed.clear()  # commits from here on call for the next checkpoint
+                if self._stopping.is_set():
+                    return  # stop() came just before the clear, which undid its wake-up
                 self._catch_up(connection)
         finally:
             connection.close()

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from core.eventsourcing.checkpoints import BACKSTOP_PAGES
+from core.eventsourcing.checkpoints import BACKSTOP_PAGES, WalCheckpointer
 from core.eventsourcing.writer import GroupCommitWriter
 from tests.support import main_file_rows_after
 
@@ -107,3 +107,28 @@ async def test_closing_the_writer_ends_the_thread_and_keeps_every_commit(tmp_pat
         assert connection.execute("SELECT count(*), sum(n) FROM t").fetchone() == (100, 4950)
     finally:
         connection.close()
+
+
+def test_a_stop_just_before_the_thread_rearms_still_ends_it(tmp_path: Path) -> None:
+    # stop() sets both events, then joins. When it lands after the thread's period ran out and
+    # before the thread clears "committed" for the next round, that clear undoes its wake-up:
+    # the thread must still see the stop, not wait for a commit that never comes.
+    path = tmp_path / "t.db"
+    writer = sqlite3.connect(path)
+    writer.execute("PRAGMA journal_mode=WAL")
+    checkpointer = WalCheckpointer(path, synchronous="NORMAL", period=0.01)
+
+    class StopBeforeTheClear(threading.Event):
+        def clear(self) -> None:
+            checkpointer._stopping.set()  # what stop() does before it joins
+            self.set()
+            super().clear()
+
+    checkpointer._committed = StopBeforeTheClear()
+    checkpointer.start(writer)
+    thread = checkpointer._thread
+    assert thread is not None
+    checkpointer.committed(writer)  # a commit: the thread waits its period, then rearms
+    thread.join(timeout=30)  # an upper bound that turns the hang into a failure
+    assert not thread.is_alive()
+    writer.close()
