@@ -75,17 +75,20 @@ class Backend:
 
 
 def drop_own_names(settings: Settings) -> None:
-    """Delete the topic and database a measure on ``own_names`` made (best effort; nothing to do
-    on the embedded backend, whose files live in a temporary directory)."""
+    """Delete the topics (the events' and the owner directory's) and the database a measure on
+    ``own_names`` made (best effort; nothing to do on the embedded backend, whose files live in
+    a temporary directory)."""
     if settings.event_store != "kafka":
         return
-    topic, database = settings.get("kafka_topic"), settings.get("mongo_database")
+    topic, database = settings.get("kafka_topic") or "", settings.get("mongo_database")
     with contextlib.suppress(Exception):
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": settings.require("kafka_bootstrap")})
-        for future in admin.delete_topics([topic or ""], operation_timeout=10).values():
-            future.result(15)
+        topics = [topic, f"{topic}.owners"]
+        for future in admin.delete_topics(topics, operation_timeout=10).values():
+            with contextlib.suppress(Exception):
+                future.result(15)
     with contextlib.suppress(Exception):
         from pymongo import MongoClient
 
