@@ -4,7 +4,8 @@
 -- The accounts file has one "<account id> <token>" per line. "random" (the default) spreads the
 -- load uniformly over the accounts; "sequential" walks them in order from <offset> (thread k of n
 -- takes offset + k, offset + k + n, ...), to touch every account once.
--- done() prints one line "BENCH_JSON {...}" with the figures the bench reads.
+-- done() prints one line "BENCH_JSON {...}" with the figures the bench reads, among them every
+-- 0.1th percentile of the latency ("quantiles_us").
 
 local threads = {}
 local requests = {}
@@ -50,12 +51,18 @@ function done(summary, latency, requests_)
   for _, thread in ipairs(threads) do
     table.insert(issued, tostring(thread:get("counter")))
   end
+  -- Every 0.1th percentile, so that several wrk runs' latencies can be merged (bench/scaling.py).
+  local quantiles = {}
+  for k = 1, 1000 do
+    table.insert(quantiles, tostring(latency:percentile(k / 10)))
+  end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, ' ..
     '"p99_us": %d, "max_us": %d, "mean_us": %.1f, "connect_errors": %d, "read_errors": %d, ' ..
-    '"write_errors": %d, "status_errors": %d, "timeouts": %d, "issued": [%s]}\n',
+    '"write_errors": %d, "status_errors": %d, "timeouts": %d, "issued": [%s], ' ..
+    '"quantiles_us": [%s]}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write, e.status,
-    e.timeout, table.concat(issued, ", ")))
+    e.timeout, table.concat(issued, ", "), table.concat(quantiles, ", ")))
 end

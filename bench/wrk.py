@@ -22,6 +22,9 @@ class WrkResult:
     p99_ms: float
     errors: int  # socket errors, timeouts and non-2xx/3xx answers
     issued: list[int]
+    # Every 0.1th percentile of the latency (ms), the 0.1th first: to merge several runs.
+    quantiles_ms: tuple[float, ...] = ()
+    errors_by_kind: dict[str, int] | None = None  # the errors' kinds, those that happened
 
     @property
     def per_s(self) -> float:
@@ -35,6 +38,7 @@ class WrkResult:
             "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms,
             "errors": self.errors,
+            "errors_by_kind": self.errors_by_kind or {},
         }
 
 
@@ -63,10 +67,8 @@ def run_wrk(
     if line is None:
         raise RuntimeError(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")
     data = json.loads(line.removeprefix("BENCH_JSON "))
-    errors = sum(
-        data[key]
-        for key in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
+    kinds = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    errors = sum(data[key] for key in kinds)
     return WrkResult(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,
@@ -74,4 +76,6 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000,
         errors=errors,
         issued=[int(n) for n in data["issued"]],
+        quantiles_ms=tuple(q / 1000 for q in data.get("quantiles_us", ())),
+        errors_by_kind={key: data[key] for key in kinds if data[key]},
     )
