@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import Row
+from bench.scaling import scale_out_rates, scale_out_seconds
 
 __all__ = [
     "README_END",
@@ -77,7 +78,7 @@ def warmup_lines(warmup: dict[str, Any]) -> list[str]:
     ] + ([""] if warmup else [])
 
 
-def markdown(result: dict[str, Any]) -> str:
+def markdown(result: dict[str, Any], name: str = "latest") -> str:
     info = result["machine"]
     lines = [
         f"# Benchmarks: {result['mode']} run, {result['finished_at']}",
@@ -93,7 +94,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         table(result["rows"]),
         "",
-        "![throughput and latency](latest.png)",
+        f"![throughput and latency]({name}.png)",
         "",
     ]
     errors = {k: m["error"] for k, m in result["measures"].items() if m.get("error")}
@@ -139,11 +140,12 @@ def update_readme(readme: Path, result: dict[str, Any]) -> None:
     readme.write_text(before + block + after)
 
 
-def write(out: Path, result: dict[str, Any]) -> None:
+def write(out: Path, result: dict[str, Any], name: str = "latest") -> None:
+    """``<name>.json``, ``<name>.md`` and ``<name>.png`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / "latest.md").write_text(markdown(result))
-    plot(out / "latest.png", result)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / f"{name}.md").write_text(markdown(result, name))
+    plot(out / f"{name}.png", result)
 
 
 def rows_of(rows: list[Row]) -> list[dict[str, Any]]:
@@ -160,10 +162,10 @@ def plot(path: Path, result: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measures = result["measures"]
+    measures = {key: measure.get("figures", {}) for key, measure in result["measures"].items()}
     throughput: list[tuple[str, float, str]] = []
     latency: list[tuple[str, float, str]] = []
-    http = measures["http"].get("figures", {})
+    http = measures.get("http", {})
     if "baseline" in http:
         throughput.append(("HTTP baseline (req/s)", http["baseline"]["per_s"], "grey"))
         latency.append(("HTTP baseline p50", http["baseline"]["p50_ms"], "grey"))
@@ -173,21 +175,23 @@ def plot(path: Path, result: dict[str, Any]) -> None:
         throughput.append((f"HTTP {label} (req/s)", http[key]["per_s"], "tab:blue"))
         latency.append((f"HTTP {label} p50", http[key]["p50_ms"], "tab:blue"))
         latency.append((f"HTTP {label} p99", http[key]["p99_ms"], "tab:blue"))
-    rates = measures["appends"].get("figures", {}).get("rates_per_s", {})
+    rates = measures.get("appends", {}).get("rates_per_s", {})
     for key, rate in rates.items():
         colour = "tab:green" if key.startswith("ours") else "grey"
         throughput.append((f"appends {key.replace('_', ' ')} (/s)", rate, colour))
-    lag = measures["projection_lag"].get("figures", {})
+    lag = measures.get("projection_lag", {})
     if "lag_p50_ms" in lag:
         latency.append(("projection lag p50", lag["lag_p50_ms"], "tab:orange"))
         latency.append(("projection lag p99", lag["lag_p99_ms"], "tab:orange"))
-    rebuild = measures["rebuild"].get("figures", {})
+    rebuild = measures.get("rebuild", {})
     if "per_s" in rebuild:
         throughput.append(("rebuild (events/s)", rebuild["per_s"], "tab:orange"))
+    throughput += scale_out_rates(measures)
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    figure, (left, right, third) = plt.subplots(1, 3, figsize=(20, 6))
     _bars(left, throughput, "throughput (per second)")
     _bars(right, latency, "latency (ms)")
+    _bars(third, scale_out_seconds(measures), "scale-out: take-over and fresh start (s)")
     right.axvline(25, color="tab:blue", linestyle=":", label="HTTP p99 target (25 ms)")
     right.axvline(50, color="tab:orange", linestyle=":", label="lag p99 target (50 ms)")
     right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=8)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import free_port
 
-__all__ = ["ROOT", "CpuTimes", "Server", "cpu_times", "rss_mb", "serve"]
+__all__ = ["ROOT", "CpuTimes", "Server", "cpu_times", "rss_mb", "serve", "stop_process"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,10 +73,11 @@ def serve(
             time.sleep(0.1)
         yield Server(name, port, process, log)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server as an operator would (SIGINT: it closes its stores), killed after 30 s."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully: the app closes its stores
