@@ -80,8 +80,9 @@ def warmup_lines(warmup: dict[str, Any]) -> list[str]:
 
 def markdown(result: dict[str, Any], name: str = "latest") -> str:
     info = result["machine"]
+    only = f" of {', '.join(result['measures'])} only" if name != "latest" else ""
     lines = [
-        f"# Benchmarks: {result['mode']} run, {result['finished_at']}",
+        f"# Benchmarks: {result['mode']} run{only}, {result['finished_at']}",
         "",
         f"Machine: {info['cores']} cores ({info['cpu']}), {info['memory_gib']} GiB, Linux "
         f"{info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}, {info['wrk']}; "
