@@ -94,6 +94,8 @@ async def _deposits(settings: Settings, scale: ScaleSizes, partitions: int) -> d
         "in_flight": in_flight,
         "accounts_per_partition": spread,
         "appends_per_transaction": len(order) / transactions if transactions else 0.0,
+        # How long each writer took per transaction, on average: its cycle.
+        "writer_cycle_ms": 1000 * elapsed * partitions / transactions if transactions else 0.0,
         "process_cores": process_cores,
         "broker_cores": broker_cores,
         "host_cores_busy": host_cores,
@@ -152,9 +154,9 @@ def _rows(figures: dict[str, Any], scale: ScaleSizes) -> list[Row]:
 def _cpu_note(figures: dict[str, Any]) -> str:
     return (
         f"{figures['in_flight']} in flight, {figures['appends_per_transaction']:.0f} appends per "
-        f"transaction; CPU: this process {figures['process_cores']:.2f} cores, the broker "
-        f"{figures['broker_cores']:.2f}, the host {figures['host_cores_busy']:.2f} of "
-        f"{cpu_count()} busy"
+        f"transaction, a writer's cycle {figures['writer_cycle_ms']:.1f} ms; CPU: this process "
+        f"{figures['process_cores']:.2f} cores, the broker {figures['broker_cores']:.2f}, the "
+        f"host {figures['host_cores_busy']:.2f} of {cpu_count()} busy"
     )
 
 
@@ -177,6 +179,7 @@ def run(sizes: Sizes, backend: Backend | None = None) -> Outcome:
             for name in (
                 "per_s",
                 "appends_per_transaction",
+                "writer_cycle_ms",
                 "process_cores",
                 "broker_cores",
                 "host_cores_busy",
