@@ -37,15 +37,18 @@ __all__ = ["GenerationFold", "insert_lines", "insert_rows"]
 # released, and a statement of 1,024 lines of 10 values stays under the 32,766 values SQLite
 # allows.
 _MOST_ROWS: Final = 1_024
-# None, bound, costs sqlite3 a look for an adapter (0.4 µs each; a line has three text columns
-# that are mostly NULL). Those columns are bound as 0 for None and made NULL again by
-# ``NULLIF(?, 0)``: in SQLite a text value never equals the integer 0.
-_NULL: Final = 0
-_LINE_TEXT_OR_NULL: Final = ("description", "transfer_id", "counterparty")
+# A line's text columns that may be NULL, and most are. Binding None costs sqlite3 a look for an
+# adapter (0.4 µs each), so lines are grouped by the columns they have NULL in, which their
+# statement writes as NULL; the rows hold the other columns' values.
+_TEXTS: Final = ("description", "transfer_id", "counterparty")
 _SAVE_CHECKPOINT: Final = """
 INSERT INTO checkpoints (projection, position) VALUES (?, ?)
 ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.position)
 """
+
+
+# A line's values for the columns it does not have NULL in, by those it has NULL in.
+Lines = dict[tuple[str, ...], list[tuple[Any, ...]]]
 
 
 def insert_rows(
@@ -53,24 +56,24 @@ def insert_rows(
     table: str,
     columns: str,
     rows: Sequence[Sequence[Any]],
-    text_or_null: tuple[str, ...] = (),
+    nulls: tuple[str, ...] = (),
 ) -> None:
     """``INSERT OR IGNORE`` of ``rows``, ``_MOST_ROWS`` per statement, then in statements of
-    half as many, and so on down to one, for the rest. In the ``text_or_null`` columns, 0
-    stands for None (``_NULL``)."""
+    half as many, and so on down to one, for the rest. The columns in ``nulls`` are NULL, and
+    the rows hold the values of the others."""
     start, size = 0, _MOST_ROWS
     while start < len(rows):
         while len(rows) - start < size:
             size //= 2
-        sql = _insert_sql(table, columns, text_or_null, size)
+        sql = _insert_sql(table, columns, nulls, size)
         connection.execute(sql, list(chain.from_iterable(rows[start : start + size])))
         start += size
 
 
 @cache
-def _insert_sql(table: str, columns: str, text_or_null: tuple[str, ...], rows: int) -> str:
+def _insert_sql(table: str, columns: str, nulls: tuple[str, ...], rows: int) -> str:
     names = [name.strip() for name in columns.split(",")]
-    row = f"({', '.join('NULLIF(?, 0)' if name in text_or_null else '?' for name in names)})"
+    row = f"({', '.join('NULL' if name in nulls else '?' for name in names)})"
     return f"INSERT OR IGNORE INTO {table} ({columns}) VALUES {', '.join([row] * rows)}"
 
 
@@ -82,23 +85,23 @@ class GenerationFold:
         self.transfers: dict[str, list[Any]] = {}  # rows of TRANSFER_COLUMNS
         self.checkpoints: dict[str, int] = {}
 
-    def add(
-        self, projection: str, changes: Iterable[ViewChange], checkpoint: int
-    ) -> list[tuple[Any, ...]]:
+    def add(self, projection: str, changes: Iterable[ViewChange], checkpoint: int) -> Lines:
         """Fold ``changes`` in; returns the statement lines to insert (``insert_lines``)."""
-        lines: list[tuple[Any, ...]] = []
-        line = lines.append
+        lines: Lines = {}
+        plain: list[tuple[Any, ...]] = []  # the lines without texts: most of them
         accounts, transfers = self.accounts, self.transfers
         for change in changes:
             # By exact class, in the order of their frequency: cheaper than ``match``.
             if type(change) is MovementAdded:
                 m = change.movement
-                line((
+                row = (
                     m.id, m.account, m.kind, m.amount, m.balance_after, m.version,
-                    to_micros(m.occurred_at), _NULL if m.description is None else m.description,
-                    _NULL if m.transfer_id is None else m.transfer_id,
-                    _NULL if m.counterparty is None else m.counterparty,
-                ))  # fmt: skip
+                    to_micros(m.occurred_at),
+                )  # fmt: skip
+                if m.description is None and m.transfer_id is None and m.counterparty is None:
+                    plain.append(row)
+                else:
+                    _add_line(lines, row, (m.description, m.transfer_id, m.counterparty))
             elif type(change) is AccountChanged:
                 _change_account(accounts.get(change.account_id), change)
             elif type(change) is AccountOpenedView:
@@ -121,6 +124,8 @@ class GenerationFold:
                 if stored is not None and stored[6] < change.version:
                     stored[5], stored[6], stored[10] = change.status, change.version, change.reason
         self.checkpoints[projection] = max(checkpoint, self.checkpoints.get(projection, 0))
+        if plain:
+            lines[_TEXTS] = plain
         return lines
 
     def write(self, connection: sqlite3.Connection) -> None:
@@ -145,6 +150,14 @@ def _change_account(row: list[Any] | None, change: AccountChanged) -> None:
             row[7] = to_micros(change.closed_at)
 
 
-def insert_lines(connection: sqlite3.Connection, lines: Sequence[tuple[Any, ...]]) -> None:
+def _add_line(lines: Lines, row: tuple[Any, ...], texts: tuple[str | None, ...]) -> None:
+    """A line with a text: its group by the texts it has not."""
+    nulls = tuple(name for name, text in zip(_TEXTS, texts, strict=True) if text is None)
+    given = tuple(text for text in texts if text is not None)
+    lines.setdefault(nulls, []).append(row + given)
+
+
+def insert_lines(connection: sqlite3.Connection, lines: Lines) -> None:
     """The lines ``GenerationFold.add`` returned."""
-    insert_rows(connection, "movements", MOVEMENT_COLUMNS, lines, _LINE_TEXT_OR_NULL)
+    for nulls, rows in lines.items():
+        insert_rows(connection, "movements", MOVEMENT_COLUMNS, rows, nulls)

@@ -2,9 +2,9 @@
 
 The live projector writes batch by batch through the read model's ``apply``; a rebuild writes
 through its generation build (for SQLite: accounts and transfers folded in memory, statement lines
-in multi-row inserts, nullable texts bound through a stand-in). Both start from the one domain
-projection; this history holds each event the projection knows, an event in an old schema, and
-texts that a stand-in could confuse with NULL (empty, "0"), quoted or not ASCII."""
+in multi-row inserts grouped by the texts they lack). Both start from the one domain projection;
+this history holds each event the projection knows, an event in an old schema, and texts that
+could be taken for a missing one (empty, "0"), quoted or not ASCII."""
 
 from __future__ import annotations
 
