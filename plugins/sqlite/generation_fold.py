@@ -129,13 +129,11 @@ class GenerationFold:
         return lines
 
     def write(self, connection: sqlite3.Connection) -> None:
-        """The folded accounts, transfers and checkpoints, in one transaction."""
-        connection.execute("BEGIN")
+        """The folded accounts, transfers and checkpoints, in the caller's transaction."""
         insert_rows(connection, "accounts", ACCOUNT_COLUMNS, sorted(self.accounts.values()))
         insert_rows(connection, "transfers", TRANSFER_COLUMNS, sorted(self.transfers.values()))
         for projection, position in self.checkpoints.items():
             connection.execute(_SAVE_CHECKPOINT, (projection, position))
-        connection.execute("COMMIT")
 
 
 def _change_account(row: list[Any] | None, change: AccountChanged) -> None:
