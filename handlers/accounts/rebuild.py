@@ -98,6 +98,7 @@ async def _fill(
             if batch is not None and batch.events:
                 stalled = 0.0
                 reading = asyncio.ensure_future(_read(subscription, idle))
+                await asyncio.sleep(0)  # the read starts before the projection takes the loop
                 writes.project(batch)
                 if writes.running and writes.waiting_events < MAX_WAITING_EVENTS:
                     continue
