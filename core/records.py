@@ -22,7 +22,10 @@ class EventMetadata(msgspec.Struct, frozen=True, omit_defaults=True):
     command_hash: str | None = None
 
 
-class EventRecord(msgspec.Struct, frozen=True):
+class EventRecord(msgspec.Struct, frozen=True, gc=False):
+    """``gc=False``: a record holds only text, numbers, a time and its metadata, so it can be in
+    no reference cycle, and the collector need not track it (a rebuild holds thousands)."""
+
     stream_id: str
     version: int
     type: str

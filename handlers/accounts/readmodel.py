@@ -32,7 +32,12 @@ __all__ = [
 ]
 
 
-class AccountOpenedView(msgspec.Struct, frozen=True, tag=True):
+# The changes that hold a view are not tracked by the garbage collector (``gc=False``): a view
+# holds only text, numbers and times, so neither can be in a reference cycle, and a rebuild
+# holds thousands of them at once.
+
+
+class AccountOpenedView(msgspec.Struct, frozen=True, tag=True, gc=False):
     """Insert the account if it is not there yet."""
 
     account: AccountView
@@ -48,13 +53,13 @@ class AccountChanged(msgspec.Struct, frozen=True, tag=True):
     closed_at: datetime | None = None
 
 
-class MovementAdded(msgspec.Struct, frozen=True, tag=True):
+class MovementAdded(msgspec.Struct, frozen=True, tag=True, gc=False):
     """Insert the statement line; its (account, version) is unique, so a repeat is ignored."""
 
     movement: Movement
 
 
-class TransferRequestedView(msgspec.Struct, frozen=True, tag=True):
+class TransferRequestedView(msgspec.Struct, frozen=True, tag=True, gc=False):
     """Insert the transfer if it is not there yet."""
 
     transfer: TransferView

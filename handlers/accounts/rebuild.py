@@ -1,9 +1,10 @@
 """A projection rebuild: every event from the first, into a new generation of the read model
 beside the live one (``handlers.accounts.generations``), then an atomic switch.
 
-The rebuild reads the store under a subscription group of the new generation's own, applies
-each batch into the new generation while the next batch is being read, and reports its progress
-against the store's event count where the store can count (``EventCount``). It stops once it
+The rebuild reads the store under a subscription group of the new generation's own; it reads
+the next batch while it projects the last one and writes the ones before into the new
+generation (``handlers.accounts.rebuild_writes``), and reports its progress against the store's
+event count where the store can count (``EventCount``). It stops once it
 has caught up: when no event arrives for ``idle`` seconds, or, on a store that counts, when it
 has applied every event the store held at its last look and fewer than a batch arrived since
 (while events it counted are still to come, a quiet moment does not end it: a Kafka consumer
@@ -23,7 +24,8 @@ from typing import Final
 from core.errors import StoreUnavailableError
 from core.ports import EventBatch, EventCount, EventStore, EventSubscription
 from handlers.accounts.generations import GenerationBuild, Generations, subscription_group
-from handlers.accounts.projection import PROJECTION, project_all
+from handlers.accounts.projection import PROJECTION
+from handlers.accounts.rebuild_writes import RebuildWrites
 
 __all__ = ["RebuildProgress", "rebuild_into_new_generation"]
 
@@ -34,6 +36,8 @@ RebuildProgress = Callable[[int, int | None], None]
 FIRST_BATCH_WAIT: Final = 0.5
 # How long a rebuild waits for events the store counted before it gives up.
 STALL_LIMIT: Final = 60.0
+# The events projected while a write runs, at most: past this, the next read waits for it.
+MAX_WAITING_EVENTS: Final = 8_192
 
 
 class _Catchup:
@@ -60,6 +64,10 @@ class _Catchup:
         return self.total is not None and self.total - before < max(batch, 1)
 
 
+async def _read(subscription: EventSubscription, timeout: float) -> tuple[EventBatch | None, float]:
+    return await subscription.next_batch(timeout), timeout
+
+
 async def _fill(
     build: GenerationBuild,
     subscription: EventSubscription,
@@ -67,43 +75,57 @@ async def _fill(
     on_progress: RebuildProgress | None,
     idle: float,
 ) -> int:
-    applied = 0
-    timeout = FIRST_BATCH_WAIT
+    """Reads, projects and writes at once: the store reads the next batch while the event loop
+    projects the last one and the read model writes the ones before it. Once caught up, a batch
+    read or projected meanwhile is the live projector's."""
+    writes = RebuildWrites(build, subscription)
+
+    async def written() -> bool:
+        """The write in flight done and committed, and the progress reported; True once the
+        rebuild has caught up with the store."""
+        events = await writes.finish()
+        if not events:
+            return False
+        if on_progress is not None:
+            on_progress(writes.applied, catchup.total)
+        return await catchup.reached(writes.applied, events)
+
     stalled = 0.0
-    writing: tuple[asyncio.Task[None], EventBatch] | None = None
+    reading = asyncio.ensure_future(_read(subscription, FIRST_BATCH_WAIT))
     try:
         while True:
-            batch = await subscription.next_batch(timeout)  # read while the last batch writes
-            if writing is not None:
-                task, written = writing
-                writing = None
-                await task
-                await subscription.commit(written)
-                applied += len(written.events)
-                if on_progress is not None:
-                    on_progress(applied, catchup.total)
-                if await catchup.reached(applied, len(written.events)):
-                    batch = None  # caught up; a batch read meanwhile is the live projector's
-            if (batch is None or not batch.events) and catchup.expects_more(applied):
-                stalled += timeout
-                if stalled >= STALL_LIMIT:
-                    raise StoreUnavailableError(
-                        f"the rebuild got no event for {STALL_LIMIT:.0f} s with "
-                        f"{catchup.total} counted and {applied} applied"
-                    )
-                timeout = FIRST_BATCH_WAIT
+            batch, waited = await reading
+            if batch is not None and batch.events:
+                stalled = 0.0
+                reading = asyncio.ensure_future(_read(subscription, idle))
+                await asyncio.sleep(0)  # the read starts before the projection takes the loop
+                writes.project(batch)
+                if writes.running and writes.waiting_events < MAX_WAITING_EVENTS:
+                    continue
+                if await written():
+                    return writes.applied
+                writes.start()
                 continue
-            if batch is None or not batch.events:
-                return applied
-            timeout, stalled = idle, 0.0
-            changes = project_all(batch.events)
-            task = asyncio.ensure_future(build.apply(PROJECTION, changes, batch.checkpoint))
-            writing = (task, batch)
+            # Nothing within ``waited``: write what waits, then stop, or wait for what is counted.
+            if await written():
+                return writes.applied
+            writes.start()
+            if await written():
+                return writes.applied
+            if not catchup.expects_more(writes.applied):
+                return writes.applied
+            stalled += waited
+            if stalled >= STALL_LIMIT:
+                raise StoreUnavailableError(
+                    f"the rebuild got no event for {STALL_LIMIT:.0f} s with "
+                    f"{catchup.total} counted and {writes.applied} applied"
+                )
+            reading = asyncio.ensure_future(_read(subscription, FIRST_BATCH_WAIT))
     finally:
-        if writing is not None:
-            writing[0].cancel()
-            with contextlib.suppress(BaseException):
-                await writing[0]
+        reading.cancel()
+        with contextlib.suppress(BaseException):
+            await reading
+        await writes.cancel()
 
 
 async def rebuild_into_new_generation(

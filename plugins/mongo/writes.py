@@ -20,6 +20,7 @@ changes of different documents go out together in unordered bulk writes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -204,17 +205,31 @@ async def write(
 
 
 async def bulk(collection: AsyncCollection[Doc], requests: Sequence[Any], chunk: int) -> set[int]:
-    """Unordered bulk writes of ``chunk`` requests; returns the indexes (into ``requests``)
-    that found their ``_id`` taken, which means they were applied before."""
+    """Unordered bulk writes of ``chunk`` requests, all sent at once: the server works on one
+    while the next is encoded and sent (none depends on another: each document is in one of
+    them). Returns the indexes (into ``requests``) that found their ``_id`` taken, which means
+    they were applied before."""
+    starts = range(0, len(requests), chunk)
+    sent = (_bulk_chunk(collection, requests[start : start + chunk], start) for start in starts)
+    outcomes = await asyncio.gather(*sent, return_exceptions=True)
     duplicates: set[int] = set()
-    for start in range(0, len(requests), chunk):
-        try:
-            await collection.bulk_write(requests[start : start + chunk], ordered=False)
-        except BulkWriteError as error:
-            errors = error.details.get("writeErrors", [])
-            if error.details.get("writeConcernErrors") or any(
-                e.get("code") != DUPLICATE_KEY for e in errors
-            ):
-                raise
-            duplicates.update(start + int(e["index"]) for e in errors)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        duplicates |= outcome
     return duplicates
+
+
+async def _bulk_chunk(
+    collection: AsyncCollection[Doc], requests: Sequence[Any], start: int
+) -> set[int]:
+    try:
+        await collection.bulk_write(requests, ordered=False)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors", [])
+        if error.details.get("writeConcernErrors") or any(
+            e.get("code") != DUPLICATE_KEY for e in errors
+        ):
+            raise
+        return {start + int(e["index"]) for e in errors}
+    return set()

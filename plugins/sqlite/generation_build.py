@@ -1,7 +1,9 @@
 """A new generation of the SQLite read model, filled by a rebuild beside the live one.
 
 The file is written by one thread of its own with ``synchronous=OFF`` and an in-memory
-rollback journal, and without the secondary indexes, which are built once at the end; the
+rollback journal, in one transaction (a page that each statement touched used to be written
+out again at every statement's commit), and without the secondary indexes, which are built
+once at the end; the
 accounts and transfers are folded in memory and written at the end too
 (``plugins.sqlite.generation_fold``). Nothing reads the file before the switch, and it is rebuilt
 from the events, so a crash before the switch loses nothing that matters (the next rebuild
@@ -37,13 +39,15 @@ def _open(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA temp_store = MEMORY")
     connection.execute("PRAGMA cache_size = -65536")  # 64 MiB: the tables' upper levels
     connection.executescript(VIEWS_TABLES + BATCH_DDL)
+    connection.execute("BEGIN")  # one transaction for the whole fill: each page written once
     return connection
 
 
 def _finish(fold: GenerationFold, connection: sqlite3.Connection) -> None:
-    """The folded rows, the indexes, then WAL mode (what the live read model opens it in), then
-    close."""
+    """The folded rows, the end of the fill's transaction, the indexes, then WAL mode (what the
+    live read model opens it in), then close."""
     fold.write(connection)
+    connection.execute("COMMIT")
     connection.executescript(VIEWS_INDEXES)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.close()

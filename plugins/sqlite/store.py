@@ -170,8 +170,8 @@ class SqliteEventStore:
         only the database can tell (another process's commits, a cancelled append, or a reader
         further behind)."""
         recent = self._recent
-        if not recent or recent[-1].position < position:
-            return None
+        if not recent or recent[-1].position < position or recent[0].position > position + 1:
+            return None  # the next record is not in memory: before it, or never heard of
         if recent[-1].position == position:
             return []
         start = len(recent) - 1  # walk back to the first record after ``position``

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 from uuid import uuid4
 
@@ -74,6 +74,43 @@ async def test_append_and_read_round_trip_every_field(event_store: Store) -> Non
     assert read[0].data == sent[0].data
     assert read[1].occurred_at == T0 + timedelta(microseconds=1)
     assert read[1].occurred_at.utcoffset() == timedelta(0)
+
+
+async def test_any_instant_and_the_data_as_written_come_back_from_reads_and_subscriptions(
+    event_store: Store,
+) -> None:
+    """Instants before 1970 and at the ends of the calendar, to the microsecond, and data kept
+    byte for byte (spaces, escapes), through ``read`` and through a subscription."""
+    stream = new_stream()
+    instants = [
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        T0 + timedelta(microseconds=7),
+    ]
+    data = [
+        b'{ "amount" : 1 ,\n "note":"caf\\u00e9 \\"q\\" \\\\" }',
+        b'{"n":[1, 2.50, -0.0, 1e5]}',
+        b"{}",
+        b'{"text":"\xe2\x82\xac\\n"}',
+        b'{"amount":100}',
+    ]
+    sent = [
+        record(stream, version, at=at, data=payload)
+        for version, (at, payload) in enumerate(zip(instants, data, strict=True), start=1)
+    ]
+    await event_store.append(stream, 0, sent)
+
+    read = await event_store.read(stream)
+    subscription = event_store.subscribe(f"group-{uuid4().hex}", 0)
+    try:
+        subscribed = await collect(subscription, {r.event_id for r in sent})
+    finally:
+        await subscription.close()
+    for got in (read, sorted(subscribed, key=lambda r: r.version)):
+        assert [r.occurred_at for r in got] == instants
+        assert [bytes(r.data) for r in got] == data
 
 
 async def test_positions_count_up_from_one(event_store: Store, global_positions: bool) -> None:

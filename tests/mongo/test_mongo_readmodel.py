@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, InsertOne
 from pymongo.errors import AutoReconnect
 
 from core.errors import StoreUnavailableError
@@ -377,3 +377,16 @@ async def test_a_deposit_writes_its_line_and_leaves_the_account_document_alone(
         latest = max(line.version for line in lines if line.account == account_id)
         if doc["status"] == "open":
             assert doc["version"] < latest  # only the opening wrote it; the lines carry the rest
+
+
+async def test_bulk_sends_its_chunks_together_and_names_the_ids_found_taken_in_each(
+    mongo: MongoReadModel,
+) -> None:
+    collection = mongo._collection(MovementDoc)
+    taken = [3, 14, 22]  # in the first, second and third chunk of ten
+    await collection.insert_many([{"_id": f"line-{i}", "n": -1} for i in taken])
+    requests = [InsertOne({"_id": f"line-{i}", "n": i}) for i in range(25)]
+
+    assert await writes.bulk(collection, requests, 10) == set(taken)
+    stored = {doc["_id"]: doc["n"] for doc in await collection.find().to_list()}
+    assert stored == {f"line-{i}": -1 if i in taken else i for i in range(25)}
