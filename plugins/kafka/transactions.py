@@ -23,6 +23,7 @@ version like any other append."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from plugins.kafka.requests import Append, Outcome, failed
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["AppendTransactions"]
+
+log = logging.getLogger(__name__)
 
 _MARKER_GRACE = 1.0  # the least time a commit's marker gets to show, whatever the deadline
 
@@ -66,6 +69,7 @@ class AppendTransactions:
         self.batches = 0  # committed transactions, for diagnostics
         self.appends = 0
         self._unconfirmed: list[Append] = []  # chained-to appends of an unconfirmed commit
+        self.unsettled = False  # a commit's outcome is unknown until the partition is re-read
 
     def commit(self, appends: list[Append]) -> tuple[list[Outcome], Placed]:
         """Every append's outcome, and the committed records to index (with their partitions)."""
@@ -218,7 +222,21 @@ class AppendTransactions:
         next version check, so the versions and event ids show what really landed."""
         self._producers.lose()
         self._unconfirmed += [a for a in batch.accepted if a.link is not None]
+        self.unsettled = True
         return kafka_unavailable(f"{reason}; the appends may or may not be stored", error)
+
+    def settle(self, deadline: float | None) -> None:
+        """After a commit with an unknown outcome: a new producer (its start ends what the old
+        one left open) and the partition re-read, so the index shows what really landed. When
+        that fails, the next append tries again (``prepare``). ``None`` forgets the commit
+        without a re-read: the partition is another writer's now."""
+        self.unsettled = False
+        if deadline is None:
+            return
+        try:
+            self.prepare(deadline)
+        except (StoreUnavailableError, sqlite3.Error) as error:
+            log.info("the partition is re-read with the next append: %s", error)
 
     def _placed(self, batch: _Batch) -> tuple[list[Outcome], Placed]:
         """After the commit: the records where Kafka placed them, the versions advanced."""

@@ -230,6 +230,9 @@ class KafkaWriter:
         if self._announce is not None:
             self._announce(producer, self.partition)
 
+    def _still_owned(self) -> bool:
+        return self._owns is None or self._owns()
+
     def _next(self) -> Item:
         """The next request; while none comes, a producer lost to a failed batch is started
         again now rather than at the next append (``ProducerLifecycle.restart_if_due``)."""
@@ -238,7 +241,7 @@ class KafkaWriter:
                 return self._queue.get(timeout=_IDLE_REPAIR)
             except queue.Empty:
                 # Never for a partition another instance has taken: that would fence it.
-                if self._owns is None or self._owns():
+                if self._still_owned():
                     self._producers.restart_if_due(time.monotonic() + self._config.append_timeout)
 
     def _serve(
@@ -255,13 +258,21 @@ class KafkaWriter:
         if appends:
             answers, placed = self._transactions.commit(appends)
             outcomes += answers
-        if placed:
-            self.index_waits.answer()  # before any caller can see an answer
         if any(not ok and fenced(result) for _, ok, result in outcomes):
             self._fence()  # nothing of the batch landed; the loop ends after it
+        # A commit with an unknown outcome is settled at once, and a read after its "may or
+        # may not" answer waits for that, so a retry decides on what landed. Never once the
+        # partition is another writer's: a new producer would fence it.
+        unsettled = self._transactions.unsettled and not self.fenced and self._still_owned()
+        if placed or unsettled:
+            self.index_waits.answer()  # before any caller can see an answer
         call_soon(loop, settle, outcomes)
         if placed:  # after the answers: reads wait for it (``IndexWaits.wait_indexed``)
             self._local.write(placed)
+            self.index_waits.indexed_up_to()
+        if self._transactions.unsettled:
+            deadline = time.monotonic() + self._config.append_timeout
+            self._transactions.settle(deadline if unsettled else None)
             self.index_waits.indexed_up_to()
         if placed or snapshots:
             self._local.committed()
