@@ -47,26 +47,29 @@ ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.positio
 """
 
 
-# A line's values for the columns it does not have NULL in, by those it has NULL in.
-Lines = dict[tuple[str, ...], list[tuple[Any, ...]]]
+# The lines' values one after the other, for the columns they do not have NULL in, by those they
+# have NULL in: flat lists, bound as they are, and no tuple per line for the collector to track.
+Lines = dict[tuple[str, ...], list[Any]]
 
 
 def insert_rows(
     connection: sqlite3.Connection,
     table: str,
     columns: str,
-    rows: Sequence[Sequence[Any]],
+    values: Sequence[Any],
     nulls: tuple[str, ...] = (),
 ) -> None:
-    """``INSERT OR IGNORE`` of ``rows``, ``_MOST_ROWS`` per statement, then in statements of
-    half as many, and so on down to one, for the rest. The columns in ``nulls`` are NULL, and
-    the rows hold the values of the others."""
+    """``INSERT OR IGNORE`` of the rows whose ``values`` follow one another, ``_MOST_ROWS`` per
+    statement, then in statements of half as many, and so on down to one, for the rest. The
+    columns in ``nulls`` are NULL, and the rows hold the values of the others."""
+    width = columns.count(",") + 1 - len(nulls)
+    rows = len(values) // width
     start, size = 0, _MOST_ROWS
-    while start < len(rows):
-        while len(rows) - start < size:
+    while start < rows:
+        while rows - start < size:
             size //= 2
         sql = _insert_sql(table, columns, nulls, size)
-        connection.execute(sql, list(chain.from_iterable(rows[start : start + size])))
+        connection.execute(sql, values[start * width : (start + size) * width])
         start += size
 
 
@@ -88,7 +91,7 @@ class GenerationFold:
     def add(self, projection: str, changes: Iterable[ViewChange], checkpoint: int) -> Lines:
         """Fold ``changes`` in; returns the statement lines to insert (``insert_lines``)."""
         lines: Lines = {}
-        plain: list[tuple[Any, ...]] = []  # the lines without texts: most of them
+        plain: list[Any] = []  # the lines without texts: most of them
         accounts, transfers = self.accounts, self.transfers
         for change in changes:
             # By exact class, in the order of their frequency: cheaper than ``match``.
@@ -99,7 +102,7 @@ class GenerationFold:
                     to_micros(m.occurred_at),
                 )  # fmt: skip
                 if m.description is None and m.transfer_id is None and m.counterparty is None:
-                    plain.append(row)
+                    plain += row
                 else:
                     _add_line(lines, row, (m.description, m.transfer_id, m.counterparty))
             elif type(change) is AccountChanged:
@@ -130,8 +133,13 @@ class GenerationFold:
 
     def write(self, connection: sqlite3.Connection) -> None:
         """The folded accounts, transfers and checkpoints, in the caller's transaction."""
-        insert_rows(connection, "accounts", ACCOUNT_COLUMNS, sorted(self.accounts.values()))
-        insert_rows(connection, "transfers", TRANSFER_COLUMNS, sorted(self.transfers.values()))
+        for table, columns, rows in (
+            ("accounts", ACCOUNT_COLUMNS, self.accounts),
+            ("transfers", TRANSFER_COLUMNS, self.transfers),
+        ):
+            insert_rows(
+                connection, table, columns, list(chain.from_iterable(sorted(rows.values())))
+            )
         for projection, position in self.checkpoints.items():
             connection.execute(_SAVE_CHECKPOINT, (projection, position))
 
@@ -152,7 +160,7 @@ def _add_line(lines: Lines, row: tuple[Any, ...], texts: tuple[str | None, ...])
     """A line with a text: its group by the texts it has not."""
     nulls = tuple(name for name, text in zip(_TEXTS, texts, strict=True) if text is None)
     given = tuple(text for text in texts if text is not None)
-    lines.setdefault(nulls, []).append(row + given)
+    lines.setdefault(nulls, []).extend(row + given)
 
 
 def insert_lines(connection: sqlite3.Connection, lines: Lines) -> None:
