@@ -132,6 +132,14 @@ class Repository(Generic[S]):
             await self._drained(head)
             head = self._heads.get(stream_id)
 
+    async def load_committed(self, stream_id: str) -> S:
+        """The state with no queued append in it: waits for the stream's pending appends to
+        settle first. An answer to a caller must come from here, never from ``load``'s head,
+        whose appends may still fail."""
+        while self.pending(stream_id):
+            await self.settled(stream_id)
+        return await self.load(stream_id)
+
     async def save(self, stream_id: str, state: S, records: Sequence[EventRecord]) -> S:
         """Append ``records`` on top of ``state`` (the state they were decided from) and return
         the new state once committed. Raises ``ConcurrencyError`` when someone else appended

@@ -85,7 +85,7 @@ class TransferSteps:
         if transfer.status != "pending":
             return transfer
         async with self._locks.hold(transfer.id):
-            transfer = await self._transfers.load(transfer_stream(transfer.id))
+            transfer = await self._transfers.load_committed(transfer_stream(transfer.id))
             if transfer.status != "pending":
                 return transfer
             try:
@@ -122,7 +122,7 @@ class TransferSteps:
             return await self._transfers.save(stream, transfer, [record])
         except ConcurrencyError:
             # Someone else (a concurrent resume) finished it first: theirs is the outcome.
-            return await self._transfers.load(stream)
+            return await self._transfers.load_committed(stream)
 
 
 class TransferHandler:
@@ -153,7 +153,8 @@ class TransferHandler:
         transfer_id = command.keyed_id or fresh_id_here(self._placement, new_id, transfer_stream)
         stream = transfer_stream(transfer_id)
         require_here(self._placement, stream)
-        existing = await self._transfers.load(stream)
+        # Committed only: a repeat must not answer from a queued outcome that may still fail.
+        existing = await self._transfers.load_committed(stream)
         if existing.status != "new":
             if existing.command_hash != fingerprint:
                 raise IdempotencyConflictError(context.command_id or transfer_id)
@@ -235,7 +236,7 @@ class ResumeTransfersHandler:
             stream = transfer_stream(transfer_id)
             if not isinstance(self._placement.place(stream), Here):
                 continue  # its writer resumes it
-            state = await self._transfers.load(stream)
+            state = await self._transfers.load_committed(stream)
             if state.status == "new":
                 raise TransferNotFoundError(transfer_id)
             try:
