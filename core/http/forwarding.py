@@ -45,6 +45,7 @@ from core.messages import Request as Message
 __all__ = [
     "FORWARDER_STATE_KEY",
     "HOPS_HEADER",
+    "KEEP_ALIVE_S",
     "PEER_CONNECTIONS",
     "ForwardLimitError",
     "Forwarder",
@@ -58,10 +59,12 @@ T = TypeVar("T")
 # Where ``create_app`` puts the app's forwarder in the app's state.
 FORWARDER_STATE_KEY: Final = "forwarder"
 HOPS_HEADER: Final = "Balance-Forward-Hops"
-# Connections kept open to each owner at most: requests beyond them wait for one to be free.
+# Connections open to each owner at most: requests beyond them wait for one to be free.
 PEER_CONNECTIONS: Final = 100
-# Idle connections to an owner are closed after this many seconds.
-_KEEP_ALIVE_S: Final = 30.0
+# An idle connection to an owner is not used again after this many seconds: less than the
+# owner's own idle timeout (uvicorn's 5 s), so this side lets it go first and never sends a
+# command on a connection the owner is closing (a POST is not retried on another).
+KEEP_ALIVE_S: Final = 2.0
 # Headers aiohttp would add of its own; the owner gets the caller's, or none.
 _NOT_ADDED: Final = ("User-Agent", "Content-Type")
 _HOPS_KEY: Final = HOPS_HEADER.lower().encode()
@@ -148,7 +151,7 @@ class Forwarder:
         if session is None:
             session = self._sessions[owner] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=PEER_CONNECTIONS, keepalive_timeout=_KEEP_ALIVE_S
+                    limit=PEER_CONNECTIONS, keepalive_timeout=KEEP_ALIVE_S
                 ),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 # One caller's cookies are never another's; the owner sets none anyway.

@@ -11,6 +11,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import uvicorn
+
+from core.http.forwarding import KEEP_ALIVE_S
 from core.placement import Elsewhere
 from tests.e2e.test_routing import instance
 
@@ -132,3 +135,9 @@ async def test_a_forwarded_request_keeps_the_callers_path_and_adds_no_content_ty
     assert body == b""
     assert "content-type" not in dict(headers)
     assert dict(headers)["balance-forward-hops"] == "1"
+
+
+def test_an_idle_connection_is_let_go_before_the_owner_closes_it() -> None:
+    """``balance serve`` leaves uvicorn's idle timeout as it is; the forwarder stops using an idle
+    connection before it, so it never sends a command on one the owner is closing."""
+    assert uvicorn.Config(app=None).timeout_keep_alive > KEEP_ALIVE_S
