@@ -19,10 +19,10 @@ timeout. In the last case the owner may have executed the command and its answer
 the way back: a client that retries with the same ``Idempotency-Key`` gets the first result,
 and nothing is written twice. Without a key a retry may apply the command again.
 
-The hop goes over aiohttp: one session per owner, each with its own keep-alive pool of
-``PEER_CONNECTIONS`` connections, created on the first request to that owner and closed with
-the app. It sends only what it is given (no cookie jar, no ``User-Agent``, no ``Content-Type``
-of its own) and keeps the caller's path as written (percent-escapes not re-quoted).
+The hop goes over aiohttp: one session, created on the first forward and closed with the app,
+whose connector keeps a keep-alive pool of at most ``PEER_CONNECTIONS`` connections per owner.
+It sends only what it is given (no cookie jar, no ``User-Agent``, no ``Content-Type`` of its
+own) and keeps the caller's path as written (percent-escapes not re-quoted).
 """
 
 from __future__ import annotations
@@ -133,25 +133,27 @@ def forward_hops(request: Request[Any, Any, Any]) -> int:
 
 
 class Forwarder:
-    """Re-issues requests to the instance that writes their stream, over one pooled session per
-    owner (``PEER_CONNECTIONS`` keep-alive connections each). ``forwarded`` and
-    ``unreachable`` count the requests the owner answered and those it did not, for the
-    metrics."""
+    """Re-issues requests to the instance that writes their stream, over one session whose
+    connector keeps a pool per owner (``PEER_CONNECTIONS`` connections each; an owner's pool
+    goes with its last connection, so owners that come and go leave nothing behind).
+    ``forwarded`` and ``unreachable`` count the requests the owner answered and those it did
+    not, for the metrics."""
 
     def __init__(self, max_hops: int, timeout: float) -> None:
         self.max_hops = max_hops
         self.timeout = timeout
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._client: aiohttp.ClientSession | None = None
         self.forwarded = 0
         self.unreachable = 0
 
-    def _session(self, owner: str) -> aiohttp.ClientSession:
-        """The session to the owner at base URL ``owner`` (created on first use)."""
-        session = self._sessions.get(owner)
-        if session is None:
-            session = self._sessions[owner] = aiohttp.ClientSession(
+    def _http(self) -> aiohttp.ClientSession:
+        """The session (created on first use, on the app's event loop)."""
+        if self._client is None:
+            self._client = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=PEER_CONNECTIONS, keepalive_timeout=KEEP_ALIVE_S
+                    limit=0,  # no bound over all owners together; each owner's is below
+                    limit_per_host=PEER_CONNECTIONS,
+                    keepalive_timeout=KEEP_ALIVE_S,
                 ),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 # One caller's cookies are never another's; the owner sets none anyway.
@@ -160,12 +162,12 @@ class Forwarder:
                 # Instances reach each other directly, never through a proxy from the environment.
                 trust_env=False,
             )
-        return session
+        return self._client
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def forward(
         self, request: Request[Any, Any, Any], elsewhere: OwnedElsewhereError
@@ -179,8 +181,7 @@ class Forwarder:
         # As the caller wrote it (percent-escapes kept); ASGI makes ``raw_path`` optional.
         raw: bytes | None = scope.get("raw_path")
         path = raw.decode("latin-1") if raw else quote(scope["path"])
-        owner = elsewhere.url.rstrip("/")
-        target = owner + path
+        target = elsewhere.url.rstrip("/") + path
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = [
@@ -196,7 +197,7 @@ class Forwarder:
         try:
             async with (
                 asyncio.timeout(self.timeout),
-                self._session(owner).request(
+                self._http().request(
                     scope["method"],
                     URL(target, encoded=True),
                     data=body or None,

@@ -137,6 +137,25 @@ async def test_a_forwarded_request_keeps_the_callers_path_and_adds_no_content_ty
     assert dict(headers)["balance-forward-hops"] == "1"
 
 
+async def test_each_owner_has_its_own_kept_alive_connection(tmp_path: Path) -> None:
+    async with (
+        stand_in_owner() as first,
+        stand_in_owner() as second,
+        instance(tmp_path, "a") as a,
+    ):
+        a.route("acc-1", Elsewhere(first.url))
+        a.route("acc-2", Elsewhere(second.url))
+        for account in ("acc-1", "acc-2", "acc-1", "acc-2"):
+            response = await a.post(f"/accounts/{account}/deposits", {"amount": "1.00"})
+            assert response.status_code == 201, response.text
+
+    assert (first.connections, second.connections) == (1, 1)
+    assert [line for line, _, _ in first.requests] == ["POST /accounts/acc-1/deposits HTTP/1.1"] * 2
+    assert [line for line, _, _ in second.requests] == [
+        "POST /accounts/acc-2/deposits HTTP/1.1"
+    ] * 2
+
+
 def test_an_idle_connection_is_let_go_before_the_owner_closes_it() -> None:
     """``balance serve`` leaves uvicorn's idle timeout as it is; the forwarder stops using an idle
     connection before it, so it never sends a command on one the owner is closing."""
