@@ -47,6 +47,10 @@ class ScaleSizes:
     partition_accounts: int
     partition_deposits: int
     in_flight_per_partition: int
+    # 10 again with a few appends in flight per partition: each partition's rate is bound by
+    # its writer's commit round trips, not by this process's CPU
+    commit_bound_in_flight: int
+    commit_bound_deposits: int
     # 11-12. several instances on one topic of ``cluster_partitions`` partitions
     cluster_partitions: int
     instances: tuple[int, ...]
@@ -65,6 +69,8 @@ FULL: Final = ScaleSizes(
     partition_accounts=1_200,
     partition_deposits=30_000,
     in_flight_per_partition=64,
+    commit_bound_in_flight=4,
+    commit_bound_deposits=6_000,
     cluster_partitions=6,
     instances=(1, 2, 3),
     cluster_accounts=1_000,
@@ -80,6 +86,8 @@ QUICK: Final = ScaleSizes(
     partition_accounts=60,
     partition_deposits=600,
     in_flight_per_partition=16,
+    commit_bound_in_flight=4,
+    commit_bound_deposits=200,
     cluster_partitions=6,
     instances=(1, 2),
     cluster_accounts=60,
@@ -215,10 +223,11 @@ def scale_out_rates(measures: Mapping[str, Mapping[str, Any]]) -> list[Bar]:
     """The plot's throughput bars of measures 10 and 12, from their figures by measure key."""
     bars: list[Bar] = []
     by_partitions = measures.get("partitions", {})
-    for count in by_partitions.get("partitions", []):
-        bars.append(
-            (f"appends, {count} partitions (/s)", by_partitions[str(count)]["per_s"], "tab:purple")
-        )
+    for key, load in (("commit_bound", "commit-bound"), ("cpu_bound", "CPU-bound")):
+        by_count = by_partitions.get(key, {})
+        for count in by_partitions.get("partitions", []) if by_count else []:
+            label = f"appends, {count} partitions, {load} (/s)"
+            bars.append((label, by_count[str(count)]["per_s"], "tab:purple"))
     by_instances = measures.get("instances", {})
     for key in sorted(k for k in by_instances if k[:1].isdigit()):
         count, _, to_owner = key.partition("-")

@@ -18,6 +18,11 @@ an owner, while a partition moves): it is answered 503 ``store-unavailable`` wit
 timeout. In the last case the owner may have executed the command and its answer was lost on
 the way back: a client that retries with the same ``Idempotency-Key`` gets the first result,
 and nothing is written twice. Without a key a retry may apply the command again.
+
+The hop goes over aiohttp: one session, created on the first forward and closed with the app,
+whose connector keeps a keep-alive pool of at most ``PEER_CONNECTIONS`` connections per owner.
+It sends only what it is given (no cookie jar, no ``User-Agent``, no ``Content-Type`` of its
+own) and keeps the caller's path as written (percent-escapes not re-quoted).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from litestar import Request, Response
+from yarl import URL
 
 from core.errors import OwnedElsewhereError, StoreUnavailableError
 from core.http.problems import InvalidHeaderError
@@ -39,6 +45,8 @@ from core.messages import Request as Message
 __all__ = [
     "FORWARDER_STATE_KEY",
     "HOPS_HEADER",
+    "KEEP_ALIVE_S",
+    "PEER_CONNECTIONS",
     "ForwardLimitError",
     "Forwarder",
     "OwnerUnreachableError",
@@ -51,6 +59,14 @@ T = TypeVar("T")
 # Where ``create_app`` puts the app's forwarder in the app's state.
 FORWARDER_STATE_KEY: Final = "forwarder"
 HOPS_HEADER: Final = "Balance-Forward-Hops"
+# Connections open to each owner at most: requests beyond them wait for one to be free.
+PEER_CONNECTIONS: Final = 100
+# An idle connection to an owner is not used again after this many seconds: less than the
+# owner's own idle timeout (uvicorn's 5 s), so this side lets it go first and never sends a
+# command on a connection the owner is closing (a POST is not retried on another).
+KEEP_ALIVE_S: Final = 2.0
+# Headers aiohttp would add of its own; the owner gets the caller's, or none.
+_NOT_ADDED: Final = ("User-Agent", "Content-Type")
 _HOPS_KEY: Final = HOPS_HEADER.lower().encode()
 # The caller's headers the owner needs to take the request as the caller sent it.
 _SENT_ON: Final = frozenset(
@@ -117,31 +133,40 @@ def forward_hops(request: Request[Any, Any, Any]) -> int:
 
 
 class Forwarder:
-    """Re-issues requests to the instance that writes their stream, over one pooled client
-    (created on first use, closed with the app). ``forwarded`` and ``unreachable`` count the
-    requests the owner answered and those it did not, for the metrics."""
+    """Re-issues requests to the instance that writes their stream, over one session whose
+    connector keeps a pool per owner (``PEER_CONNECTIONS`` connections each; an owner's pool
+    goes with its last connection, so owners that come and go leave nothing behind).
+    ``forwarded`` and ``unreachable`` count the requests the owner answered and those it did
+    not, for the metrics."""
 
     def __init__(self, max_hops: int, timeout: float) -> None:
         self.max_hops = max_hops
         self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self.forwarded = 0
         self.unreachable = 0
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
+        """The session (created on first use, on the app's event loop)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout,
-                follow_redirects=False,
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=0,  # no bound over all owners together; each owner's is below
+                    limit_per_host=PEER_CONNECTIONS,
+                    keepalive_timeout=KEEP_ALIVE_S,
+                ),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # One caller's cookies are never another's; the owner sets none anyway.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=_NOT_ADDED,
                 # Instances reach each other directly, never through a proxy from the environment.
                 trust_env=False,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             )
         return self._client
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     async def forward(
@@ -159,31 +184,43 @@ class Forwarder:
         target = elsewhere.url.rstrip("/") + path
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
-        headers = [(key, value) for key, value in scope["headers"] if key in _SENT_ON]
-        headers.append((_HOPS_KEY, str(hops + 1).encode()))
+        headers = [
+            (key.decode("latin-1"), value.decode("latin-1"))
+            for key, value in scope["headers"]
+            if key in _SENT_ON
+        ]
+        headers.append((HOPS_HEADER, str(hops + 1)))
         request_id = current_request_id()
         if request_id is not None:
-            headers.append((b"x-request-id", request_id.encode()))
+            headers.append(("X-Request-ID", request_id))
         body = await request.body()
         try:
-            async with asyncio.timeout(self.timeout):
-                answer = await self._http().request(
-                    scope["method"], target, content=body, headers=headers
-                )
-        except (httpx.TransportError, TimeoutError) as error:
+            async with (
+                asyncio.timeout(self.timeout),
+                self._http().request(
+                    scope["method"],
+                    URL(target, encoded=True),
+                    data=body or None,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as answer,
+            ):
+                content = await answer.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
             self.unreachable += 1
             raise OwnerUnreachableError(elsewhere.stream_id) from error
         self.forwarded += 1
-        passed_back = {
-            name: value
-            for name, value in answer.headers.items()
-            if name.lower() not in _NOT_PASSED_BACK
-        }
+        passed_back: dict[str, str] = {}
+        for name, value in answer.headers.items():
+            if name.lower() in _NOT_PASSED_BACK:
+                continue
+            # A repeated header comes back as one, its values joined (RFC 9110, 5.3).
+            passed_back[name] = f"{passed_back[name]}, {value}" if name in passed_back else value
         return Response(
-            answer.content,
-            status_code=answer.status_code,
+            content,
+            status_code=answer.status,
             headers=passed_back,
-            media_type=answer.headers.get("content-type", "application/octet-stream"),
+            media_type=answer.headers.get("Content-Type", "application/octet-stream"),
         )
 
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import Final
 
 from confluent_kafka import Producer
@@ -35,13 +35,17 @@ from plugins.kafka.partitioner import partition_for
 from plugins.kafka.tailer import Tailer
 from plugins.kafka.writer import KafkaWriter
 
-__all__ = ["PartitionOwners"]
+__all__ = ["PARTITION_CACHE_SIZE", "PartitionOwners", "partition_of"]
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER: Final = 1.0  # what a caller is told to wait while a partition moves
 _TAKE_OVER_RETRY: Final = 1.0  # between take-over attempts of a partition still assigned here
 _REVOKE_BOUND: Final = 60.0  # the group waits this long at most for a revocation to finish
+# A command asks for its stream's partition several times (its placement, the append, the
+# store's writer): murmur2 runs once per stream, and the streams asked for last are kept.
+PARTITION_CACHE_SIZE: Final = 16_384
+partition_of: Final = lru_cache(maxsize=PARTITION_CACHE_SIZE)(partition_for)
 
 
 class PartitionOwners:
@@ -105,7 +109,7 @@ class PartitionOwners:
     def place(self, stream_id: str) -> Placement:
         if self.partitions == 0:
             return Moving(RETRY_AFTER)
-        partition = partition_for(stream_id, self.partitions)
+        partition = partition_of(stream_id, self.partitions)
         writer = self._writers.get(partition)
         if writer is not None and writer.alive and self.owns(partition):
             return HERE
@@ -124,7 +128,7 @@ class PartitionOwners:
         """The writer of the stream's partition, if this instance writes it."""
         if self.partitions == 0:
             return None
-        return self._writers.get(partition_for(stream_id, self.partitions))
+        return self._writers.get(partition_of(stream_id, self.partitions))
 
     def append(
         self,

@@ -97,7 +97,11 @@ def test_the_listening_process_is_read_from_ss() -> None:
 
 def test_the_plot_shows_each_scale_out_figure_measured() -> None:
     measures = {
-        "partitions": {"partitions": [1, 6], "1": {"per_s": 100.0}, "6": {"per_s": 250.0}},
+        "partitions": {
+            "partitions": [1, 6],
+            "commit_bound": {"1": {"per_s": 100.0}, "6": {"per_s": 250.0}},
+            "cpu_bound": {"1": {"per_s": 400.0}, "6": {"per_s": 300.0}},
+        },
         "instances": {
             "rounds": [],
             "1": {"per_s": 10.0},
@@ -113,8 +117,10 @@ def test_the_plot_shows_each_scale_out_figure_measured() -> None:
     }
     rates = [(label, value) for label, value, _ in scale_out_rates(measures)]
     assert rates == [
-        ("appends, 1 partitions (/s)", 100.0),
-        ("appends, 6 partitions (/s)", 250.0),
+        ("appends, 1 partitions, commit-bound (/s)", 100.0),
+        ("appends, 6 partitions, commit-bound (/s)", 250.0),
+        ("appends, 1 partitions, CPU-bound (/s)", 400.0),
+        ("appends, 6 partitions, CPU-bound (/s)", 300.0),
         ("HTTP, 1 instances (req/s)", 10.0),
         ("HTTP, 3 instances (req/s)", 20.0),
         ("HTTP, 3 instances, to owner (req/s)", 25.0),
