@@ -124,11 +124,9 @@ class HeadWrites:
             raise
         producer.commit_transaction(remaining(deadline))
         last = max(d.offset for d in deliveries)
-        while (
-            self._topic.offsets(IsolationLevel.READ_COMMITTED, deadline, [self.key])[self.key]
-            <= last
-        ):
-            if deadline is not None and time.monotonic() > deadline:
+        limit = time.monotonic() + remaining(deadline)
+        while self._stable(limit) <= last:
+            if time.monotonic() > limit:  # the next take-over repairs them again
                 raise kafka_unavailable(f"{self.name} does not show the repaired heads")
             time.sleep(0.01)
         self.committed(watermark)
@@ -136,6 +134,10 @@ class HeadWrites:
     @property
     def key(self) -> tuple[str, int]:
         return self.name, self._partition
+
+    def _stable(self, limit: float) -> int:
+        """The heads partition's last stable offset."""
+        return self._topic.offsets(IsolationLevel.READ_COMMITTED, limit, [self.key])[self.key]
 
     def produce(
         self, producer: Producer, appends: Sequence[Append], deliveries: Sequence[list[Delivery]]
