@@ -139,6 +139,12 @@ class HeadWrites:
         """The heads partition's last stable offset."""
         return self._topic.offsets(IsolationLevel.READ_COMMITTED, limit, [self.key])[self.key]
 
+    def register(self, producer: Producer) -> list[Delivery]:
+        """Before the events: the last watermark known committed, written again (it still
+        holds), so that the heads partition joins the transaction (``AddPartitionsToTxn``)
+        while the events are on their way, not after them."""
+        return self._produce(producer, [_watermark(self.covered)])
+
     def produce(
         self, producer: Producer, appends: Sequence[Append], deliveries: Sequence[list[Delivery]]
     ) -> tuple[list[Delivery], int]:

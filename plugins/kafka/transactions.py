@@ -161,6 +161,7 @@ class AppendTransactions:
         topic = self._topic.config.topic
         try:
             producer.begin_transaction()
+            batch.heads = self.heads.register(producer)  # joins the transaction with the events
             for append in batch.accepted:
                 deliveries = []
                 for record in append.records:
@@ -178,9 +179,10 @@ class AppendTransactions:
             remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
             reason = _undelivered(batch.deliveries, remaining)
             if reason is None:  # the events' offsets are known: their heads, in the same
-                batch.heads, batch.watermark = self.heads.produce(
+                heads, batch.watermark = self.heads.produce(
                     producer, batch.accepted, batch.deliveries
                 )
+                batch.heads += heads
                 remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
                 reason = _undelivered([batch.heads], remaining)
         except Exception as error:  # KafkaException, BufferError, or what a callback raised

@@ -68,7 +68,9 @@ async def test_the_heads_and_the_watermark_are_written_in_the_events_transaction
 
     ((events, heads),) = seen
     assert [e.value for e in events] == [encode_record(r) for r in records]
-    assert [e.key for e in heads] == [stream.encode(), WATERMARK_KEY]
+    # The last watermark known committed again first (the heads partition joins the
+    # transaction with the events), the stream's head, the new watermark.
+    assert [e.key for e in heads] == [WATERMARK_KEY, stream.encode(), WATERMARK_KEY]
     last = _offset(broker, stream, 2)
     assert _head(broker, stream) == StreamHead(2, last, 7, STATE)
     assert _watermark(broker) == last + 1 == len(broker.log)
@@ -135,8 +137,9 @@ async def test_a_commit_whose_heads_were_lost_is_not_acknowledged_and_its_heads_
     await store.append(third, 0, [event_record(third, 1)])
 
     repaired = [e.key for e in broker.heads[heads_before:] if e.state == "committed"]
-    assert sorted(repaired[:2]) == sorted([lost.encode(), other.encode()])
-    assert repaired[2:] == [third.encode(), WATERMARK_KEY]  # in the same transaction
+    assert repaired[0] == WATERMARK_KEY  # the last one known committed, written again
+    assert sorted(repaired[1:3]) == sorted([lost.encode(), other.encode()])
+    assert repaired[3:] == [third.encode(), WATERMARK_KEY]  # in the same transaction
     assert _head(broker, lost) == StreamHead(1, _offset(broker, lost, 1), 7, STATE)
     assert _head(broker, other) == StreamHead(
         2, _offset(broker, other, 2), replay_from=_offset(broker, other, 1)
@@ -148,7 +151,8 @@ async def test_a_commit_whose_heads_were_lost_is_not_acknowledged_and_its_heads_
     # Repaired once: the next transaction writes its own head only.
     heads_before = len(broker.heads)
     await store.append(third, 1, [event_record(third, 2)])
-    assert [e.key for e in broker.heads[heads_before:]] == [third.encode(), WATERMARK_KEY]
+    written = [e.key for e in broker.heads[heads_before:]]
+    assert written == [WATERMARK_KEY, third.encode(), WATERMARK_KEY]
 
 
 async def test_a_take_over_writes_the_heads_past_the_last_watermark(
