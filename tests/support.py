@@ -23,7 +23,7 @@ from core.errors import OwnedElsewhereError
 from core.eventsourcing.links import Link
 from core.hookspecs import hookimpl
 from core.ports import Principal
-from core.records import EventMetadata, EventRecord
+from core.records import EventMetadata, EventRecord, Snapshot
 from core.registry import BackendOffer
 from handlers.accounts.clock import Clock
 from handlers.accounts.messages import CommandContext
@@ -103,13 +103,15 @@ class FencedStore(MemoryEventStore):
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """The pipelined path refuses as ``append`` does (its owner would raise at once too)."""
         self.appends += 1
         owner = self.fenced.get(stream_id)
         if owner is not None:
             raise OwnedElsewhereError(stream_id, owner)
-        return super().enqueue(stream_id, expected_version, events, link)
+        return super().enqueue(stream_id, expected_version, events, link, head=head)
 
     @property
     def plugin(self) -> object:

@@ -136,13 +136,14 @@ class PartitionOwners:
         expected: int,
         records: Sequence[EventRecord],
         link: Link | None = None,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         writer = self.writer_of(stream_id)
         if writer is None or not writer.alive or not self.owns(writer.partition):
             if not self._open:
                 raise kafka_unavailable(f"the Kafka event store ({self._config.topic}) is closed")
             raise self._not_here(stream_id)
-        return writer.append(stream_id, expected, records, link)
+        return writer.append(stream_id, expected, records, link, head)
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None] | None:
         """The snapshot to the stream's writer; None where this instance does not write the

@@ -34,6 +34,7 @@ from uuid import uuid4
 
 from confluent_kafka import KafkaException
 
+from core.config import ConfigError
 from core.diagnostics import Report, Sample
 from core.eventsourcing.checks import check_records
 from core.eventsourcing.links import Link
@@ -46,6 +47,7 @@ from plugins.kafka import index
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.directory import OwnerDirectory, create_owners_topic
 from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.heads import create_heads_topic
 from plugins.kafka.local_index import IndexFile
 from plugins.kafka.membership import GroupMembership
 from plugins.kafka.owners import PartitionOwners
@@ -126,6 +128,14 @@ class KafkaEventStore:
         if topic.admin is None:
             raise kafka_unavailable("the Kafka admin client is not open")
         create_owners_topic(topic.admin, self.config)
+        create_heads_topic(topic.admin, self.config, topic.partitions)
+        heads, _ = topic.describe(self.config.heads_topic)
+        if heads != topic.partitions:  # a stream's head lives in its events' partition number
+            raise ConfigError(
+                f"topic {self.config.heads_topic} has {heads} partitions and "
+                f"{self.config.topic} {topic.partitions}: they must be equal (delete "
+                f"{self.config.heads_topic}: it is re-created and filled from the events)"
+            )
         file.open(topic_id)
 
     async def close(self) -> None:
@@ -206,11 +216,13 @@ class KafkaEventStore:
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """``PipelinedAppends``: the append is in the writer's queue when this returns. The
         writer thread marks its link (transactions.py)."""
         check_records(stream_id, expected_version, events)
-        return self._owners.append(stream_id, expected_version, list(events), link)
+        return self._owners.append(stream_id, expected_version, list(events), link, head)
 
     async def read(
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
