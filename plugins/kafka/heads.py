@@ -61,8 +61,19 @@ class Watermark(msgspec.Struct, frozen=True):
     next_offset: int
 
 
+class _StoredHead(msgspec.Struct, frozen=True):
+    """A head as decoded: msgspec reads no ``Raw | None``, so an absent (or null) state is an
+    empty ``Raw`` here."""
+
+    version: int
+    offset: int
+    schema: int = 0
+    state: msgspec.Raw = msgspec.Raw()
+    replay_from: int | None = None
+
+
 _encode = msgspec.json.Encoder().encode
-_decode_head = msgspec.json.Decoder(StreamHead).decode
+_decode_head = msgspec.json.Decoder(_StoredHead).decode
 _decode_watermark = msgspec.json.Decoder(Watermark).decode
 
 
@@ -77,9 +88,11 @@ def encode_watermark(watermark: Watermark) -> bytes:
 def decode_head(value: bytes | None) -> StreamHead | None:
     """A head as read from the topic; None for a value that is not one (or a tombstone)."""
     try:
-        return _decode_head(value or b"")
+        stored = _decode_head(value or b"")
     except msgspec.DecodeError:
         return None
+    state = stored.state if bytes(stored.state) not in (b"", b"null") else None
+    return StreamHead(stored.version, stored.offset, stored.schema, state, stored.replay_from)
 
 
 def decode_watermark(value: bytes | None) -> Watermark | None:
