@@ -83,15 +83,20 @@ class KafkaTopic:
                 time.sleep(0.1)
 
     def ends(
-        self, isolation: IsolationLevel, deadline: float | None, among: Sequence[int] | None = None
+        self,
+        isolation: IsolationLevel,
+        deadline: float | None,
+        among: Sequence[int] | None = None,
+        name: str | None = None,
     ) -> dict[int, int]:
         """Each partition's end offset as a reader of ``isolation`` sees it (read_committed: the
-        last stable offset)."""
+        last stable offset); of the events topic, or of topic ``name`` (same partitions)."""
         admin = self.admin
         if admin is None:
             raise StoreUnavailableError("the Kafka admin client is not open")
         partitions = range(self.partitions) if among is None else among
-        wanted = {TopicPartition(self.config.topic, p): _LATEST for p in partitions}
+        topic = name or self.config.topic
+        wanted = {TopicPartition(topic, p): _LATEST for p in partitions}
         if deadline is None:
             deadline = time.monotonic() + ADMIN_TIMEOUT
         while True:
@@ -109,7 +114,6 @@ class KafkaTopic:
                 # client keeps the old leader epochs and gets FENCED_LEADER_EPOCH for good: a
                 # new client asks afresh.
                 if time.monotonic() + 0.2 > deadline:
-                    topic = self.config.topic
                     raise kafka_unavailable(f"cannot list the offsets of {topic}", error) from error
                 admin = self.admin = AdminClient({"bootstrap.servers": self.config.bootstrap})
             time.sleep(0.1)
