@@ -239,7 +239,7 @@ class KafkaEventStore:
 
     async def event_count(self) -> int:
         """The events in the local index: every committed append of the topic read so far (a
-        starting store reads the whole topic into it)."""
+        store that started from the stream heads counts the history once it has read it)."""
         waits = [(w.index_waits, w.index_waits.answered) for w in self._owners.writers()]
 
         def after_index(connection: sqlite3.Connection) -> int:
