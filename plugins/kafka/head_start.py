@@ -168,11 +168,16 @@ def read_heads(
                     if offset >= ends[partition]:
                         at_end.add(partition)
                     continue
-                if offset + 1 >= ends[partition]:
-                    at_end.add(partition)
                 key = message.key()
                 if key is not None:
                     read[partition].take(key, message.value())
+            # Past the last record, usually a transaction's marker (which a reader never
+            # receives): the position shows it at once, where the end-of-partition event
+            # waits for one more fetch.
+            waiting = [TopicPartition(name, p) for p in partitions if p not in at_end]
+            for position in consumer.position(waiting) if waiting else []:
+                if position.offset >= ends[position.partition]:
+                    at_end.add(position.partition)
     except KafkaException as error:
         raise kafka_unavailable(f"cannot read {name}", error) from error
     finally:
