@@ -25,6 +25,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 
@@ -126,12 +127,17 @@ def _heads_topic_exists(topic: KafkaTopic) -> bool:
     name = topic.config.heads_topic
     if admin is None:
         raise kafka_unavailable("the Kafka admin client is not open")
+    # DescribeTopics, not a metadata request: that one may create the topic on a broker with
+    # auto.create.topics.enable.
+    future = admin.describe_topics(TopicCollection([name]), request_timeout=ADMIN_TIMEOUT)[name]
     try:
-        described = admin.list_topics(name, timeout=ADMIN_TIMEOUT).topics.get(name)
+        described = future.result(ADMIN_TIMEOUT)
     except KafkaException as error:
+        if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return False
         raise kafka_unavailable(f"cannot describe topic {name}", error) from error
-    if described is None or described.error is not None:
-        return False
+    except Exception as error:  # concurrent.futures.TimeoutError
+        raise kafka_unavailable(f"cannot describe topic {name}", error) from error
     if len(described.partitions) != topic.partitions:
         log.warning("%s does not have %d partitions: not used", name, topic.partitions)
         return False
