@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from plugins.kafka.store import KafkaEventStore
 from plugins.kafka.topic import KafkaTopic
 from tests.kafka.helpers import unique_topic
 from tests.kafka.test_kafka_store import config_for
-from tests.support import event_record
+from tests.support import RECORDS_T0, event_record
 
 pytestmark = pytest.mark.kafka
 
@@ -127,7 +128,22 @@ async def test_a_fresh_node_reads_only_the_tail_after_the_watermark(
             await store.read(names[0])
         with pytest.raises(StoreUnavailableError):
             await store.read_command(names[1], f"{names[1]}-c3")
+        with pytest.raises(StoreUnavailableError):  # a balance at a past instant
+            await store.read(names[1], until=RECORDS_T0 + timedelta(seconds=10))
         assert sorted(await store.history_pending()) == list(range(PARTITIONS))
+    finally:
+        await store.close()
+
+    # Restarted, it reads the history it still lacks, and loads no head again.
+    monkeypatch.undo()
+    await store.start()
+    try:
+        await history_read(store)
+        assert store.writer.caught_up == 0
+        assert [r.version for r in await store.read(names[1], until=RECORDS_T0)] == []
+        at_ten = await store.read(names[1], until=RECORDS_T0 + timedelta(seconds=10))
+        assert [r.version for r in at_ten] == list(range(1, 11))
+        assert await store.stream_version(names[-1]) == HISTORY + 1
     finally:
         await store.close()
 
