@@ -251,7 +251,17 @@ class FakeAdmin:
         return {topic.topic: _done(None) for topic in topics}
 
     def describe_topics(self, topics: Any, request_timeout: float) -> dict[str, Future[Any]]:
-        return {TOPIC: _done(SimpleNamespace(partitions=[0], topic_id="fake-topic-id"))}
+        """The events topic; any other (the stream heads') does not exist."""
+        described: dict[str, Future[Any]] = {}
+        for name in topics.topic_names:
+            described[name] = Future()
+            if name == TOPIC:
+                topic = SimpleNamespace(partitions=[0], topic_id="fake-topic-id")
+                described[name].set_result(topic)
+            else:
+                missing = KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+                described[name].set_exception(missing)
+        return described
 
     def list_topics(self, topic: str, timeout: float) -> Any:
         return SimpleNamespace(topics={TOPIC: None})
