@@ -88,12 +88,16 @@ class KafkaTopic:
                 time.sleep(0.1)
 
     def ends(
-        self, isolation: IsolationLevel, deadline: float | None, among: Sequence[int] | None = None
+        self,
+        isolation: IsolationLevel,
+        deadline: float | None,
+        among: Sequence[int] | None = None,
+        name: str | None = None,
     ) -> dict[int, int]:
         """Each partition's end offset as a reader of ``isolation`` sees it (read_committed: the
-        last stable offset)."""
+        last stable offset); of the events topic, or of topic ``name`` (same partitions)."""
         partitions = range(self.partitions) if among is None else among
-        wanted = [(self.config.topic, p) for p in partitions]
+        wanted = [(name or self.config.topic, p) for p in partitions]
         return {p: end for (_, p), end in self.offsets(isolation, deadline, wanted).items()}
 
     def offsets(
