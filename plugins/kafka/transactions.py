@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 import msgspec
-from confluent_kafka import IsolationLevel, Producer
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord, encode_record
@@ -189,8 +189,13 @@ class AppendTransactions:
             self._producers.abort(producer, error)
             return kafka_unavailable("Kafka refused the appends; none written", error)
         if reason is not None:
+            # A record refused because a newer writer fenced this one says so in its report.
+            self._producers.note(_as_exception(reason.error))
             self._producers.abort(producer, None)
-            return kafka_unavailable(f"Kafka did not take the appends ({reason}); none written")
+            return kafka_unavailable(
+                f"Kafka did not take the appends ({reason.text}); none written",
+                self._producers.fencing,
+            )
         while True:
             try:
                 producer.commit_transaction(max(deadline - time.monotonic(), 0.1))
@@ -239,6 +244,7 @@ class AppendTransactions:
         """The commit may or may not have happened: start over with a new producer (whose
         start ends what the partition holds open, hanging.py) and re-read the tail before the
         next version check, so the versions and event ids show what really landed."""
+        self._producers.note(error)
         self._producers.lose()
         self._unconfirmed += [a for a in batch.accepted if a.link is not None]
         self.heads.unknown(a.stream_id for a in batch.accepted)
@@ -275,14 +281,25 @@ class AppendTransactions:
         return outcomes, events
 
 
-def _undelivered(flushed: list[list[Delivery]], remaining: int) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Undelivered:
+    text: str
+    error: KafkaError | BaseException | None = None  # a record's delivery error
+
+
+def _undelivered(flushed: list[list[Delivery]], remaining: int) -> _Undelivered | None:
     """Why the flushed records cannot be committed; None when every one was placed."""
     if remaining:
-        return "timed out"
+        return _Undelivered("timed out")
     for deliveries in flushed:
         for delivery in deliveries:
             if delivery.error is not None:
-                return str(delivery.error) or type(delivery.error).__name__
+                text = str(delivery.error) or type(delivery.error).__name__
+                return _Undelivered(text, delivery.error)
             if not delivery.placed:
-                return "no delivery report"
+                return _Undelivered("no delivery report")
     return None
+
+
+def _as_exception(error: KafkaError | BaseException | None) -> BaseException | None:
+    return KafkaException(error) if isinstance(error, KafkaError) else error

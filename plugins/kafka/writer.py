@@ -261,7 +261,9 @@ class KafkaWriter:
         if appends:
             answers, placed = self._transactions.commit(appends)
             outcomes += answers
-        if any(not ok and fenced(result) for _, ok, result in outcomes):
+        if self._producers.fencing is not None or any(
+            not ok and fenced(result) for _, ok, result in outcomes
+        ):
             self._fence()  # nothing of the batch landed; the loop ends after it
         # A commit with an unknown outcome is settled at once, and a read after its "may or
         # may not" answer waits for that, so a retry decides on what landed. Never once the
@@ -291,7 +293,8 @@ class KafkaWriter:
         ``init_transactions`` settles whatever transaction the old one left, then a re-read of
         the topic's tail before the next version check."""
         log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
-        if fenced(error):
+        self._producers.note(error)
+        if self._producers.fencing is not None:
             self._fence()
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
         self._producers.failed(error)

@@ -372,6 +372,15 @@ def _fatal_in_flush(error: KafkaError) -> Fault:
 
 
 _fenced = _fatal_in_flush(FENCED)
+
+
+def _fenced_report(producer: FakeProducer) -> None:
+    """A newer writer fenced this one while its records were on their way: each record's
+    delivery report carries the fencing, ``flush`` returns, and the abort then fails fatally."""
+    producer.fatal = FENCED
+    for value, report, _, _ in producer.pending:
+        report(FENCED, FakeMessage(value or b"", -1, FENCED))
+    producer.pending = []
 _fatal = _fatal_in_flush(FATAL)
 
 
@@ -484,6 +493,7 @@ async def test_a_failed_transaction_is_refused_and_the_writer_serves_the_next_ap
     ("call", "fault"),
     [
         pytest.param("flush", _fenced, id="fenced-in-flush"),
+        pytest.param("flush", _fenced_report, id="fenced-in-a-delivery-report"),
         pytest.param("flush", _raise(KafkaException(FENCED)), id="fenced-out-of-flush"),
         pytest.param("begin", _raise(KafkaException(FENCED)), id="fenced-at-begin"),
         pytest.param("commit", _raise(KafkaException(FENCED)), id="fenced-at-commit"),
