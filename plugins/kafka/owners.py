@@ -294,6 +294,12 @@ class PartitionOwners:
     async def _revoke(self, partitions: list[int]) -> None:
         for partition in partitions:
             self._assigned.discard(partition)
+            # A take-over still under way ends first: its ``init_transactions`` must not come
+            # after the group has given the partition to another instance (it would fence it).
+            taking = self._taking.get(partition)
+            if taking is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(taking)
             writer = self._writers.pop(partition, None)
             if writer is not None:
                 await writer.close()  # the open batch is finished and answered first
