@@ -381,6 +381,8 @@ def _fenced_report(producer: FakeProducer) -> None:
     for value, report, _, _ in producer.pending:
         report(FENCED, FakeMessage(value or b"", -1, FENCED))
     producer.pending = []
+
+
 _fatal = _fatal_in_flush(FATAL)
 
 
@@ -521,6 +523,26 @@ async def test_a_fenced_writer_stops_until_the_group_assigns_the_partition_again
     assert [r.version for r in await _append(store, stream, 2)] == [2]
     assert broker.producers == producers + 1
     assert broker.initialised == broker.producers
+    assert [r.version for r in broker.committed()] == [1, 2]
+
+
+async def test_a_partition_fenced_while_the_group_still_assigns_it_here_is_taken_back(
+    store: KafkaEventStore, stream: str, broker: FakeBroker
+) -> None:
+    """Something fenced the writer (a zombie's new producer, say) but neither the group nor
+    the owners' records moved the partition: after ``retake_after`` it is taken over again
+    here, rather than left without an owner until the next rebalance."""
+    store.writer.retake_after = 0.05
+    producers = broker.producers
+    broker.arm("commit", _raise(KafkaException(FENCED)))
+
+    with pytest.raises(StoreUnavailableError):
+        await _append(store, stream, 2)
+    await _until(lambda: store.placement.place(stream) == HERE)
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert broker.producers == producers + 1
+    assert broker.initialised == broker.producers
+    assert store.writer.takeovers == 2
     assert [r.version for r in broker.committed()] == [1, 2]
 
 
