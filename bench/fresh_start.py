@@ -1,12 +1,13 @@
 """13. A fresh node's start: how long a new instance (empty data directory) takes before it
 writes, with 10,000 and then 1,000,000 events already in the topic (6 partitions).
 
-For each size, a topic of its own and its stream-heads topic (``<topic>.heads``) are filled as
-the partition writers write them: accounts of ``start_stream_length`` events (100: the opening,
-then deposits; ``bench.streams``, built by the repository on an in-memory store), ten accounts
-per Kafka transaction, each transaction holding the accounts' events, each account's head (its
-state at its last event) and each partition's watermark (``bench.heads_fill``, straight to the
-topics with one transactional producer). Then, in each round and for each size (in alternating
+For each size, a topic of its own and its stream-heads topic (``<topic>.heads``) are filled
+through the product's write path (``bench.store_fill``): a ``KafkaEventStore`` owning every
+partition, and the accounts repository on it building accounts of ``start_stream_length``
+events (100: the opening, then deposits in one append; ``bench.streams``), 256 at once. Each
+append hands the store its state's snapshot, and the partition writers write the events, each
+stream's head and each partition's watermark in their own transactions, as a running node does;
+that store is then closed. Then, in each round and for each size (in alternating
 order), a new ``KafkaEventStore`` on a new, empty data directory starts: it creates nothing
 (the topics exist), joins the owners' group, is assigned every partition (it is alone), and
 takes each over: ``init_transactions``, the partition's heads loaded into its new local index,
@@ -26,66 +27,29 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
 from bench.backends import Backend, drop_own_names, kafka_mongo
 from bench.common import Outcome, Row, Sizes, by_round, median, run_async
-from bench.heads_fill import fill_with_heads
 from bench.scaling import ScaleSizes, not_measured, on_partitions, ratio, scale_sizes, taken_over
-from bench.streams import build_account
+from bench.store_fill import fill_accounts
 from core.config import Settings
-from core.records import EventRecord
-from handlers.accounts.account import ACCOUNT_KIND, account_stream
-from handlers.accounts.repositories import Accounts
 from plugins.kafka.config import KafkaConfig
-from plugins.kafka.heads import create_heads_topic
 from plugins.kafka.store import KafkaEventStore
-from plugins.kafka.topic import KafkaTopic
-from plugins.memory.store import MemoryEventStore
 
 __all__ = ["run"]
 
 LABEL: Final = "13. fresh-node start, Kafka, 6 partitions"
-ACCOUNTS_PER_TRANSACTION: Final = 10
 HISTORY_BOUND: Final = 600.0  # the background read of the history, at most
 
 
-async def _accounts(count: int, length: int) -> list[tuple[list[EventRecord], bytes]]:
-    """``count`` accounts of ``length`` events: each one's records and its state's snapshot."""
-    built = []
-    for _ in range(count):
-        store = MemoryEventStore()
-        state = await build_account(Accounts(store), length)
-        records = await store.read(account_stream(state.id))
-        built.append((records, ACCOUNT_KIND.encode_snapshot(state)))
-    return built
-
-
 def _fill(settings: Settings, events: int, length: int) -> dict[str, Any]:
-    """``events`` events in the topic, as accounts of ``length`` events each, with their heads."""
+    """``events`` events in the topic, as accounts of ``length`` events each, through the
+    store: its writers write the heads."""
     config = KafkaConfig.from_settings(settings)
-    topic = KafkaTopic(config)
-    topic.open()
-    assert topic.admin is not None
-    create_heads_topic(topic.admin, config, topic.partitions)
-    states: dict[str, bytes] = {}
-
-    def batches() -> Iterator[list[list[EventRecord]]]:
-        for _ in range(events // length // ACCOUNTS_PER_TRANSACTION):
-            built = asyncio.run(_accounts(ACCOUNTS_PER_TRANSACTION, length))
-            states.clear()
-            states.update((records[0].stream_id, state) for records, state in built)
-            yield [records for records, _ in built]
-
-    def state_of(records: Sequence[EventRecord]) -> tuple[int, bytes]:
-        return ACCOUNT_KIND.snapshot_schema, states[records[0].stream_id]
-
-    started = time.perf_counter()
-    fill_with_heads(config, topic.partitions, batches(), state_of)
-    seconds = time.perf_counter() - started
+    seconds = run_async(fill_accounts(config, events // length, length))
     return {"events": events, "fill_s": seconds, "fill_per_s": events / seconds}
 
 
@@ -183,7 +147,7 @@ def _rows(figures: dict[str, Any], scale: ScaleSizes) -> list[Row]:
                 f"{own['read_at_start']:,.0f} events (the heads' tail); by round "
                 f"{by_round((r[key]['taken_over_s'] for r in figures['rounds']), '{:.2f}')} s; "
                 f"the whole history in the index after {own['history_s']:.2f} s; topic and "
-                f"heads filled at {own['fill_per_s']:,.0f} events/s",
+                f"heads filled through the store at {own['fill_per_s']:,.0f} events/s",
             )
         )
     return rows

@@ -13,15 +13,16 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
+from confluent_kafka import Producer
 
-from bench.heads_fill import fill_with_heads
 from core.errors import ConcurrencyError, StoreUnavailableError
-from core.records import EventMetadata, EventRecord
+from core.records import EventMetadata, EventRecord, Snapshot, encode_record
 from plugins.kafka import backfill
 from plugins.kafka.backfill import HistoryBackfill
 from plugins.kafka.config import KafkaConfig
-from plugins.kafka.heads import create_heads_topic
+from plugins.kafka.partitioner import partition_for
 from plugins.kafka.store import KafkaEventStore
 from plugins.kafka.topic import KafkaTopic
 from tests.kafka.helpers import unique_topic
@@ -48,7 +49,7 @@ def streams() -> list[str]:
     return [f"account-{n}" for n in range(STREAMS)]
 
 
-STATELESS = frozenset(streams()[8:])  # the last transaction's streams, in ``some_stateless``
+STATELESS = frozenset(streams()[8:])  # appended last; with ``stateful=False``, headless
 
 
 def balance_state(records: Sequence[EventRecord]) -> tuple[int, bytes]:
@@ -56,29 +57,65 @@ def balance_state(records: Sequence[EventRecord]) -> tuple[int, bytes]:
     return 1, json.dumps({"version": records[-1].version}).encode()
 
 
-def some_stateless(records: Sequence[EventRecord]) -> tuple[int, bytes] | None:
-    """No state for the streams of STATELESS: their heads say to replay them."""
-    return None if records[0].stream_id in STATELESS else balance_state(records)
-
-
-def fill(config: KafkaConfig, *, heads: bool = True, stateful: bool = True) -> None:
-    """STREAMS streams of HISTORY events in transactions of 4 streams (the last one STATELESS)
-    with their heads, then TAIL more events on TAIL_STREAMS of them in a transaction without
-    heads (after the last watermark)."""
-    topic = KafkaTopic(config)
-    topic.open()
-    assert topic.admin is not None
-    if heads:
-        create_heads_topic(topic.admin, config, PARTITIONS)
+async def fill(config: KafkaConfig, *, heads: bool = True, stateful: bool = True) -> None:
+    """STREAMS streams of HISTORY events appended through a store of their own, which writes
+    their heads (the STATELESS ones last, and without a state unless ``stateful``), then TAIL
+    more events on TAIL_STREAMS of them written straight to the topic, after the last
+    watermark. Without ``heads``, the history is written straight to the topic too, and no
+    heads topic exists."""
     names = streams()
-    history = [
-        [stream_records(s, 1, HISTORY) for s in names[start : start + 4]]
-        for start in range(0, STREAMS, 4)
-    ]
-    tail = [[stream_records(s, HISTORY + 1, TAIL) for s in names[:TAIL_STREAMS]]]
-    state_of = balance_state if stateful else some_stateless
-    fill_with_heads(config, PARTITIONS, history, state_of, heads=heads)
-    fill_with_heads(config, PARTITIONS, tail, state_of, heads=False)
+    if heads:
+        index = config.index_path
+        writer = replace(
+            config, owner=True, index_path=index.parent.with_name("writer") / index.name
+        )
+        store = KafkaEventStore(writer)
+        await store.start()
+        try:
+            for group in (names[:8], names[8:]):
+                await asyncio.gather(*(append_history(store, s, stateful) for s in group))
+        finally:
+            await store.close()
+    else:
+        await asyncio.to_thread(
+            write_events, config, [stream_records(s, 1, HISTORY) for s in names]
+        )
+    tail = [stream_records(s, HISTORY + 1, TAIL) for s in names[:TAIL_STREAMS]]
+    await asyncio.to_thread(write_events, config, tail)
+
+
+async def append_history(store: KafkaEventStore, stream_id: str, stateful: bool) -> None:
+    """HISTORY events in one append, with the state they lead to as the stream's head (as the
+    repository passes it), or none for a STATELESS stream when not ``stateful``."""
+    records = stream_records(stream_id, 1, HISTORY)
+    state = None if not stateful and stream_id in STATELESS else balance_state(records)
+    head = None if state is None else Snapshot(stream_id, HISTORY, state[0], msgspec.Raw(state[1]))
+    await store.enqueue(stream_id, 0, records, head=head)
+
+
+def write_events(config: KafkaConfig, streams_records: Sequence[Sequence[EventRecord]]) -> None:
+    """Events in one transaction, straight to the topic and without heads: what no writer
+    writes now (a topic written before its heads topic, or a commit whose heads were lost)."""
+    KafkaTopic(config).open()  # the events topic, created if missing
+    producer = Producer(
+        {
+            "bootstrap.servers": config.bootstrap,
+            "transactional.id": f"{config.topic}-direct",
+            "enable.idempotence": True,
+        }
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for records in streams_records:
+        for record in records:
+            producer.produce(
+                config.topic,
+                partition=partition_for(record.stream_id, PARTITIONS),
+                key=record.stream_id.encode(),
+                value=encode_record(record),
+                headers=[("type", record.type.encode())],
+            )
+    producer.commit_transaction(30)
 
 
 async def history_read(store: KafkaEventStore, within: float = 30.0) -> None:
@@ -98,7 +135,7 @@ def config(bootstrap: str, tmp_path: Path) -> KafkaConfig:
 async def test_a_fresh_node_reads_only_the_tail_after_the_watermark(
     config: KafkaConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await asyncio.to_thread(fill, config)
+    await fill(config)
     # No history read in the background: what the start indexed is what it read.
     monkeypatch.setattr(HistoryBackfill, "start", lambda self: None)
     store = KafkaEventStore(config)
@@ -149,7 +186,7 @@ async def test_a_fresh_node_reads_only_the_tail_after_the_watermark(
 
 
 async def test_the_history_is_read_in_the_background_and_then_served(config: KafkaConfig) -> None:
-    await asyncio.to_thread(fill, config)
+    await fill(config)
     store = KafkaEventStore(config)
     await store.start()
     try:
@@ -181,7 +218,7 @@ async def test_a_node_that_only_reads_starts_from_the_heads_too(
     config: KafkaConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = replace(config, owner=False)
-    await asyncio.to_thread(fill, config)
+    await fill(config)
     monkeypatch.setattr(HistoryBackfill, "start", lambda self: None)
     store = KafkaEventStore(config)
     await store.start()
@@ -201,14 +238,14 @@ async def test_a_node_that_only_reads_starts_from_the_heads_too(
 async def test_heads_without_state_are_read_from_their_first_event(
     config: KafkaConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await asyncio.to_thread(fill, config, stateful=False)
+    await fill(config, stateful=False)
     monkeypatch.setattr(HistoryBackfill, "start", lambda self: None)
     monkeypatch.setattr(backfill, "HISTORY_WAIT", 0.3)
     store = KafkaEventStore(config)
     await store.start()
     try:
-        # Each partition is read from its first stateless stream's first event: the whole last
-        # history transaction (only stateless streams), then the tail.
+        # Each partition is read from its first stateless stream's first event: the stateless
+        # streams (appended after the others), then the tail.
         assert store.writer.caught_up == len(STATELESS) * HISTORY + TAIL_STREAMS * TAIL
         stateless = sorted(STATELESS)[0]
         assert await store.load_snapshot(stateless) is None
@@ -223,7 +260,7 @@ async def test_heads_without_state_are_read_from_their_first_event(
 async def test_without_a_heads_topic_a_fresh_node_reads_the_whole_topic(
     config: KafkaConfig,
 ) -> None:
-    await asyncio.to_thread(fill, config, heads=False)
+    await fill(config, heads=False)
     store = KafkaEventStore(config)
     await store.start()
     try:
