@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from core.errors import StoreUnavailableError
+from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import Snapshot, encode_record
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.heads import WATERMARK_KEY, StreamHead, decode_head, decode_watermark
@@ -181,3 +182,73 @@ async def test_a_take_over_writes_the_heads_past_the_last_watermark(
     await second.start()
     await second.close()
     assert len(broker.heads) == written
+
+
+def _marker_lost(partition: str) -> Fault:
+    """The commit is answered, and the broker restarting under it skips the marker of one
+    partition (``events`` or ``heads``): the next producer's start aborts what it holds."""
+
+    def fault(producer: FakeProducer) -> None:
+        if partition == "events":
+            producer.broker.lose_events_marker = True
+        else:
+            producer.broker.lose_heads_marker = True
+
+    return fault
+
+
+@pytest.mark.parametrize("lost", ["events", "heads"])
+async def test_a_take_over_repairs_the_heads_of_a_divergent_commit_its_owner_left(
+    broker: FakeBroker, tmp_path: Path, lost: str
+) -> None:
+    """The markers of the owner's last commit diverged (its events aborted and its heads
+    committed, or the reverse), and the owner stopped before its next transaction could
+    repair them. The next owner's take-over writes the heads again from its index, so a node
+    started from the heads afterwards knows the versions the events partition holds."""
+    config = KafkaConfig(
+        bootstrap="fake:9092", index_path=tmp_path / INDEX_FILE, topic=TOPIC, partitions=1
+    )
+    owner = KafkaEventStore(config)
+    await owner.start()
+    kept, moved = _stream(), _stream()
+    await owner.append(kept, 0, [event_record(kept, 1)])
+    await owner.append(moved, 0, [event_record(moved, 1)])
+    broker.arm("commit", _marker_lost(lost))
+    divergent = owner.append(moved, 1, [event_record(moved, 2), event_record(moved, 3)])
+    with pytest.raises(StoreUnavailableError, match="may or may not"):
+        await asyncio.wait_for(divergent, ANSWER_BOUND)
+    await owner.close()  # before a transaction of its own could repair the heads
+
+    committed = [(r.stream_id, r.version) for r in broker.committed()]
+    first = _offset(broker, moved, 1)
+    if lost == "events":  # heads for events the partition does not have
+        assert (moved, 2) not in committed
+        head = _head(broker, moved)
+        assert head is not None
+        assert head.version == 3
+        assert _watermark(broker) == len(broker.log) - 1  # before the aborting record
+        true = StreamHead(1, first, replay_from=first)
+    else:  # events without their heads
+        assert (moved, 3) in committed
+        assert _head(broker, moved) == StreamHead(1, first, replay_from=first)
+        last = _offset(broker, moved, 3)
+        true = StreamHead(3, last, replay_from=first)
+
+    successor = KafkaEventStore(config)  # the same node again: its index is whole
+    await successor.start()
+    await successor.close()
+    assert _head(broker, moved) == true
+    assert _head(broker, kept) == StreamHead(1, _offset(broker, kept, 1), replay_from=0)
+
+    fresh = KafkaEventStore(replace(config, index_path=tmp_path / "fresh" / INDEX_FILE))
+    await fresh.start()
+    try:
+        assert await fresh.stream_version(moved) == true.version
+        wrong = 3 if lost == "events" else 1  # the version its heads claimed, or had
+        with pytest.raises(ConcurrencyError):
+            await fresh.append(moved, wrong, [event_record(moved, wrong + 1)])
+        version = true.version + 1
+        stored = await fresh.append(moved, true.version, [event_record(moved, version)])
+        assert [r.version for r in stored] == [version]
+    finally:
+        await fresh.close()
