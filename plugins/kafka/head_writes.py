@@ -30,9 +30,9 @@ markers): the stream stays in its repairs, and every later transaction of that w
 heads commit writes its head again, until one is confirmed. A later owner's take-over checks the
 last transaction first. So a head that a later committed transaction did not write again is in
 the last one. An index started from the heads topic whose history is not read yet
-(head_start.py) cannot check a head below that history and takes it as it is; one that finds a
-head contradicted fails the take-over (it is tried again) until its history is read, as only a
-whole index says what the head should be."""
+(head_start.py) checks a head below that history in the topic (event_probe.py); one that finds
+a head contradicted fails the take-over (it is tried again) until its history is read, as only
+a whole index says what the head should be."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ from confluent_kafka import IsolationLevel, Producer
 from plugins.kafka import index
 from plugins.kafka.delivery import Delivery
 from plugins.kafka.errors import kafka_unavailable, remaining
+from plugins.kafka.event_probe import events_at
 from plugins.kafka.heads import (
     WATERMARK_KEY,
     StreamHead,
@@ -88,7 +89,10 @@ LEFT JOIN snapshots s ON s.stream_id = l.stream_id AND s.version <= l.version
 # The stream's event at a head's version and offset (position = offset + 1); any event of it.
 _AT: Final = "SELECT 1 FROM events WHERE stream_id = ? AND version = ? AND position = ?"
 _ANY: Final = "SELECT 1 FROM events WHERE stream_id = ? LIMIT 1"
-_FORGET: Final = "DELETE FROM heads WHERE stream_id = ?"
+_FORGET: Final = (
+    "DELETE FROM heads WHERE stream_id = ?",
+    "DELETE FROM snapshots WHERE stream_id = ?",
+)
 # For a head at ``?2`` without a state: the snapshot not past it, the first event after that.
 _REPLAY: Final = """
 SELECT s.version, s.schema, s.state,
@@ -132,7 +136,7 @@ class HeadWrites:
         """After the partition is read to its end: the latest committed watermark; the heads
         past it, and those of the last transaction that the index contradicts, written again
         (in a transaction of their own) if there are any."""
-        self._resume(last_transaction(self._topic, self._partition, deadline))
+        self._resume(last_transaction(self._topic, self._partition, deadline), deadline)
         repairs = self._repairs(set())
         if not repairs:
             self.repair = False
@@ -156,13 +160,13 @@ class HeadWrites:
             time.sleep(0.01)
         self.committed(watermark)
 
-    def _resume(self, last: LastTransaction) -> None:
+    def _resume(self, last: LastTransaction, deadline: float | None) -> None:
         """``covered``: the latest committed watermark; but the one the last transaction
         started from when the index contradicts heads that transaction wrote, and those
         streams repaired too."""
         self.covered = last.watermark
         self.repair = True
-        contradicted = self._contradicted(last.heads)
+        contradicted = self._contradicted(last.heads, deadline)
         if contradicted:
             self._forget(contradicted)
             self.covered = min(self.covered, last.previous)
@@ -229,32 +233,36 @@ class HeadWrites:
             first = next(o for v, o in offsets if v > (at or 0))
         return StreamHead(version, offset, replay_from=first)
 
-    def _contradicted(self, heads: dict[bytes, bytes | None]) -> set[str]:
-        """The streams of ``heads`` (the last transaction's) that the index contradicts: a head
+    def _contradicted(self, heads: dict[bytes, bytes | None], deadline: float | None) -> set[str]:
+        """The streams of ``heads`` (the last transaction's) that the events contradict: a head
         without the event at its version and offset (a divergent commit aborted its events),
-        or a tombstone for a stream with events. A head below the history this index has not
-        read yet (it started from the heads topic, head_start.py) is taken as it is."""
+        or a tombstone for a stream with events in the index. A head below the history the
+        index has not read yet (it started from the heads topic) is checked in the topic."""
         connection = self._local.connection()
         unread = index.history_pending(connection).get(self._partition, 0)
+        below: dict[str, StreamHead] = {}
         found: set[str] = set()
         for key, value in heads.items():
             stream_id, head = key.decode(), decode_head(value)
-            if head is not None and head.offset < unread:
-                continue
             if head is None:
-                wrong = connection.execute(_ANY, (stream_id,)).fetchone() is not None
-            else:
-                at = (stream_id, head.version, head.offset + 1)
-                wrong = connection.execute(_AT, at).fetchone() is None
-            if wrong:
+                if connection.execute(_ANY, (stream_id,)).fetchone() is not None:
+                    found.add(stream_id)
+            elif head.offset < unread:
+                below[stream_id] = head
+            elif (
+                connection.execute(_AT, (stream_id, head.version, head.offset + 1)).fetchone()
+                is None
+            ):
                 found.add(stream_id)
+        held = events_at(self._topic, self._partition, {h.offset for h in below.values()}, deadline)
+        found.update(s for s, h in below.items() if held.get(h.offset) != (s, h.version))
         return found
 
     def _forget(self, streams: set[str]) -> None:
         """Before the heads of ``streams`` are written again from the index: forget the heads
-        this index loaded for them, if it started from the heads topic. Only an index with its
-        whole history can say what they should be (until it has read it, the take-over fails
-        and is tried again)."""
+        and states this index holds for them (loaded from the heads topic, or from those
+        contradicted heads: the snapshots are a cache). Only an index with its whole history
+        can say what they should be: until it has read it, the take-over fails (tried again)."""
         log.warning(
             "%s[%d]: the heads of %d streams have no events; written again from the index",
             self.name,
@@ -265,7 +273,8 @@ class HeadWrites:
         if self._partition in index.history_pending(connection):
             raise kafka_unavailable(f"{self.name}[{self._partition}]: its history is not read")
         with connection:
-            connection.executemany(_FORGET, [(s,) for s in sorted(streams)])
+            for sql in _FORGET:
+                connection.executemany(sql, [(s,) for s in sorted(streams)])
         self._local.mark_stale()
 
     def _repairs(self, skip: set[str]) -> list[Record]:

@@ -8,14 +8,18 @@ the events partition holds."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from confluent_kafka import Producer
 
 from core.errors import ConcurrencyError
-from core.records import EventRecord, decode_record, encode_record
+from core.records import EventRecord, Snapshot, decode_record, encode_record
+from plugins.kafka import owners as owners_module
+from plugins.kafka import store as store_module
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.heads import (
     WATERMARK_KEY,
@@ -51,7 +55,9 @@ def _offsets(bootstrap: str, topic: str, stream: str) -> dict[int, int]:
     return {decode_record(m.value()).version: m.offset() for m in messages}
 
 
-def _diverge(config: KafkaConfig, records: list[EventRecord], first: int) -> StreamHead:
+def _diverge(
+    config: KafkaConfig, records: list[EventRecord], first: int, state: bytes | None = None
+) -> StreamHead:
     """As a writer's transaction whose events marker was lost: ``records`` aborted in the events
     partition, their stream's head and a watermark past them committed in the heads partition
     (the last watermark first, as a writer writes it). Returns the head written."""
@@ -85,7 +91,10 @@ def _diverge(config: KafkaConfig, records: list[EventRecord], first: int) -> Str
 
     previous = decode_watermark(_heads(config.bootstrap, config.topic)[WATERMARK_KEY])
     assert previous is not None
-    head = StreamHead(records[-1].version, max(placed), replay_from=first)
+    if state is None:
+        head = StreamHead(records[-1].version, max(placed), replay_from=first)
+    else:
+        head = StreamHead(records[-1].version, max(placed), 1, msgspec.Raw(state))
     producer.begin_transaction()
     for key, value in [
         (WATERMARK_KEY, encode_watermark(previous)),
@@ -131,6 +140,49 @@ async def test_a_take_over_replaces_heads_whose_events_were_aborted(
     fresh = KafkaEventStore(config_for(bootstrap, tmp_path / "fresh", topic, partitions=1))
     await fresh.start()  # from the heads
     try:
+        assert await fresh.stream_version(stream) == 2
+        with pytest.raises(ConcurrencyError):
+            await fresh.append(stream, 4, [event_record(stream, 5)])
+        stored = await fresh.append(stream, 2, [event_record(stream, 3)])
+        assert [r.version for r in stored] == [3]
+    finally:
+        await fresh.close()
+
+
+async def test_a_fresh_owner_replaces_them_once_it_has_read_the_history(
+    bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next owner starts from the heads (an empty index), the heads all with a state, so
+    it reads no event below the watermark: it finds the head without its events in the topic,
+    and writes it again once it has read the history."""
+    topic = unique_topic("test.kafka-heads-repair")
+    config = config_for(bootstrap, tmp_path / "owner", topic, partitions=1)
+    owner = KafkaEventStore(config)
+    await owner.start()
+    stream, other = "account-moved", "account-kept"
+    try:
+        for name, version in [(stream, 1), (other, 1), (stream, 2)]:
+            head = Snapshot(name, version, 1, msgspec.Raw(b'{"v":%d}' % version))
+            await owner.enqueue(name, version - 1, [event_record(name, version)], head=head)
+    finally:
+        await owner.close()
+    offsets = _offsets(bootstrap, topic, stream)
+    records = [event_record(stream, 3), event_record(stream, 4)]
+    _diverge(config, records, offsets[1], state=b'{"v":4}')
+
+    monkeypatch.setattr(store_module, "START_BOUND", 0.5)  # the history is read after it
+    monkeypatch.setattr(owners_module, "_TAKE_OVER_RETRY", 0.1)
+    fresh = KafkaEventStore(config_for(bootstrap, tmp_path / "fresh", topic, partitions=1))
+    await fresh.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + TIMEOUT  # against a hang only
+        while fresh.writer.takeovers == 0:
+            assert asyncio.get_running_loop().time() < deadline, "no take-over"
+            await asyncio.sleep(0.05)
+        head = _head(bootstrap, topic, stream)
+        assert head is not None
+        assert (head.version, head.offset) == (2, offsets[2])
+        assert await fresh.history_pending() == {}
         assert await fresh.stream_version(stream) == 2
         with pytest.raises(ConcurrencyError):
             await fresh.append(stream, 4, [event_record(stream, 5)])
