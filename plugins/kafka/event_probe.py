@@ -9,10 +9,10 @@ import time
 from collections.abc import Collection
 
 import msgspec
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from core.records import decode_record
-from plugins.kafka.errors import kafka_unavailable, remaining
+from plugins.kafka.errors import remaining
+from plugins.kafka.span import committed_span
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["events_at"]
@@ -25,29 +25,17 @@ def events_at(
     that holds one (an aborted record is not read)."""
     if not offsets:
         return {}
-    name, last = topic.config.topic, max(offsets)
     limit = time.monotonic() + remaining(deadline)
+    span = committed_span(
+        topic, topic.config.topic, partition, min(offsets), max(offsets) + 1, limit
+    )
     found: dict[int, tuple[str, int]] = {}
-    consumer = topic.reader("read_committed")
-    try:
-        consumer.assign([TopicPartition(name, partition, min(offsets))])
-        while True:
-            if time.monotonic() > limit:
-                raise kafka_unavailable(f"reading {name} timed out")
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return found
-                    raise kafka_unavailable(f"cannot read {name}", KafkaException(error))
-                offset = message.offset() or 0
-                if offset > last:
-                    return found
-                if offset in offsets:
-                    try:
-                        record = decode_record(message.value() or b"")
-                    except msgspec.DecodeError:
-                        continue  # not an event
-                    found[offset] = (record.stream_id, record.version)
-    finally:
-        consumer.close()
+    for message in span:
+        offset = message.offset() or 0
+        if offset in offsets:
+            try:
+                record = decode_record(message.value() or b"")
+            except msgspec.DecodeError:
+                continue  # not an event
+            found[offset] = (record.stream_id, record.version)
+    return found

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import IsolationLevel
 
-from plugins.kafka.errors import kafka_unavailable, remaining
+from plugins.kafka.errors import remaining
 from plugins.kafka.heads import WATERMARK_KEY, decode_watermark
+from plugins.kafka.span import committed_span
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["LastTransaction", "last_transaction"]
@@ -72,23 +73,5 @@ def _marks(records: Records) -> list[tuple[int, int]]:
 def _read(topic: KafkaTopic, partition: int, start: int, stop: int, limit: float) -> Records:
     """The keyed records at offsets [start, stop) of the heads partition (read_committed)."""
     name = topic.config.heads_topic
-    consumer = topic.reader("read_committed")
-    records: Records = []
-    try:
-        consumer.assign([TopicPartition(name, partition, start)])
-        while True:
-            if time.monotonic() > limit:
-                raise kafka_unavailable(f"reading {name} timed out")
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return records
-                    raise kafka_unavailable("cannot read the heads", KafkaException(error))
-                if (message.offset() or 0) >= stop:
-                    return records
-                key = message.key()
-                if key is not None:
-                    records.append((key, message.value()))
-    finally:
-        consumer.close()
+    span = committed_span(topic, name, partition, start, stop, limit)
+    return [(key, m.value()) for m in span if (key := m.key()) is not None]

@@ -16,7 +16,6 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
-from core.errors import ConcurrencyError
 from core.records import EventRecord, Snapshot, decode_record, encode_record
 from plugins.kafka import owners as owners_module
 from plugins.kafka import store as store_module
@@ -33,11 +32,12 @@ from plugins.kafka.heads import (
 from plugins.kafka.store import KafkaEventStore
 from tests.kafka.helpers import read_topic, unique_topic
 from tests.kafka.test_kafka_store import config_for
-from tests.support import event_record
+from tests.support import appends_checked_at, event_record
 
 pytestmark = pytest.mark.kafka
 
 TIMEOUT = 30.0
+STREAM, OTHER = "account-moved", "account-kept"
 
 
 def _heads(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
@@ -107,20 +107,28 @@ def _diverge(
     return head
 
 
+async def _owner_wrote(config: KafkaConfig, *, states: bool) -> KafkaEventStore:
+    """An owner that wrote STREAM's versions 1 and 2 and OTHER's 1, then stopped (with
+    ``states``, each append carries the stream's state, which its head holds)."""
+    owner = KafkaEventStore(config)
+    await owner.start()
+    try:
+        for name, version in [(STREAM, 1), (OTHER, 1), (STREAM, 2)]:
+            state = Snapshot(name, version, 1, msgspec.Raw(b'{"v":%d}' % version))
+            head = state if states else None
+            await owner.enqueue(name, version - 1, [event_record(name, version)], head=head)
+    finally:
+        await owner.close()
+    return owner
+
+
 async def test_a_take_over_replaces_heads_whose_events_were_aborted(
     bootstrap: str, tmp_path: Path
 ) -> None:
     topic = unique_topic("test.kafka-heads-repair")
     config = config_for(bootstrap, tmp_path / "owner", topic, partitions=1)
-    owner = KafkaEventStore(config)
-    await owner.start()
-    stream, other = "account-moved", "account-kept"
-    try:
-        await owner.append(stream, 0, [event_record(stream, 1)])
-        await owner.append(other, 0, [event_record(other, 1)])
-        await owner.append(stream, 1, [event_record(stream, 2)])
-    finally:
-        await owner.close()
+    stream, other = STREAM, OTHER
+    owner = await _owner_wrote(config, states=False)
     offsets = _offsets(bootstrap, topic, stream)
     true = StreamHead(2, offsets[2], replay_from=offsets[1])
     assert _head(bootstrap, topic, stream) == true
@@ -141,10 +149,7 @@ async def test_a_take_over_replaces_heads_whose_events_were_aborted(
     await fresh.start()  # from the heads
     try:
         assert await fresh.stream_version(stream) == 2
-        with pytest.raises(ConcurrencyError):
-            await fresh.append(stream, 4, [event_record(stream, 5)])
-        stored = await fresh.append(stream, 2, [event_record(stream, 3)])
-        assert [r.version for r in stored] == [3]
+        await appends_checked_at(fresh, stream, 2, 4)
     finally:
         await fresh.close()
 
@@ -157,15 +162,8 @@ async def test_a_fresh_owner_replaces_them_once_it_has_read_the_history(
     and writes it again once it has read the history."""
     topic = unique_topic("test.kafka-heads-repair")
     config = config_for(bootstrap, tmp_path / "owner", topic, partitions=1)
-    owner = KafkaEventStore(config)
-    await owner.start()
-    stream, other = "account-moved", "account-kept"
-    try:
-        for name, version in [(stream, 1), (other, 1), (stream, 2)]:
-            head = Snapshot(name, version, 1, msgspec.Raw(b'{"v":%d}' % version))
-            await owner.enqueue(name, version - 1, [event_record(name, version)], head=head)
-    finally:
-        await owner.close()
+    stream = STREAM
+    await _owner_wrote(config, states=True)
     offsets = _offsets(bootstrap, topic, stream)
     records = [event_record(stream, 3), event_record(stream, 4)]
     _diverge(config, records, offsets[1], state=b'{"v":4}')
@@ -184,9 +182,6 @@ async def test_a_fresh_owner_replaces_them_once_it_has_read_the_history(
         assert (head.version, head.offset) == (2, offsets[2])
         assert await fresh.history_pending() == {}
         assert await fresh.stream_version(stream) == 2
-        with pytest.raises(ConcurrencyError):
-            await fresh.append(stream, 4, [event_record(stream, 5)])
-        stored = await fresh.append(stream, 2, [event_record(stream, 3)])
-        assert [r.version for r in stored] == [3]
+        await appends_checked_at(fresh, stream, 2, 4)
     finally:
         await fresh.close()

@@ -14,14 +14,14 @@ from typing import Any
 import msgspec
 import pytest
 
-from core.errors import ConcurrencyError, StoreUnavailableError
+from core.errors import StoreUnavailableError
 from core.records import Snapshot, encode_record
 from plugins.kafka import owners as owners_module
 from plugins.kafka import store as store_module
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.heads import WATERMARK_KEY, StreamHead, decode_head, decode_watermark
 from plugins.kafka.store import KafkaEventStore
-from tests.support import event_record
+from tests.support import appends_checked_at, event_record
 from tests.unit import test_kafka_writer_faults as faults
 from tests.unit.test_kafka_writer_faults import (
     ANSWER_BOUND,
@@ -264,11 +264,7 @@ async def test_a_take_over_repairs_the_heads_of_a_divergent_commit_its_owner_lef
     try:
         assert await fresh.stream_version(moved) == true.version
         wrong = 3 if lost == "events" else 1  # the version its heads claimed, or had
-        with pytest.raises(ConcurrencyError):
-            await fresh.append(moved, wrong, [event_record(moved, wrong + 1)])
-        version = true.version + 1
-        stored = await fresh.append(moved, true.version, [event_record(moved, version)])
-        assert [r.version for r in stored] == [version]
+        await appends_checked_at(fresh, moved, true.version, wrong)
     finally:
         await fresh.close()
 
@@ -296,9 +292,6 @@ async def test_a_fresh_owner_repairs_heads_without_events_once_it_has_read_the_h
         assert await fresh.stream_version(moved) == 1
         assert _head(broker, kept) == StreamHead(1, _offset(broker, kept, 1), 7, STATE)
         assert await fresh.load_snapshot(moved) is None  # the state it loaded is forgotten
-        with pytest.raises(ConcurrencyError):
-            await fresh.append(moved, 3, [event_record(moved, 4)])
-        stored = await fresh.append(moved, 1, [event_record(moved, 2)])
-        assert [r.version for r in stored] == [2]
+        await appends_checked_at(fresh, moved, 1, 3)
     finally:
         await fresh.close()
