@@ -264,7 +264,7 @@ class HeadWrites:
         contradicted heads: the snapshots are a cache). Only an index with its whole history
         can say what they should be: until it has read it, the take-over fails (tried again)."""
         log.warning(
-            "%s[%d]: the heads of %d streams have no events; written again from the index",
+            "%s[%d]: %d stream heads contradict the events; written again from the index",
             self.name,
             self._partition,
             len(streams),
