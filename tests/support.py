@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
-from core.errors import OwnedElsewhereError
+from core.errors import ConcurrencyError, OwnedElsewhereError
 from core.eventsourcing.links import Link
 from core.hookspecs import hookimpl
 from core.ports import Principal
@@ -239,3 +239,12 @@ HOST_INDEPENDENT = settings(
         HealthCheck.large_base_example,
     ],
 )
+
+
+async def appends_checked_at(store: Any, stream_id: str, version: int, wrong: int) -> None:
+    """``store`` refuses an append to ``stream_id`` expecting ``wrong`` and stores one expecting
+    ``version`` (the stream's, as the store's version check knows it)."""
+    with pytest.raises(ConcurrencyError):
+        await store.append(stream_id, wrong, [event_record(stream_id, wrong + 1)])
+    stored = await store.append(stream_id, version, [event_record(stream_id, version + 1)])
+    assert [r.version for r in stored] == [version + 1]

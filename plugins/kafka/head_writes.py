@@ -10,38 +10,60 @@ producer's next start aborted what that partition held open (hanging.py). Its ev
 stored and their heads not, or the reverse. So after one, the writer's next transaction first
 writes again the head of every stream with an event at an offset at or past ``covered`` in the
 local index, and of every stream that commit wrote to (one left without events gets a
-tombstone). A take-over does the same, in a transaction of its own, from the heads partition's
-latest committed watermark (none: 0, so every stream of the partition), as the previous owner
-may have died in that state. A repaired head's state is the local snapshot when it is at the
-head's version; otherwise ``replay_from`` says where the stream's events must be read from."""
+tombstone). A repaired head's state is the local snapshot when it is at the head's version;
+otherwise ``replay_from`` says where the stream's events must be read from.
+
+A take-over does the same, in a transaction of its own, as the previous owner may have died in
+that state. It reads the latest committed watermark and the heads that the partition's last
+committed transaction wrote (last_heads.py). Events committed without their heads lie past that
+watermark (they are later than every event whose heads committed), so their streams are
+repaired from it (no watermark: from 0, every stream of the partition). Heads committed without
+their events are found by checking that transaction's heads against the index, which the
+take-over has read to the partition's end: a head without the event at its version and offset,
+or a tombstone for a stream with events, is written again from the index, and ``covered`` goes
+back to the watermark that transaction started from.
+
+Only the last committed transaction can hold such a head. A head lacks its events only when its
+own transaction's events were aborted (a repair comes from an index caught up after every
+earlier transaction ended), and then its writer heard no confirmed commit (that waits for both
+markers): the stream stays in its repairs, and every later transaction of that writer whose
+heads commit writes its head again, until one is confirmed. A later owner's take-over checks the
+last transaction first. So a head that a later committed transaction did not write again is in
+the last one. An index started from the heads topic whose history is not read yet
+(head_start.py) checks a head below that history in the topic (event_probe.py); one that finds
+a head contradicted fails the take-over (it is tried again) until its history is read, as only
+a whole index says what the head should be."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
 import msgspec
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import IsolationLevel, Producer
 
 from plugins.kafka import index
 from plugins.kafka.delivery import Delivery
 from plugins.kafka.errors import kafka_unavailable, remaining
+from plugins.kafka.event_probe import events_at
 from plugins.kafka.heads import (
     WATERMARK_KEY,
     StreamHead,
     Watermark,
-    decode_watermark,
+    decode_head,
     encode_head,
     encode_watermark,
 )
+from plugins.kafka.last_heads import LastTransaction, last_transaction
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.requests import Append
 from plugins.kafka.topic import KafkaTopic
 
-__all__ = ["HeadWrites", "latest_watermark"]
+__all__ = ["HeadWrites"]
 
-_LOOK_BACK: Final = 500  # offsets of the heads partition read first for its last watermark
+log = logging.getLogger(__name__)
 
 # The latest event of each stream with one at ``position > ?`` in a partition, the local
 # snapshot not past it, and the offset of the stream's first event after that snapshot.
@@ -64,6 +86,13 @@ FROM (SELECT ?1 AS stream_id, max(version) AS version, max(position) AS position
       FROM events WHERE stream_id = ?1) AS l
 LEFT JOIN snapshots s ON s.stream_id = l.stream_id AND s.version <= l.version
 """
+# The stream's event at a head's version and offset (position = offset + 1); any event of it.
+_AT: Final = "SELECT 1 FROM events WHERE stream_id = ? AND version = ? AND position = ?"
+_ANY: Final = "SELECT 1 FROM events WHERE stream_id = ? LIMIT 1"
+_FORGET: Final = (
+    "DELETE FROM heads WHERE stream_id = ?",
+    "DELETE FROM snapshots WHERE stream_id = ?",
+)
 # For a head at ``?2`` without a state: the snapshot not past it, the first event after that.
 _REPLAY: Final = """
 SELECT s.version, s.schema, s.state,
@@ -104,10 +133,10 @@ class HeadWrites:
         self._suspects: set[str] = set()  # streams of commits with an unknown outcome
 
     def take_over(self, producer: Producer, deadline: float | None) -> None:
-        """After the partition is read to its end: the latest committed watermark, and the
-        heads past it written again (in a transaction of their own) if the index holds any."""
-        self.covered = latest_watermark(self._topic, self._partition, deadline)
-        self.repair = True
+        """After the partition is read to its end: the latest committed watermark; the heads
+        past it, and those of the last transaction that the index contradicts, written again
+        (in a transaction of their own) if there are any."""
+        self._resume(last_transaction(self._topic, self._partition, deadline), deadline)
         repairs = self._repairs(set())
         if not repairs:
             self.repair = False
@@ -130,6 +159,18 @@ class HeadWrites:
                 raise kafka_unavailable(f"{self.name} does not show the repaired heads")
             time.sleep(0.01)
         self.committed(watermark)
+
+    def _resume(self, last: LastTransaction, deadline: float | None) -> None:
+        """``covered``: the latest committed watermark; but the one the last transaction
+        started from when the index contradicts heads that transaction wrote, and those
+        streams repaired too."""
+        self.covered = last.watermark
+        self.repair = True
+        contradicted = self._contradicted(last.heads, deadline)
+        if contradicted:
+            self._forget(contradicted)
+            self.covered = min(self.covered, last.previous)
+            self._suspects.update(contradicted)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -192,6 +233,50 @@ class HeadWrites:
             first = next(o for v, o in offsets if v > (at or 0))
         return StreamHead(version, offset, replay_from=first)
 
+    def _contradicted(self, heads: dict[bytes, bytes | None], deadline: float | None) -> set[str]:
+        """The streams of ``heads`` (the last transaction's) that the events contradict: a head
+        without the event at its version and offset (a divergent commit aborted its events),
+        or a tombstone for a stream with events in the index. A head below the history the
+        index has not read yet (it started from the heads topic) is checked in the topic."""
+        connection = self._local.connection()
+        unread = index.history_pending(connection).get(self._partition, 0)
+        below: dict[str, StreamHead] = {}
+        found: set[str] = set()
+        for key, value in heads.items():
+            stream_id, head = key.decode(), decode_head(value)
+            if head is None:
+                if connection.execute(_ANY, (stream_id,)).fetchone() is not None:
+                    found.add(stream_id)
+            elif head.offset < unread:
+                below[stream_id] = head
+            elif (
+                connection.execute(_AT, (stream_id, head.version, head.offset + 1)).fetchone()
+                is None
+            ):
+                found.add(stream_id)
+        held = events_at(self._topic, self._partition, {h.offset for h in below.values()}, deadline)
+        found.update(s for s, h in below.items() if held.get(h.offset) != (s, h.version))
+        return found
+
+    def _forget(self, streams: set[str]) -> None:
+        """Before the heads of ``streams`` are written again from the index: forget the heads
+        and states this index holds for them (loaded from the heads topic, or from those
+        contradicted heads: the snapshots are a cache). Only an index with its whole history
+        can say what they should be: until it has read it, the take-over fails (tried again)."""
+        log.warning(
+            "%s[%d]: %d stream heads contradict the events; written again from the index",
+            self.name,
+            self._partition,
+            len(streams),
+        )
+        connection = self._local.connection()
+        if self._partition in index.history_pending(connection):
+            raise kafka_unavailable(f"{self.name}[{self._partition}]: its history is not read")
+        with connection:
+            for sql in _FORGET:
+                connection.executemany(sql, [(s,) for s in sorted(streams)])
+        self._local.mark_stale()
+
     def _repairs(self, skip: set[str]) -> list[Record]:
         """Heads again for the streams with events at offsets >= covered in the index, and for
         the streams of unknown commits; not for ``skip`` (this transaction writes theirs)."""
@@ -215,47 +300,3 @@ class HeadWrites:
 
 def _watermark(next_offset: int) -> Record:
     return WATERMARK_KEY, encode_watermark(Watermark(next_offset))
-
-
-def latest_watermark(topic: KafkaTopic, partition: int, deadline: float | None) -> int:
-    """The heads partition's latest committed watermark (0 if none): each transaction writes
-    one, so it is near the end; the partition is read backwards in growing spans until found."""
-    name = topic.config.heads_topic
-    stop = topic.offsets(IsolationLevel.READ_COMMITTED, deadline, [(name, partition)])
-    end = stop[(name, partition)]
-    span = _LOOK_BACK
-    limit = time.monotonic() + remaining(deadline)
-    while end > 0:
-        start = max(0, end - span)
-        found = _last_watermark(topic, partition, start, end, limit)
-        if found is not None:
-            return found
-        end, span = start, 2 * span
-    return 0
-
-
-def _last_watermark(
-    topic: KafkaTopic, partition: int, start: int, stop: int, limit: float
-) -> int | None:
-    """The last watermark at offsets [start, stop) of the heads partition (read_committed)."""
-    consumer = topic.reader("read_committed")
-    found: int | None = None
-    try:
-        consumer.assign([TopicPartition(topic.config.heads_topic, partition, start)])
-        while True:
-            if time.monotonic() > limit:
-                raise kafka_unavailable(f"reading {topic.config.heads_topic} timed out")
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return found
-                    raise kafka_unavailable("cannot read the heads", KafkaException(error))
-                if (message.offset() or 0) >= stop:
-                    return found
-                if message.key() == WATERMARK_KEY:
-                    watermark = decode_watermark(message.value())
-                    if watermark is not None:
-                        found = watermark.next_offset
-    finally:
-        consumer.close()

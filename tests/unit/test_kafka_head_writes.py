@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from core.errors import StoreUnavailableError
 from core.records import Snapshot, encode_record
+from plugins.kafka import owners as owners_module
+from plugins.kafka import store as store_module
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.heads import WATERMARK_KEY, StreamHead, decode_head, decode_watermark
 from plugins.kafka.store import KafkaEventStore
-from tests.support import event_record
+from tests.support import appends_checked_at, event_record
 from tests.unit import test_kafka_writer_faults as faults
 from tests.unit.test_kafka_writer_faults import (
     ANSWER_BOUND,
@@ -28,6 +32,7 @@ from tests.unit.test_kafka_writer_faults import (
     Fault,
     _lands_then_times_out,
     _stream,
+    _until,
 )
 
 broker = faults.broker  # the fake broker's fixtures
@@ -181,3 +186,112 @@ async def test_a_take_over_writes_the_heads_past_the_last_watermark(
     await second.start()
     await second.close()
     assert len(broker.heads) == written
+
+
+def _marker_lost(partition: str) -> Fault:
+    """The commit is answered, and the broker restarting under it skips the marker of one
+    partition (``events`` or ``heads``): the next producer's start aborts what it holds."""
+
+    def fault(producer: FakeProducer) -> None:
+        if partition == "events":
+            producer.broker.lose_events_marker = True
+        else:
+            producer.broker.lose_heads_marker = True
+
+    return fault
+
+
+async def _left_divergent(
+    broker: FakeBroker, config: KafkaConfig, lost: str, *, states: bool = False
+) -> tuple[str, str]:
+    """An owner whose last commit diverged (``lost``: the partition whose marker was lost),
+    stopped before a transaction of its own could repair the heads: the stream it left
+    intact, and the one of that commit (versions 2 and 3 on top of 1). With ``states``, each
+    append carries the stream's state, which its head holds."""
+    owner = KafkaEventStore(config)
+    await owner.start()
+
+    def append(stream: str, versions: list[int]) -> asyncio.Future[Any]:
+        records = [event_record(stream, v) for v in versions]
+        head = Snapshot(stream, versions[-1], 7, STATE) if states else None
+        return owner.enqueue(stream, versions[0] - 1, records, head=head)
+
+    kept, moved = _stream(), _stream()
+    await append(kept, [1])
+    await append(moved, [1])
+    broker.arm("commit", _marker_lost(lost))
+    with pytest.raises(StoreUnavailableError, match="may or may not"):
+        await asyncio.wait_for(append(moved, [2, 3]), ANSWER_BOUND)
+    await owner.close()
+    return kept, moved
+
+
+@pytest.mark.parametrize("lost", ["events", "heads"])
+async def test_a_take_over_repairs_the_heads_of_a_divergent_commit_its_owner_left(
+    broker: FakeBroker, tmp_path: Path, lost: str
+) -> None:
+    """The markers of the owner's last commit diverged (its events aborted and its heads
+    committed, or the reverse), and the owner stopped before its next transaction could
+    repair them. The next owner's take-over writes the heads again from its index, so a node
+    started from the heads afterwards knows the versions the events partition holds."""
+    config = KafkaConfig(
+        bootstrap="fake:9092", index_path=tmp_path / INDEX_FILE, topic=TOPIC, partitions=1
+    )
+    kept, moved = await _left_divergent(broker, config, lost)
+    committed = [(r.stream_id, r.version) for r in broker.committed()]
+    first = _offset(broker, moved, 1)
+    if lost == "events":  # heads for events the partition does not have
+        assert (moved, 2) not in committed
+        head = _head(broker, moved)
+        assert head is not None
+        assert head.version == 3
+        assert _watermark(broker) == len(broker.log) - 1  # before the aborting record
+        true = StreamHead(1, first, replay_from=first)
+    else:  # events without their heads
+        assert (moved, 3) in committed
+        assert _head(broker, moved) == StreamHead(1, first, replay_from=first)
+        last = _offset(broker, moved, 3)
+        true = StreamHead(3, last, replay_from=first)
+
+    successor = KafkaEventStore(config)  # the same node again: its index is whole
+    await successor.start()
+    await successor.close()
+    assert _head(broker, moved) == true
+    assert _head(broker, kept) == StreamHead(1, _offset(broker, kept, 1), replay_from=0)
+
+    fresh = KafkaEventStore(replace(config, index_path=tmp_path / "fresh" / INDEX_FILE))
+    await fresh.start()
+    try:
+        assert await fresh.stream_version(moved) == true.version
+        wrong = 3 if lost == "events" else 1  # the version its heads claimed, or had
+        await appends_checked_at(fresh, moved, true.version, wrong)
+    finally:
+        await fresh.close()
+
+
+async def test_a_fresh_owner_repairs_heads_without_events_once_it_has_read_the_history(
+    broker: FakeBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next owner starts from the heads (an empty index) and loads the head of events the
+    partition does not have. Its take-over finds that head contradicted in the topic, and fails
+    until the history is read (only then does its index say what the head should be); then it
+    writes the head again and forgets the one it loaded."""
+    config = KafkaConfig(
+        bootstrap="fake:9092", index_path=tmp_path / INDEX_FILE, topic=TOPIC, partitions=1
+    )
+    kept, moved = await _left_divergent(broker, config, "events", states=True)
+    monkeypatch.setattr(store_module, "START_BOUND", 0.5)  # the history is read after it
+    monkeypatch.setattr(owners_module, "_TAKE_OVER_RETRY", 0.05)
+    fresh = KafkaEventStore(replace(config, index_path=tmp_path / "fresh" / INDEX_FILE))
+    await fresh.start()
+    try:
+        first = _offset(broker, moved, 1)
+        await _until(lambda: _head(broker, moved) == StreamHead(1, first, replay_from=first))
+        await _until(lambda: fresh.writer.takeovers == 1)
+        assert await fresh.history_pending() == {}
+        assert await fresh.stream_version(moved) == 1
+        assert _head(broker, kept) == StreamHead(1, _offset(broker, kept, 1), 7, STATE)
+        assert await fresh.load_snapshot(moved) is None  # the state it loaded is forgotten
+        await appends_checked_at(fresh, moved, 1, 3)
+    finally:
+        await fresh.close()

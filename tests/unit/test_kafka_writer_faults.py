@@ -108,6 +108,7 @@ class FakeBroker:
     ongoing: bool = False  # the coordinator's view of our transaction
     lose_markers: bool = False  # the next end of a transaction writes no marker
     lose_heads_marker: bool = False  # the next end writes no marker in the heads partition
+    lose_events_marker: bool = False  # the next end writes no marker in the events partition
     producers: int = 0
     initialised: int = 0
     catch_ups: int = 0
@@ -135,7 +136,8 @@ class FakeBroker:
             self.lose_markers = False
             return
         logs = [self.log] if self.lose_heads_marker else [self.log, self.heads]
-        self.lose_heads_marker = False
+        logs = [self.heads] if self.lose_events_marker else logs
+        self.lose_heads_marker = self.lose_events_marker = False
         for entry in (e for log in logs for e in log) if touched else []:
             if entry.state == "open":
                 entry.state = state
