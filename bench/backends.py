@@ -75,9 +75,9 @@ class Backend:
 
 
 def drop_own_names(settings: Settings) -> None:
-    """Delete the topics (the events' and the owner directory's) and the database a measure on
-    ``own_names`` made (best effort; nothing to do on the embedded backend, whose files live in
-    a temporary directory)."""
+    """Delete the topics (the events', the owner directory's, the stream heads') and the
+    database a measure on ``own_names`` made (best effort; nothing to do on the embedded
+    backend, whose files live in a temporary directory)."""
     if settings.event_store != "kafka":
         return
     topic, database = settings.get("kafka_topic") or "", settings.get("mongo_database")
@@ -85,7 +85,7 @@ def drop_own_names(settings: Settings) -> None:
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": settings.require("kafka_bootstrap")})
-        topics = [topic, f"{topic}.owners"]
+        topics = [topic, f"{topic}.owners", f"{topic}.heads"]
         for future in admin.delete_topics(topics, operation_timeout=10).values():
             with contextlib.suppress(Exception):
                 future.result(15)

@@ -114,6 +114,8 @@ class PipelinedAppends(Protocol):
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """Put the append in the writer's queue before returning; the future resolves as
         ``EventStore.append`` would return or raise, once it committed.
@@ -125,6 +127,10 @@ class PipelinedAppends(Protocol):
         chain never leaves a gap or an event decided from a state that was not stored. The store
         marks ``link.failed`` when the append will not be written. Without a link the append
         was decided from a stored state: only its expected version is checked.
+
+        ``head`` is the aggregate's snapshot at the append's last version, for a store that
+        keeps each stream's latest state beside its events (the Kafka store's stream heads);
+        other stores ignore it.
         """
         ...
 

@@ -10,7 +10,9 @@ next command on the stream decide while this one commits. The repository then ke
 speculative head per stream (the state with every queued append) apart from the committed
 states it caches: ``load`` answers from the head while appends are pending; when one fails, the
 head is dropped and the next ``load`` waits for the stream's pending appends to settle and reads
-the store. Snapshots are taken from committed states only. A kind's state must not depend on
+the store. Snapshots are taken from committed states only; each queued append also hands the
+store the snapshot of the state it leads to (``head``), encoded once, which a store may keep as
+the stream's latest state. A kind's state must not depend on
 positions, which the store assigns at commit.
 
 Each queued append is chained (``core.eventsourcing.links``) to the stream's last queued append
@@ -158,17 +160,18 @@ class Repository(Generic[S]):
         before = kind.version(state)
         tail = self._tails.get(stream_id)
         link = Link(tail[1] if tail is not None and tail[0] is state else None)
+        after = state
+        for record in records:
+            after = kind.evolve(after, record)
+        snapshot = self._snapshot_of(stream_id, after)  # the store keeps it as the stream's head
         try:
-            future = pipeline.enqueue(stream_id, before, records, link)
+            future = pipeline.enqueue(stream_id, before, records, link, head=snapshot)
         except BaseException:
             self._cache.pop(stream_id, None)
             head = self._heads.get(stream_id)
             if head is not None:
                 head.state = None
             raise
-        after = state
-        for record in records:
-            after = kind.evolve(after, record)
         head = self._heads.get(stream_id)
         if head is None:
             head = self._heads[stream_id] = _Head(after)
@@ -179,7 +182,7 @@ class Repository(Generic[S]):
         head.pending += 1
         self._tails[stream_id] = (after, link)
         future.add_done_callback(partial(self._settle, stream_id, head, after, link))
-        return self._committed(stream_id, head, future, before, after)
+        return self._committed(stream_id, head, future, before, after, snapshot)
 
     async def _committed(
         self,
@@ -188,6 +191,7 @@ class Repository(Generic[S]):
         future: asyncio.Future[list[EventRecord]],
         before: int,
         state: S,
+        snapshot: Snapshot,
     ) -> S:
         try:
             await asyncio.shield(future)  # a caller that gives up does not withdraw the append
@@ -197,7 +201,7 @@ class Repository(Generic[S]):
             head.state = None
             self._cache.pop(stream_id, None)
             raise
-        await self._snapshot(stream_id, before, state)
+        await self._snapshot(stream_id, before, state, snapshot)
         return state
 
     def _settle(
@@ -249,21 +253,25 @@ class Repository(Generic[S]):
         await self._snapshot(stream_id, before, state)
         return state
 
-    async def _snapshot(self, stream_id: str, before: int, state: S) -> None:
-        """Snapshot a committed ``state`` when it crossed a multiple of ``snapshot_every``."""
+    async def _snapshot(
+        self, stream_id: str, before: int, state: S, encoded: Snapshot | None = None
+    ) -> None:
+        """Snapshot a committed ``state`` when it crossed a multiple of ``snapshot_every``
+        (``encoded``: that state's snapshot, when the append already made it)."""
         after = self._kind.version(state)
         if (
             self._snapshots is not None
             and after // self._snapshot_every > before // self._snapshot_every
         ):
-            await self._snapshots.save_snapshot(
-                Snapshot(
-                    stream_id=stream_id,
-                    version=after,
-                    schema=self._kind.snapshot_schema,
-                    state=msgspec.Raw(self._kind.encode_snapshot(state)),
-                )
-            )
+            await self._snapshots.save_snapshot(encoded or self._snapshot_of(stream_id, state))
+
+    def _snapshot_of(self, stream_id: str, state: S) -> Snapshot:
+        return Snapshot(
+            stream_id=stream_id,
+            version=self._kind.version(state),
+            schema=self._kind.snapshot_schema,
+            state=msgspec.Raw(self._kind.encode_snapshot(state)),
+        )
 
     async def read_until(self, stream_id: str, version: int) -> S:
         """The state as it was at ``version`` (for replaying an idempotent command's result)."""

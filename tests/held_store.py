@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.eventsourcing.links import Link
-from core.records import EventRecord
+from core.records import EventRecord, Snapshot
 from plugins.memory.store import MemoryEventStore
 
 __all__ = ["Held", "HeldStore"]
@@ -38,9 +38,11 @@ class HeldStore(MemoryEventStore):
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         if not self.holding:
-            return super().enqueue(stream_id, expected_version, events, link)
+            return super().enqueue(stream_id, expected_version, events, link, head=head)
         future: asyncio.Future[list[EventRecord]] = asyncio.get_running_loop().create_future()
         self.queued.append(Held(stream_id, expected_version, list(events), link, future))
         return future

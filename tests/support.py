@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, settings
 
 from api.bootstrap import Application, bootstrap
 from core.config import Settings
-from core.errors import OwnedElsewhereError
+from core.errors import ConcurrencyError, OwnedElsewhereError
 from core.eventsourcing.links import Link
 from core.hookspecs import hookimpl
 from core.ports import Principal
-from core.records import EventMetadata, EventRecord
+from core.records import EventMetadata, EventRecord, Snapshot
 from core.registry import BackendOffer
 from handlers.accounts.clock import Clock
 from handlers.accounts.messages import CommandContext
@@ -103,13 +103,15 @@ class FencedStore(MemoryEventStore):
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """The pipelined path refuses as ``append`` does (its owner would raise at once too)."""
         self.appends += 1
         owner = self.fenced.get(stream_id)
         if owner is not None:
             raise OwnedElsewhereError(stream_id, owner)
-        return super().enqueue(stream_id, expected_version, events, link)
+        return super().enqueue(stream_id, expected_version, events, link, head=head)
 
     @property
     def plugin(self) -> object:
@@ -237,3 +239,12 @@ HOST_INDEPENDENT = settings(
         HealthCheck.large_base_example,
     ],
 )
+
+
+async def appends_checked_at(store: Any, stream_id: str, version: int, wrong: int) -> None:
+    """``store`` refuses an append to ``stream_id`` expecting ``wrong`` and stores one expecting
+    ``version`` (the stream's, as the store's version check knows it)."""
+    with pytest.raises(ConcurrencyError):
+        await store.append(stream_id, wrong, [event_record(stream_id, wrong + 1)])
+    stored = await store.append(stream_id, version, [event_record(stream_id, version + 1)])
+    assert [r.version for r in stored] == [version + 1]

@@ -2,7 +2,9 @@
 holds to its last stable offset (``read_committed``) and index what is there.
 
 It runs at start-up, so that reads are served at once, and again whenever the writer can no
-longer trust its index to hold what the topic holds (a new producer, a failed index write)."""
+longer trust its index to hold what the topic holds (a new producer, a failed index write). A
+partition the index holds nothing of starts from the stream-heads topic where it can
+(head_start.py), and is then read from there."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from confluent_kafka import (
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
 from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.head_start import start_from_heads
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["CATCH_UP_IDLE", "catch_up"]
@@ -45,6 +48,7 @@ def catch_up(
     the index committed, with the events it did not hold yet."""
     config = topic.config
     among = list(range(topic.partitions)) if partitions is None else list(partitions)
+    start_from_heads(topic, connection, among, deadline)
     consumer = topic.reader("read_committed")
     try:
         stored = index.next_offsets(connection)

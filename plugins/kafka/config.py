@@ -84,6 +84,11 @@ class KafkaConfig:
         return f"{self.topic}.owners"
 
     @property
+    def heads_topic(self) -> str:
+        """The compacted topic of each stream's latest state (heads.py)."""
+        return f"{self.topic}.heads"
+
+    @property
     def owners_group(self) -> str:
         """The consumer group whose assignment decides which instance writes each partition."""
         return f"{self.group_prefix}-owners-{self.topic}"

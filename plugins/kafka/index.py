@@ -28,8 +28,13 @@ from core.eventsourcing.schema import COMMAND_INDEX_DDL, json_columns, json_rows
 from core.records import EventRecord
 
 __all__ = [
+    "HISTORY_COMPLETE",
     "INDEX_DDL",
     "clear",
+    "complete_history",
+    "history_missing",
+    "history_pending",
+    "insert_heads",
     "find_event_ids",
     "insert_events",
     "load_snapshot",
@@ -40,6 +45,7 @@ __all__ = [
     "save_snapshot",
     "set_meta",
     "set_offsets",
+    "start_history",
     "stream_version",
 ]
 
@@ -78,6 +84,14 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Each stream's head as the heads topic gave it (a fresh node's start, head_start.py): its
+-- version counts as the stream's even while its older events are not indexed yet.
+CREATE TABLE IF NOT EXISTS heads (
+    stream_id TEXT    PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    offset    INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 INDEX_DDL: Final = _TABLES_DDL + COMMAND_INDEX_DDL
 
@@ -96,6 +110,16 @@ INSERT INTO offsets (partition, next_offset) VALUES (?, ?)
 ON CONFLICT (partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)
 """
 _IDS_PER_QUERY: Final = 500
+_SET_HEAD: Final = """
+INSERT INTO heads (stream_id, version, partition, offset) VALUES (?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, partition = excluded.partition, offset = excluded.offset
+WHERE excluded.version > heads.version
+"""
+# meta ``history:<partition>``: the offset below which a partition started from the heads topic
+# has not been read yet, until its history is read (then this value).
+HISTORY_COMPLETE: Final = "complete"
+_HISTORY: Final = "history:"
 
 
 def _row(record: EventRecord, partition: int) -> tuple[Any, ...]:
@@ -129,9 +153,25 @@ def set_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
     connection.execute(sql, (key, value, value))
 
 
+def insert_heads(
+    connection: sqlite3.Connection, partition: int, heads: Iterable[tuple[str, int, int]]
+) -> None:
+    """``(stream_id, version, offset)`` of ``partition``'s streams; a head never goes back."""
+    connection.executemany(_SET_HEAD, [(s, v, partition, o) for s, v, o in heads])
+
+
+def start_history(connection: sqlite3.Connection, partition: int, below: int) -> None:
+    """``partition``'s events below offset ``below`` are not indexed yet (backfill.py)."""
+    set_meta(connection, f"{_HISTORY}{partition}", str(below))
+
+
+def complete_history(connection: sqlite3.Connection, partition: int) -> None:
+    set_meta(connection, f"{_HISTORY}{partition}", HISTORY_COMPLETE)
+
+
 def clear(connection: sqlite3.Connection) -> None:
     """Forget everything: the index belonged to another topic."""
-    for table in ("events", "offsets", "snapshots", "meta"):
+    for table in ("events", "offsets", "snapshots", "meta", "heads"):
         connection.execute(f"DELETE FROM {table}")
 
 
@@ -159,6 +199,30 @@ def find_event_ids(connection: sqlite3.Connection, event_ids: list[str]) -> set[
 
 
 def stream_version(stream_id: str, connection: sqlite3.Connection) -> int:
-    sql = "SELECT max(version) FROM events WHERE stream_id = ?"
-    found: int | None = connection.execute(sql, (stream_id,)).fetchone()[0]
-    return found or 0
+    """The stream's last indexed event, or its head if that is newer."""
+    sql = """SELECT max(
+        coalesce((SELECT max(version) FROM events WHERE stream_id = ?1), 0),
+        coalesce((SELECT version FROM heads WHERE stream_id = ?1), 0))"""
+    found: int = connection.execute(sql, (stream_id,)).fetchone()[0]
+    return found
+
+
+def history_pending(connection: sqlite3.Connection) -> dict[int, int]:
+    """Partition → the offset below which its history is still to be read."""
+    sql = "SELECT key, value FROM meta WHERE key LIKE 'history:%' AND value != ?"
+    rows = connection.execute(sql, (HISTORY_COMPLETE,))
+    return {int(key.removeprefix(_HISTORY)): int(value) for key, value in rows}
+
+
+def history_missing(stream_id: str, after_version: int, connection: sqlite3.Connection) -> bool:
+    """True when some of the stream's events after ``after_version`` are not indexed because
+    its partition started from the heads topic and its history is still being read."""
+    sql = """SELECT heads.version FROM heads JOIN meta ON meta.key = ?2 || heads.partition
+        WHERE heads.stream_id = ?1 AND meta.value != ?3"""
+    row = connection.execute(sql, (stream_id, _HISTORY, HISTORY_COMPLETE)).fetchone()
+    if row is None:
+        return False
+    version = stream_version(stream_id, connection)
+    sql = "SELECT count(*) FROM events WHERE stream_id = ? AND version > ?"
+    (indexed,) = connection.execute(sql, (stream_id, after_version)).fetchone()
+    return int(indexed) < version - after_version

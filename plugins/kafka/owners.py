@@ -5,8 +5,11 @@ stream is written (``place``, the store's ``StreamPlacement``).
 A partition goes through: assigned (the group gave it: ``Moving`` until the take-over ends) →
 owned (its writer fenced the previous owner, read the partition to its end and announced
 itself in the owner directory: ``Here``, appends accepted) → revoked, lost, or fenced (a newer
-owner's ``init_transactions`` made a commit fail: the writer ends). It is not owned again until
-the group assigns it again; no producer is started for a partition this instance does not own.
+producer's ``init_transactions`` made a call fail: the writer ends). A revoked or lost partition
+is not written again until the group assigns it again. A fenced one that the group still
+assigns here is taken back after ``RETAKE_AFTER``, unless an owner's record newer than ours
+names another instance: the producer that fenced it was a zombie's, woken from a pause before
+its membership heard that the partition had moved.
 Every partition writer commits in parallel with the others, each with its own group commit.
 
 Runs on the event loop that started the store; the group's callbacks come from the
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from functools import lru_cache, partial
+from functools import partial
 from typing import Final
 
 from confluent_kafka import Producer
@@ -31,21 +34,21 @@ from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.directory import Owner, OwnerDirectory, announce
 from plugins.kafka.errors import fenced, kafka_unavailable
-from plugins.kafka.partitioner import partition_for
+from plugins.kafka.partitioner import partition_of
 from plugins.kafka.tailer import Tailer
 from plugins.kafka.writer import KafkaWriter
 
-__all__ = ["PARTITION_CACHE_SIZE", "PartitionOwners", "partition_of"]
+__all__ = ["PartitionOwners"]
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER: Final = 1.0  # what a caller is told to wait while a partition moves
 _TAKE_OVER_RETRY: Final = 1.0  # between take-over attempts of a partition still assigned here
 _REVOKE_BOUND: Final = 60.0  # the group waits this long at most for a revocation to finish
-# A command asks for its stream's partition several times (its placement, the append, the
-# store's writer): murmur2 runs once per stream, and the streams asked for last are kept.
-PARTITION_CACHE_SIZE: Final = 16_384
-partition_of: Final = lru_cache(maxsize=PARTITION_CACHE_SIZE)(partition_for)
+# A writer fenced while the group still assigns its partition here: a zombie woken from a
+# pause (whose view of the owners lags) may have started a producer. By this time its group
+# membership has heard that it lost the partition, and the partition is taken back.
+RETAKE_AFTER: Final = 10.0
 
 
 class PartitionOwners:
@@ -69,6 +72,7 @@ class PartitionOwners:
         self._open = False
         self.takeovers = 0  # partitions taken over since the start
         self._gained: list[Callable[[], None]] = []  # told after each take-over
+        self.retake_after = RETAKE_AFTER
 
     # -- diagnostics (the store's ``writer``) -------------------------------------------------
 
@@ -136,13 +140,14 @@ class PartitionOwners:
         expected: int,
         records: Sequence[EventRecord],
         link: Link | None = None,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         writer = self.writer_of(stream_id)
         if writer is None or not writer.alive or not self.owns(writer.partition):
             if not self._open:
                 raise kafka_unavailable(f"the Kafka event store ({self._config.topic}) is closed")
             raise self._not_here(stream_id)
-        return writer.append(stream_id, expected, records, link)
+        return writer.append(stream_id, expected, records, link, head)
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None] | None:
         """The snapshot to the stream's writer; None where this instance does not write the
@@ -222,12 +227,15 @@ class PartitionOwners:
         for partition in partitions:
             self._assigned.add(partition)
             self._announced.pop(partition, None)
-            if partition in self._writers or partition in self._taking:
-                continue
-            if self._tailer is not None:
-                self._tailer.hold(partition)
-            self._taking[partition] = self._loop.create_task(self._take(partition))
+            self._start_taking(partition)
         self._check_settled()
+
+    def _start_taking(self, partition: int) -> None:
+        if self._loop is None or partition in self._writers or partition in self._taking:
+            return
+        if self._tailer is not None:
+            self._tailer.hold(partition)
+        self._taking[partition] = self._loop.create_task(self._take(partition))
 
     async def _take(self, partition: int) -> None:
         try:
@@ -245,7 +253,7 @@ class PartitionOwners:
                 except StoreUnavailableError as error:
                     if fenced(error):  # another instance took it meanwhile
                         log.warning("partition %d was taken by another instance", partition)
-                        self._assigned.discard(partition)
+                        self._retake_later(partition)
                         break
                     log.warning(
                         "taking partition %d over failed (%s); again soon", partition, error
@@ -293,6 +301,12 @@ class PartitionOwners:
     async def _revoke(self, partitions: list[int]) -> None:
         for partition in partitions:
             self._assigned.discard(partition)
+            # A take-over still under way ends first: its ``init_transactions`` must not come
+            # after the group has given the partition to another instance (it would fence it).
+            taking = self._taking.get(partition)
+            if taking is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(taking)
             writer = self._writers.pop(partition, None)
             if writer is not None:
                 await writer.close()  # the open batch is finished and answered first
@@ -305,13 +319,33 @@ class PartitionOwners:
                 loop.call_soon_threadsafe(self._fenced, writer)
 
     def _fenced(self, writer: KafkaWriter) -> None:
-        """A newer owner fenced the writer: the partition is not ours until assigned again."""
+        """A newer producer fenced the writer: nothing is written here until it is taken back."""
         partition = writer.partition
         log.warning("partition %d: fenced by a newer owner; no longer written here", partition)
         if self._writers.get(partition) is writer:
             del self._writers[partition]
-            self._assigned.discard(partition)
+            self._retake_later(partition)
         self._settle(partition)
+
+    def _retake_later(self, partition: int) -> None:
+        """The partition stays assigned here as the group decided, unwritten. After
+        ``retake_after`` it is taken back unless the group has taken it away meanwhile, or an
+        owner's record newer than ours names another instance (then the group is about to
+        revoke it here: asked again later)."""
+        if self._loop is not None and partition in self._assigned:
+            self._loop.call_later(self.retake_after, self._retake, partition)
+
+    def _retake(self, partition: int) -> None:
+        if not self._open or partition not in self._assigned:
+            return
+        if partition in self._writers or partition in self._taking:
+            return
+        if not self.owns(partition):
+            self._retake_later(partition)
+            return
+        log.warning("partition %d: still assigned here after a fencing; taken back", partition)
+        self._announced.pop(partition, None)
+        self._start_taking(partition)
 
     def _settle(self, partition: int) -> None:
         """A partition neither written nor being taken over here is read by the tailer again."""

@@ -5,9 +5,10 @@ place the store computes it."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
-__all__ = ["murmur2", "partition_for"]
+__all__ = ["PARTITION_CACHE_SIZE", "murmur2", "partition_for", "partition_of"]
 
 _SEED: Final = 0x9747B28C
 _M: Final = 0x5BD1E995
@@ -43,3 +44,9 @@ def murmur2(data: bytes) -> int:
 def partition_for(stream_id: str, partitions: int) -> int:
     """The partition of ``stream_id``'s events (the record key is the UTF-8 stream id)."""
     return (murmur2(stream_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+# A command asks for its stream's partition several times (its placement, the append, the
+# store's writer): murmur2 runs once per stream, and the streams asked for last are kept.
+PARTITION_CACHE_SIZE: Final = 16_384
+partition_of: Final = lru_cache(maxsize=PARTITION_CACHE_SIZE)(partition_for)

@@ -48,6 +48,9 @@ class ProducerLifecycle:
         self._initialised = False  # init_transactions has succeeded on self._producer
         self._retry_at = 0.0  # no new producer before (time.monotonic()), after a failed one
         self._restart_due = False  # a batch failed, and no producer has started since
+        # What told a producer of this partition that a newer writer has fenced it. From then
+        # on no producer is started here: its ``init_transactions`` would fence that writer.
+        self.fencing: BaseException | None = None
 
     def _settings(self) -> dict[str, Any]:
         config = self._config
@@ -75,11 +78,14 @@ class ProducerLifecycle:
 
     def ready(self, deadline: float | None) -> Producer:
         """A producer with initialised transactions: this one, unless it is in trouble."""
+        self._refuse_if_fenced()
         if self._producer is not None:
             reason = None
             try:
                 self._producer.poll(0)  # serves the error callback (and raises a fatal error)
             except Exception as error:
+                self.note(error)
+                self._refuse_if_fenced()
                 reason = f"an error ({error})"
             if reason is None and self._errors.brokers_lost:
                 reason = "the broker went away"
@@ -93,6 +99,16 @@ class ProducerLifecycle:
         producer = self._producer
         assert producer is not None
         return producer
+
+    def note(self, error: BaseException | None) -> None:
+        """Keep ``error`` if it says a newer writer fenced this one."""
+        if self.fencing is None and error is not None and fenced(error):
+            self.fencing = error
+
+    def _refuse_if_fenced(self) -> None:
+        if self.fencing is not None:
+            self.lose()
+            raise kafka_unavailable("a newer writer fenced this partition's producer", self.fencing)
 
     def _build(self, deadline: float | None) -> None:
         """After a producer failed to start, the next one waits a moment: a broker that is
@@ -119,6 +135,7 @@ class ProducerLifecycle:
         try:
             self._producer.init_transactions(remaining(deadline))
         except Exception as error:
+            self.note(error)
             failure = kafka_error(error)
             if failure is None or not failure.retriable():
                 # Otherwise the same producer tries again with the next batch.
@@ -130,6 +147,7 @@ class ProducerLifecycle:
         try:
             finish_hanging(self._producer, self._topic, deadline, [self._partition])
         except Exception as error:
+            self.note(error)
             self.lose()
             self._retry_at = time.monotonic() + _RETRY_PAUSE
             raise kafka_unavailable("cannot end a transaction left open", error) from error
@@ -137,7 +155,8 @@ class ProducerLifecycle:
     def abort(self, producer: Producer, error: BaseException | None) -> None:
         """Abort the open transaction, or drop the producer when it cannot be trusted to: a
         fatal error, an exception that did not come from Kafka (``SystemError`` out of
-        ``flush``, ...), or a failed abort."""
+        ``flush``, ...), or a failed abort. A fencing met on the way is kept (``fencing``)."""
+        self.note(error)
         failure = None if error is None else kafka_error(error)
         if error is not None and (failure is None or failure.fatal()):
             self.lose()
@@ -145,6 +164,7 @@ class ProducerLifecycle:
         try:
             producer.abort_transaction(_ABORT_TIMEOUT)
         except Exception as abort_failure:
+            self.note(abort_failure)
             log.warning(
                 "Kafka transaction abort failed (%s); recreating the producer", abort_failure
             )
@@ -154,7 +174,8 @@ class ProducerLifecycle:
         """A batch failed: drop the producer, and start the next one even if no append comes
         (``restart_if_due``), unless a newer writer fenced this one (then the partition is no
         longer ours: the writer stops, and only a new assignment starts a producer for it)."""
-        self._restart_due = not fenced(error)
+        self.note(error)
+        self._restart_due = self.fencing is None
         self.lose()
 
     def restart_if_due(self, deadline: float) -> None:
@@ -162,7 +183,7 @@ class ProducerLifecycle:
         left open on a partition (hanging.py), which would otherwise hold back every
         read_committed reader (the projections) until the next append. Never after a fencing:
         a newer writer owns the topic, and starting again would fence it in turn."""
-        if not self._restart_due or self.started:
+        if not self._restart_due or self.started or self.fencing is not None:
             return
         try:
             self.ready(deadline)

@@ -38,6 +38,7 @@ class Append:
     future: asyncio.Future[list[EventRecord]]
     deadline: float  # time.monotonic()
     link: Link | None = None  # queued on top of another append (core.eventsourcing.links)
+    head: Snapshot | None = None  # the aggregate's state after the append (the stream's head)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,9 @@
   step with the topic. An append is answered before its index write; a read of a stream written
   here first waits for the index to hold every answered append of its partition.
 - ``subscribe``: a consumer group per projection (subscription.py).
+- A fresh node starts each partition from the stream-heads topic where it can (head_start.py)
+  and reads the history below in the background (backfill.py); a read that needs events not
+  indexed yet waits for them, a few seconds at most, then raises ``StoreUnavailableError``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from uuid import uuid4
 
 from confluent_kafka import KafkaException
 
+from core.config import ConfigError
 from core.diagnostics import Report, Sample
 from core.eventsourcing.checks import check_records
 from core.eventsourcing.links import Link
@@ -43,9 +47,11 @@ from core.placement import StreamPlacement
 from core.ports import EventStore, PipelinedAppends, SnapshotStore
 from core.records import EventRecord, Snapshot
 from plugins.kafka import index
+from plugins.kafka.backfill import HistoryBackfill, history_read
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.directory import OwnerDirectory, create_owners_topic
 from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.heads import create_heads_topic
 from plugins.kafka.local_index import IndexFile
 from plugins.kafka.membership import GroupMembership
 from plugins.kafka.owners import PartitionOwners
@@ -82,6 +88,7 @@ class KafkaEventStore:
         self._file: IndexFile | None = None
         self._tailer: Tailer | None = None
         self._membership: GroupMembership | None = None
+        self._backfill: HistoryBackfill | None = None
         self._started = False
 
     @property
@@ -120,12 +127,23 @@ class KafkaEventStore:
             self._membership = membership
             membership.start()
             await self._owners.settled(START_BOUND)
+        # After the take-overs, so that reading the history never delays the first writes.
+        backfill = self._backfill = HistoryBackfill(topic, lambda: file.checkpointer)
+        backfill.start()
 
     def _open(self, topic: KafkaTopic, file: IndexFile) -> None:
         topic_id = topic.open()
         if topic.admin is None:
             raise kafka_unavailable("the Kafka admin client is not open")
         create_owners_topic(topic.admin, self.config)
+        create_heads_topic(topic.admin, self.config, topic.partitions)
+        heads, _ = topic.describe(self.config.heads_topic)
+        if heads != topic.partitions:  # a stream's head lives in its events' partition number
+            raise ConfigError(
+                f"topic {self.config.heads_topic} has {heads} partitions and "
+                f"{self.config.topic} {topic.partitions}: they must be equal (delete "
+                f"{self.config.heads_topic}: it is re-created and filled from the events)"
+            )
         file.open(topic_id)
 
     async def close(self) -> None:
@@ -134,6 +152,9 @@ class KafkaEventStore:
         if membership is not None:
             await asyncio.to_thread(membership.stop)  # hands every partition back first
         await self._owners.close()
+        backfill, self._backfill = self._backfill, None
+        if backfill is not None:
+            await asyncio.to_thread(backfill.stop)
         tailer, self._tailer = self._tailer, None
         if tailer is not None:
             await asyncio.to_thread(tailer.stop)
@@ -206,29 +227,31 @@ class KafkaEventStore:
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """``PipelinedAppends``: the append is in the writer's queue when this returns. The
         writer thread marks its link (transactions.py)."""
         check_records(stream_id, expected_version, events)
-        return self._owners.append(stream_id, expected_version, list(events), link)
+        return self._owners.append(stream_id, expected_version, list(events), link, head)
 
     async def read(
         self, stream_id: str, after_version: int = 0, until: datetime | None = None
     ) -> list[EventRecord]:
         limit = None if until is None else to_micros(until)
-        return await self._read(
-            stream_id, partial(index.read_stream, stream_id, after_version, limit)
-        )
+        query = partial(index.read_stream, stream_id, after_version, limit)
+        return await history_read(partial(self._read, stream_id), stream_id, after_version, query)
 
     async def stream_version(self, stream_id: str) -> int:
         return await self._read(stream_id, partial(index.stream_version, stream_id))
 
     async def read_command(self, stream_id: str, command_id: str) -> list[EventRecord]:
-        return await self._read(stream_id, partial(index.read_command, stream_id, command_id))
+        query = partial(index.read_command, stream_id, command_id)
+        return await history_read(partial(self._read, stream_id), stream_id, 0, query)
 
     async def event_count(self) -> int:
         """The events in the local index: every committed append of the topic read so far (a
-        starting store reads the whole topic into it)."""
+        store that started from the stream heads counts the history once it has read it)."""
         waits = [(w.index_waits, w.index_waits.answered) for w in self._owners.writers()]
 
         def after_index(connection: sqlite3.Connection) -> int:
@@ -244,6 +267,11 @@ class KafkaEventStore:
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
         return await self._read(stream_id, partial(index.load_snapshot, stream_id))
+
+    async def history_pending(self) -> dict[int, int]:
+        """The partitions whose history is still being read (each with the offset it is read
+        up to), after a start from the stream-heads topic."""
+        return await self._readers.run(index.history_pending)
 
     async def _read(self, stream_id: str, query: Callable[[sqlite3.Connection], T]) -> T:
         """``query`` on a reader; where this instance writes the stream, once the index holds

@@ -26,6 +26,7 @@ from core.eventsourcing.checkpoints import WalCheckpointer
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
 from plugins.kafka.directory import OwnerDirectory, read_owner
+from plugins.kafka.head_start import start_from_heads
 from plugins.kafka.local_index import open_writer_connection
 from plugins.kafka.topic import KafkaTopic
 
@@ -117,6 +118,8 @@ class Tailer:
             consumer.incremental_unassign([TopicPartition(topic, p) for p in sorted(dropped)])
             assigned -= dropped
         if added:
+            # A partition the index holds nothing of starts from its stream heads, if any.
+            start_from_heads(self._topic, connection, sorted(added), None)
             stored = index.next_offsets(connection)
             consumer.incremental_assign(
                 [TopicPartition(topic, p, stored.get(p, OFFSET_BEGINNING)) for p in sorted(added)]

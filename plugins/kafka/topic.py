@@ -65,33 +65,50 @@ class KafkaTopic:
         # The source of truth never expires.
         policy = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
         create_topic(admin, config, config.topic, config.partitions, policy)
-        # Describe until the new topic's metadata has propagated.
+        partitions, topic_id = self.describe(config.topic)
+        self.partitions = partitions
+        return topic_id
+
+    def describe(self, name: str) -> tuple[int, str]:
+        """Topic ``name``'s partition count and id, asked until its metadata has propagated."""
+        admin = self.admin
+        if admin is None:
+            raise StoreUnavailableError("the Kafka admin client is not open")
         deadline = time.monotonic() + ADMIN_TIMEOUT
         while True:
             try:
                 futures = admin.describe_topics(
-                    TopicCollection([config.topic]), request_timeout=ADMIN_TIMEOUT
+                    TopicCollection([name]), request_timeout=ADMIN_TIMEOUT
                 )
-                description = futures[config.topic].result(ADMIN_TIMEOUT)
-                self.partitions = len(description.partitions)
-                return str(description.topic_id)
+                description = futures[name].result(ADMIN_TIMEOUT)
+                return len(description.partitions), str(description.topic_id)
             except Exception as error:
                 if time.monotonic() > deadline:
-                    raise kafka_unavailable(
-                        f"cannot describe topic {config.topic}", error
-                    ) from error
+                    raise kafka_unavailable(f"cannot describe topic {name}", error) from error
                 time.sleep(0.1)
 
     def ends(
-        self, isolation: IsolationLevel, deadline: float | None, among: Sequence[int] | None = None
+        self,
+        isolation: IsolationLevel,
+        deadline: float | None,
+        among: Sequence[int] | None = None,
+        name: str | None = None,
     ) -> dict[int, int]:
         """Each partition's end offset as a reader of ``isolation`` sees it (read_committed: the
-        last stable offset)."""
+        last stable offset); of the events topic, or of topic ``name`` (same partitions)."""
+        partitions = range(self.partitions) if among is None else among
+        wanted = [(name or self.config.topic, p) for p in partitions]
+        return {p: end for (_, p), end in self.offsets(isolation, deadline, wanted).items()}
+
+    def offsets(
+        self, isolation: IsolationLevel, deadline: float | None, among: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """The end offsets of ``among``'s (topic, partition) pairs, of any topics, in one
+        request."""
         admin = self.admin
         if admin is None:
             raise StoreUnavailableError("the Kafka admin client is not open")
-        partitions = range(self.partitions) if among is None else among
-        wanted = {TopicPartition(self.config.topic, p): _LATEST for p in partitions}
+        wanted = {TopicPartition(t, p): _LATEST for t, p in among}
         if deadline is None:
             deadline = time.monotonic() + ADMIN_TIMEOUT
         while True:
@@ -101,7 +118,8 @@ class KafkaTopic:
                     wanted, isolation_level=isolation, request_timeout=timeout
                 )
                 return {
-                    tp.partition: future.result(timeout).offset for tp, future in futures.items()
+                    (tp.topic, tp.partition): future.result(timeout).offset
+                    for tp, future in futures.items()
                 }
             except Exception as error:  # KafkaException, concurrent.futures.TimeoutError
                 # A new topic's leaders take a moment to be known (NOT_LEADER_FOR_PARTITION,
@@ -109,7 +127,7 @@ class KafkaTopic:
                 # client keeps the old leader epochs and gets FENCED_LEADER_EPOCH for good: a
                 # new client asks afresh.
                 if time.monotonic() + 0.2 > deadline:
-                    topic = self.config.topic
+                    topic = ", ".join(sorted({t for t, _ in among}))
                     raise kafka_unavailable(f"cannot list the offsets of {topic}", error) from error
                 admin = self.admin = AdminClient({"bootstrap.servers": self.config.bootstrap})
             time.sleep(0.1)

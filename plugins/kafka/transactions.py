@@ -6,8 +6,10 @@ and the committed records go to the local index with the partition Kafka placed 
 the transaction fails, every append in it gets ``StoreUnavailableError`` and the versions do
 not move.
 
-A commit counts once the partition shows it: its last stable offset past the batch's records,
-so the commit marker is in the partition's log. The coordinator answers a commit before it
+Once the events are flushed (their offsets known), the same transaction writes their streams'
+heads and a watermark into the heads partition of the same number (head_writes.py). A commit
+counts once both partitions show it: their last stable offsets past the batch's records, so the
+commit markers are in the partitions' logs. The coordinator answers a commit before it
 writes the markers, and a broker restarting in between may skip a partition's marker (see
 hanging.py); the transaction then stays open there, and whatever marker ends it later decides
 it. An append answered before its marker showed could be aborted that way after its caller
@@ -29,12 +31,13 @@ import time
 from dataclasses import dataclass, field
 
 import msgspec
-from confluent_kafka import IsolationLevel, Producer
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer
 
 from core.errors import ConcurrencyError, StoreUnavailableError
 from core.records import EventRecord, encode_record
 from plugins.kafka.delivery import Delivery
 from plugins.kafka.errors import kafka_error, kafka_unavailable
+from plugins.kafka.head_writes import HeadWrites
 from plugins.kafka.local_index import LocalIndex
 from plugins.kafka.producer import ProducerLifecycle
 from plugins.kafka.requests import Append, Outcome, failed
@@ -56,6 +59,8 @@ class _Batch:
     accepted: list[Append] = field(default_factory=list)
     deliveries: list[list[Delivery]] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    heads: list[Delivery] = field(default_factory=list)  # the stream heads and the watermark
+    watermark: int = 0
 
 
 class AppendTransactions:
@@ -69,6 +74,7 @@ class AppendTransactions:
         self.batches = 0  # committed transactions, for diagnostics
         self.appends = 0
         self._unconfirmed: list[Append] = []  # chained-to appends of an unconfirmed commit
+        self.heads = HeadWrites(topic, local, partition)
         self.unsettled = False  # a commit's outcome is unknown until the partition is re-read
 
     def commit(self, appends: list[Append]) -> tuple[list[Outcome], Placed]:
@@ -155,6 +161,7 @@ class AppendTransactions:
         topic = self._topic.config.topic
         try:
             producer.begin_transaction()
+            batch.heads = self.heads.register(producer)  # joins the transaction with the events
             for append in batch.accepted:
                 deliveries = []
                 for record in append.records:
@@ -170,13 +177,25 @@ class AppendTransactions:
                     deliveries.append(delivery)
                 batch.deliveries.append(deliveries)
             remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
+            reason = _undelivered(batch.deliveries, remaining)
+            if reason is None:  # the events' offsets are known: their heads, in the same
+                heads, batch.watermark = self.heads.produce(
+                    producer, batch.accepted, batch.deliveries
+                )
+                batch.heads += heads
+                remaining = producer.flush(max(deadline - time.monotonic(), 0.0))
+                reason = _undelivered([batch.heads], remaining)
         except Exception as error:  # KafkaException, BufferError, or what a callback raised
             self._producers.abort(producer, error)
             return kafka_unavailable("Kafka refused the appends; none written", error)
-        reason = _undelivered(batch, remaining)
         if reason is not None:
+            # A record refused because a newer writer fenced this one says so in its report.
+            self._producers.note(_as_exception(reason.error))
             self._producers.abort(producer, None)
-            return kafka_unavailable(f"Kafka did not take the appends ({reason}); none written")
+            return kafka_unavailable(
+                f"Kafka did not take the appends ({reason.text}); none written",
+                self._producers.fencing,
+            )
         while True:
             try:
                 producer.commit_transaction(max(deadline - time.monotonic(), 0.1))
@@ -194,20 +213,25 @@ class AppendTransactions:
                 return self._unknown(batch, "Kafka did not confirm the commit", exception)
         if not self._marked(batch, deadline):
             return self._unknown(batch, "the partition does not show the commit")
+        self.heads.committed(batch.watermark)
         return None
 
     def _marked(self, batch: _Batch, deadline: float) -> bool:
-        """Whether the partition's last stable offset has passed the batch's records (their
-        commit marker is written), asked until ``deadline`` (at least ``_MARKER_GRACE``)."""
-        last = max(d.offset for deliveries in batch.deliveries for d in deliveries)
+        """Whether the last stable offsets of the events partition and of the heads partition
+        have passed the batch's records (their commit markers are written), asked until
+        ``deadline`` (at least ``_MARKER_GRACE``)."""
+        last = {
+            (self._topic.config.topic, self._partition): batch.watermark - 1,
+            self.heads.key: max(d.offset for d in batch.heads),
+        }
         limit = max(deadline, time.monotonic() + _MARKER_GRACE)
         pause = 0.001
         while True:
             try:
-                stable = self._topic.ends(IsolationLevel.READ_COMMITTED, limit, [self._partition])
+                stable = self._topic.offsets(IsolationLevel.READ_COMMITTED, limit, list(last))
             except StoreUnavailableError:
                 return False
-            if stable.get(self._partition, -1) > last:
+            if all(stable.get(at, -1) > offset for at, offset in last.items()):
                 return True
             if time.monotonic() + pause > limit:
                 return False
@@ -220,8 +244,10 @@ class AppendTransactions:
         """The commit may or may not have happened: start over with a new producer (whose
         start ends what the partition holds open, hanging.py) and re-read the tail before the
         next version check, so the versions and event ids show what really landed."""
+        self._producers.note(error)
         self._producers.lose()
         self._unconfirmed += [a for a in batch.accepted if a.link is not None]
+        self.heads.unknown(a.stream_id for a in batch.accepted)
         self.unsettled = True
         return kafka_unavailable(f"{reason}; the appends may or may not be stored", error)
 
@@ -255,14 +281,25 @@ class AppendTransactions:
         return outcomes, events
 
 
-def _undelivered(batch: _Batch, remaining: int) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Undelivered:
+    text: str
+    error: KafkaError | BaseException | None = None  # a record's delivery error
+
+
+def _undelivered(flushed: list[list[Delivery]], remaining: int) -> _Undelivered | None:
     """Why the flushed records cannot be committed; None when every one was placed."""
     if remaining:
-        return "timed out"
-    for deliveries in batch.deliveries:
+        return _Undelivered("timed out")
+    for deliveries in flushed:
         for delivery in deliveries:
             if delivery.error is not None:
-                return str(delivery.error) or type(delivery.error).__name__
+                text = str(delivery.error) or type(delivery.error).__name__
+                return _Undelivered(text, delivery.error)
             if not delivery.placed:
-                return "no delivery report"
+                return _Undelivered("no delivery report")
     return None
+
+
+def _as_exception(error: KafkaError | BaseException | None) -> BaseException | None:
+    return KafkaException(error) if isinstance(error, KafkaError) else error

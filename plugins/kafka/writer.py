@@ -145,12 +145,13 @@ class KafkaWriter:
         expected: int,
         records: Sequence[EventRecord],
         link: Link | None = None,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         with self._gate:
             loop = self._check_open()
             future: asyncio.Future[list[EventRecord]] = loop.create_future()
             deadline = time.monotonic() + self._config.append_timeout
-            self._queue.put(Append(stream_id, expected, records, future, deadline, link))
+            self._queue.put(Append(stream_id, expected, records, future, deadline, link, head))
         return future
 
     def save_snapshot(self, snapshot: Snapshot) -> asyncio.Future[None]:
@@ -225,8 +226,10 @@ class KafkaWriter:
 
     def _take_over(self) -> None:
         """``init_transactions`` (fences the previous writer), the partition read to its end,
-        then the ownership announced with the new producer."""
+        the stream heads past the last committed watermark written again (head_writes.py), then
+        the ownership announced with the new producer."""
         producer = self._transactions.prepare(None)
+        self._transactions.heads.take_over(producer, None)
         if self._announce is not None:
             self._announce(producer, self.partition)
 
@@ -258,7 +261,9 @@ class KafkaWriter:
         if appends:
             answers, placed = self._transactions.commit(appends)
             outcomes += answers
-        if any(not ok and fenced(result) for _, ok, result in outcomes):
+        if self._producers.fencing is not None or any(
+            not ok and fenced(result) for _, ok, result in outcomes
+        ):
             self._fence()  # nothing of the batch landed; the loop ends after it
         # A commit with an unknown outcome is settled at once, and a read after its "may or
         # may not" answer waits for that, so a retry decides on what landed. Never once the
@@ -288,11 +293,14 @@ class KafkaWriter:
         ``init_transactions`` settles whatever transaction the old one left, then a re-read of
         the topic's tail before the next version check."""
         log.error("a Kafka writer batch failed; refused, the producer is rebuilt", exc_info=error)
-        if fenced(error):
+        self._producers.note(error)
+        if self._producers.fencing is not None:
             self._fence()
         call_soon(loop, settle, refuse(batch, "the Kafka event store failed", error))
         self._producers.failed(error)
         self._local.stale = True
+        # Its commit may have happened: the heads are repaired with the next transaction.
+        self._transactions.heads.unknown(a.stream_id for a in batch if isinstance(a, Append))
         self.index_waits.indexed_up_to()
 
     def _fence(self) -> None:

@@ -58,6 +58,8 @@ class MemoryEventStore:
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """``PipelinedAppends``: here the append is written before this returns, so the
         queue's order is the order of the calls."""

@@ -122,6 +122,8 @@ class SqliteEventStore:
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         """``PipelinedAppends``: the append is in the writer's queue when this returns. The
         writer thread marks its link failed, if it fails, before it takes the next batch."""

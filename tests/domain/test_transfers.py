@@ -11,7 +11,7 @@ import pytest
 from api.bootstrap import Application
 from core.eventsourcing.links import Link
 from core.ports import EventStore
-from core.records import EventRecord
+from core.records import EventRecord, Snapshot
 from handlers.accounts.errors import IdempotencyConflictError
 from handlers.accounts.messages import (
     CloseAccount,
@@ -141,8 +141,10 @@ class CrashAfter(MemoryEventStore):
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
-        queued = super().enqueue(stream_id, expected_version, events, link)
+        queued = super().enqueue(stream_id, expected_version, events, link, head=head)
         if queued.exception() is None:  # the memory store settles at once
             self._accepted()
         return queued

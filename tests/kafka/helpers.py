@@ -55,8 +55,10 @@ def delete_topics(bootstrap: str) -> None:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    # Each Kafka store also made its topic's owner directory, ``<topic>.owners``.
-    names = sorted(created_topics | {f"{topic}.owners" for topic in created_topics})
+    # Each Kafka store also made its topic's owner directory, ``<topic>.owners``, and its
+    # stream-heads topic, ``<topic>.heads``.
+    made = {f"{topic}.{kind}" for topic in created_topics for kind in ("owners", "heads")}
+    names = sorted(created_topics | made)
     futures = admin.delete_topics(names, operation_timeout=10)
     for future in futures.values():
         # Already gone, or the broker is down: nothing to clean.

@@ -10,8 +10,8 @@ import pytest
 
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.directory import Owner, OwnerDirectory
-from plugins.kafka.owners import PARTITION_CACHE_SIZE, PartitionOwners, partition_of
-from plugins.kafka.partitioner import murmur2, partition_for
+from plugins.kafka.owners import PartitionOwners
+from plugins.kafka.partitioner import PARTITION_CACHE_SIZE, murmur2, partition_for, partition_of
 
 # org.apache.kafka.common.utils.UtilsTest#testMurmur2
 JAVA_MURMUR2 = {

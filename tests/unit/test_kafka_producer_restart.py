@@ -3,6 +3,7 @@ what an outage left open on a partition), but never after a newer writer fenced 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ class _Lifecycle(ProducerLifecycle):
         self._producer = None
         self._initialised = False
         self._restart_due = False
+        self.fencing = None
 
     def ready(self, deadline: float | None) -> Any:
         self.starts += 1
@@ -75,3 +77,22 @@ def test_nothing_restarts_without_a_failure_or_after_a_fencing() -> None:
 )
 def test_fenced_reads_the_cause_chain(code: int, expected: bool) -> None:
     assert fenced(kafka_unavailable("wrapped", KafkaException(KafkaError(code)))) is expected
+
+
+def test_once_fenced_no_producer_is_started_whatever_said_so() -> None:
+    """A fencing met anywhere (here: a failed abort) refuses every later start, with the
+    fencing as the cause: a new producer's ``init_transactions`` would fence the new owner."""
+    built: list[object] = []
+    lifecycle = ProducerLifecycle(SimpleNamespace(config=None), stale=lambda: None)  # type: ignore[arg-type]
+    lifecycle._build = lambda deadline: built.append(deadline)  # type: ignore[method-assign]
+    lifecycle.note(kafka_unavailable("a timeout"))
+    assert lifecycle.fencing is None
+    lifecycle.note(KafkaException(KafkaError(KafkaError._FENCED)))
+
+    with pytest.raises(StoreUnavailableError) as refused:
+        lifecycle.ready(deadline=None)
+    assert fenced(refused.value)
+    assert built == []
+    lifecycle.failed(kafka_unavailable("the next batch failed"))
+    lifecycle.restart_if_due(deadline=0.0)
+    assert built == []

@@ -5,7 +5,8 @@ topic's tail re-read) before the next version check.
 The fake stands in for confluent-kafka's ``Producer``, ``Consumer`` and ``AdminClient`` the way
 librdkafka behaves: delivery reports and the error callback run inside ``flush``, and an
 exception raised by a callback comes out of ``flush``. Its one partition is assigned to the store
-by the owners' group at the first poll; records for another topic (the owner directory) are
+by the owners' group at the first poll; the partition of the same number in the stream-heads
+topic shares its transactions (markers); records for another topic (the owner directory) are
 acknowledged and kept apart."""
 
 from __future__ import annotations
@@ -44,15 +45,25 @@ from plugins.kafka.store import KafkaEventStore
 from tests.support import event_record
 
 TOPIC = "fake.balance.events"
+HEADS = f"{TOPIC}.heads"
 ANSWER_BOUND = 30.0  # an upper bound against hangs only
 Fault = Callable[["FakeProducer"], None]
 
 
 class FakeMessage:
     def __init__(
-        self, value: bytes, offset: int, error: KafkaError | None = None, partition: int = 0
+        self,
+        value: bytes,
+        offset: int,
+        error: KafkaError | None = None,
+        partition: int = 0,
+        key: bytes | None = None,
     ) -> None:
         self._value, self._offset, self._error, self._partition = value, offset, error, partition
+        self._key = key
+
+    def key(self) -> bytes | None:
+        return self._key
 
     def value(self) -> bytes:
         return self._value
@@ -81,6 +92,7 @@ class BrokenMessage(FakeMessage):
 class Entry:
     value: bytes | None
     state: str = "open"  # then "committed" or "aborted", by a marker
+    key: bytes | None = None
 
 
 @dataclass
@@ -92,8 +104,11 @@ class FakeBroker:
     readers stop at the first open record (the last stable offset)."""
 
     log: list[Entry] = field(default_factory=list)
+    heads: list[Entry] = field(default_factory=list)  # the heads topic's partition
     ongoing: bool = False  # the coordinator's view of our transaction
     lose_markers: bool = False  # the next end of a transaction writes no marker
+    lose_heads_marker: bool = False  # the next end writes no marker in the heads partition
+    lose_events_marker: bool = False  # the next end writes no marker in the events partition
     producers: int = 0
     initialised: int = 0
     catch_ups: int = 0
@@ -111,28 +126,42 @@ class FakeBroker:
 
     @property
     def stable(self) -> int:
-        return next((n for n, e in enumerate(self.log) if e.state == "open"), len(self.log))
+        return _stable(self.log)
 
     def end(self, state: str) -> None:
-        """The coordinator completes our transaction, and writes its marker (unless lost) if
-        the transaction wrote into the partition."""
+        """The coordinator completes our transaction, and writes its markers (unless lost) if
+        the transaction wrote into the partitions."""
         touched, self.ongoing = self.ongoing, False
         if self.lose_markers:
             self.lose_markers = False
             return
-        for entry in self.log if touched else []:
+        logs = [self.log] if self.lose_heads_marker else [self.log, self.heads]
+        logs = [self.heads] if self.lose_events_marker else logs
+        self.lose_heads_marker = self.lose_events_marker = False
+        for entry in (e for log in logs for e in log) if touched else []:
             if entry.state == "open":
                 entry.state = state
 
+    def logged(self, topic: str) -> list[Entry]:
+        return self.heads if topic == HEADS else self.log
+
+    def committed_heads(self) -> dict[bytes, bytes | None]:
+        """The heads partition as a compacted read_committed reader ends up with it."""
+        return {e.key: e.value for e in self.heads if e.state == "committed" and e.key}
+
     def committed(self) -> list[EventRecord]:
         return [decode_record(e.value) for e in self.log if e.state == "committed" and e.value]
+
+
+def _stable(log: list[Entry]) -> int:
+    return next((n for n, e in enumerate(log) if e.state == "open"), len(log))
 
 
 class FakeProducer:
     def __init__(self, broker: FakeBroker, config: dict[str, Any]) -> None:
         self.broker = broker
         self.error_cb = config.get("error_cb")
-        self.pending: list[tuple[bytes | None, Any]] = []
+        self.pending: list[tuple[bytes | None, Any, str, bytes | None]] = []
         self.fatal: KafkaError | None = None  # then every transactional call raises it
         broker.producers += 1
 
@@ -152,18 +181,19 @@ class FakeProducer:
         self.pending = []
 
     def produce(self, topic: str, value: bytes | None = None, **options: Any) -> None:
-        if topic != TOPIC:
+        if topic not in (TOPIC, HEADS):
             self.broker.elsewhere.append(value)
             options["on_delivery"](None, FakeMessage(value or b"", len(self.broker.elsewhere)))
             return
-        self.pending.append((value, options["on_delivery"]))
+        self.pending.append((value, options["on_delivery"], topic, options.get("key")))
 
     def flush(self, timeout: float) -> int:
         self.broker.fault("flush", self)
-        for value, report in self.pending:
+        for value, report, topic, key in self.pending:
             self.broker.ongoing = True
-            self.broker.log.append(Entry(value))
-            report(None, FakeMessage(value or b"", len(self.broker.log) - 1))
+            log = self.broker.logged(topic)
+            log.append(Entry(value, key=key))
+            report(None, FakeMessage(value or b"", len(log) - 1))
         self.pending = []
         return 0
 
@@ -188,6 +218,7 @@ class FakeConsumer:
 
     def __init__(self, broker: FakeBroker, config: dict[str, Any]) -> None:
         self.broker = broker
+        self.topic = TOPIC
         self.position = 0
         self.at_end = False
         self.committed = config["isolation.level"] == "read_committed"
@@ -198,8 +229,8 @@ class FakeConsumer:
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         for partition in partitions:
-            if partition.topic == TOPIC:
-                self.assigned = True
+            if partition.topic in (TOPIC, HEADS):
+                self.assigned, self.topic = True, partition.topic
                 self.position = 0 if partition.offset == OFFSET_BEGINNING else partition.offset
 
     incremental_assign = assign
@@ -226,10 +257,10 @@ class FakeConsumer:
         if self.at_end or not self.assigned:
             time.sleep(timeout)
             return []
-        log = self.broker.log
-        stable = self.broker.stable if self.committed else len(log)
+        log = self.broker.logged(self.topic)
+        stable = _stable(log) if self.committed else len(log)
         messages = [
-            FakeMessage(log[n].value or b"", n)
+            FakeMessage(log[n].value or b"", n, key=log[n].key)
             for n in range(self.position, stable)
             if log[n].state == "committed" or not self.committed
         ]
@@ -251,7 +282,10 @@ class FakeAdmin:
         return {topic.topic: _done(None) for topic in topics}
 
     def describe_topics(self, topics: Any, request_timeout: float) -> dict[str, Future[Any]]:
-        return {TOPIC: _done(SimpleNamespace(partitions=[0], topic_id="fake-topic-id"))}
+        return {
+            name: _done(SimpleNamespace(partitions=[0], topic_id=f"fake-id-{name}"))
+            for name in topics.topic_names
+        }
 
     def list_topics(self, topic: str, timeout: float) -> Any:
         return SimpleNamespace(topics={TOPIC: None})
@@ -260,8 +294,11 @@ class FakeAdmin:
         self, wanted: dict[TopicPartition, Any], isolation_level: IsolationLevel, **options: Any
     ) -> dict[TopicPartition, Future[Any]]:
         committed = isolation_level == IsolationLevel.READ_COMMITTED
-        offset = self.broker.stable if committed else len(self.broker.log)
-        return {tp: _done(SimpleNamespace(offset=offset)) for tp in wanted}
+        logs = {tp: self.broker.logged(tp.topic) for tp in wanted}
+        return {
+            tp: _done(SimpleNamespace(offset=_stable(log) if committed else len(log)))
+            for tp, log in logs.items()
+        }
 
 
 def _done(value: Any) -> Future[Any]:
@@ -337,13 +374,24 @@ def _fatal_in_flush(error: KafkaError) -> Fault:
 
 
 _fenced = _fatal_in_flush(FENCED)
+
+
+def _fenced_report(producer: FakeProducer) -> None:
+    """A newer writer fenced this one while its records were on their way: each record's
+    delivery report carries the fencing, ``flush`` returns, and the abort then fails fatally."""
+    producer.fatal = FENCED
+    for value, report, _, _ in producer.pending:
+        report(FENCED, FakeMessage(value or b"", -1, FENCED))
+    producer.pending = []
+
+
 _fatal = _fatal_in_flush(FATAL)
 
 
 def _broken_report(producer: FakeProducer) -> None:
-    for value, report in producer.pending:
+    for value, report, topic, key in producer.pending:
         producer.broker.ongoing = True
-        producer.broker.log.append(Entry(value))
+        producer.broker.logged(topic).append(Entry(value, key=key))
         report(None, BrokenMessage(value or b"", 0))
     producer.pending = []
 
@@ -449,6 +497,7 @@ async def test_a_failed_transaction_is_refused_and_the_writer_serves_the_next_ap
     ("call", "fault"),
     [
         pytest.param("flush", _fenced, id="fenced-in-flush"),
+        pytest.param("flush", _fenced_report, id="fenced-in-a-delivery-report"),
         pytest.param("flush", _raise(KafkaException(FENCED)), id="fenced-out-of-flush"),
         pytest.param("begin", _raise(KafkaException(FENCED)), id="fenced-at-begin"),
         pytest.param("commit", _raise(KafkaException(FENCED)), id="fenced-at-commit"),
@@ -476,6 +525,26 @@ async def test_a_fenced_writer_stops_until_the_group_assigns_the_partition_again
     assert [r.version for r in await _append(store, stream, 2)] == [2]
     assert broker.producers == producers + 1
     assert broker.initialised == broker.producers
+    assert [r.version for r in broker.committed()] == [1, 2]
+
+
+async def test_a_partition_fenced_while_the_group_still_assigns_it_here_is_taken_back(
+    store: KafkaEventStore, stream: str, broker: FakeBroker
+) -> None:
+    """Something fenced the writer (a zombie's new producer, say) but neither the group nor
+    the owners' records moved the partition: after ``retake_after`` it is taken over again
+    here, rather than left without an owner until the next rebalance."""
+    store.writer.retake_after = 0.05
+    producers = broker.producers
+    broker.arm("commit", _raise(KafkaException(FENCED)))
+
+    with pytest.raises(StoreUnavailableError):
+        await _append(store, stream, 2)
+    await _until(lambda: store.placement.place(stream) == HERE)
+    assert [r.version for r in await _append(store, stream, 2)] == [2]
+    assert broker.producers == producers + 1
+    assert broker.initialised == broker.producers
+    assert store.writer.takeovers == 2
     assert [r.version for r in broker.committed()] == [1, 2]
 
 
