@@ -129,8 +129,9 @@ class PipelinedAppends(Protocol):
         was decided from a stored state: only its expected version is checked.
 
         ``head`` is the aggregate's snapshot at the append's last version, for a store that
-        keeps each stream's latest state beside its events (the Kafka store's stream heads);
-        other stores ignore it.
+        keeps each stream's latest state beside its events (the Kafka store's stream heads).
+        Such a store says so with a true ``keeps_heads`` attribute; a repository hands a head
+        only to it (encoding one costs CPU on every append), and other stores ignore it.
         """
         ...
 

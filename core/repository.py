@@ -10,9 +10,10 @@ next command on the stream decide while this one commits. The repository then ke
 speculative head per stream (the state with every queued append) apart from the committed
 states it caches: ``load`` answers from the head while appends are pending; when one fails, the
 head is dropped and the next ``load`` waits for the stream's pending appends to settle and reads
-the store. Snapshots are taken from committed states only; each queued append also hands the
-store the snapshot of the state it leads to (``head``), encoded once, which a store may keep as
-the stream's latest state. A kind's state must not depend on
+the store. Snapshots are taken from committed states only. To a store that keeps each stream's
+latest state (``keeps_heads``, the Kafka store's stream heads) each queued append also hands the
+snapshot of the state it leads to (``head``), encoded once and reused as the snapshot if one is
+due. A kind's state must not depend on
 positions, which the store assigns at commit.
 
 Each queued append is chained (``core.eventsourcing.links``) to the stream's last queued append
@@ -84,6 +85,8 @@ class Repository(Generic[S]):
         self._cache: OrderedDict[str, S] = OrderedDict()
         self._cache_size = cache_size
         self._pipeline = pipelining(store)
+        # Only a store that keeps each stream's latest state is handed one per append.
+        self._hands_heads = bool(getattr(self._pipeline, "keeps_heads", False))
         self._heads: dict[str, _Head[S]] = {}
         # Each stream's last queued append (the state it leads to, its link) until it commits;
         # one that failed stays until the next replaces it, for a command decided from it then.
@@ -163,7 +166,7 @@ class Repository(Generic[S]):
         after = state
         for record in records:
             after = kind.evolve(after, record)
-        snapshot = self._snapshot_of(stream_id, after)  # the store keeps it as the stream's head
+        snapshot = self._snapshot_of(stream_id, after) if self._hands_heads else None
         try:
             future = pipeline.enqueue(stream_id, before, records, link, head=snapshot)
         except BaseException:
@@ -191,7 +194,7 @@ class Repository(Generic[S]):
         future: asyncio.Future[list[EventRecord]],
         before: int,
         state: S,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
     ) -> S:
         try:
             await asyncio.shield(future)  # a caller that gives up does not withdraw the append

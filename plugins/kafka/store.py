@@ -79,6 +79,8 @@ class KafkaEventStore:
     Use it from the event loop that started it. ``close`` then ``start`` again is allowed.
     """
 
+    keeps_heads: Final = True  # each append's ``head`` goes to the stream-heads topic
+
     def __init__(self, config: KafkaConfig) -> None:
         self.config = config
         self._directory = OwnerDirectory()

@@ -148,3 +148,37 @@ async def test_a_store_whose_class_implements_enqueue_is_pipelined() -> None:
     assert await tallies.load(stream) == Tally(1)
     store.release()
     assert await committed == Tally(1)
+
+
+class _HeadsSeen(MemoryEventStore):
+    """A pipelining store that records the ``head`` each queued append hands it."""
+
+    def __init__(self, keeps_heads: bool) -> None:
+        super().__init__()
+        self.keeps_heads = keeps_heads
+        self.heads: list[Any] = []
+
+    def enqueue(self, *args: Any, head: Any = None, **options: Any) -> Any:
+        self.heads.append(head)
+        return super().enqueue(*args, head=head, **options)
+
+
+@pytest.mark.parametrize("keeps_heads", [True, False])
+async def test_a_queued_append_hands_its_state_only_to_a_store_that_keeps_heads(
+    keeps_heads: bool,
+) -> None:
+    store = _HeadsSeen(keeps_heads)
+    tallies = Repository(store, TallyKind())
+    stream = _stream()
+    state = await tallies.queue(stream, await tallies.load(stream), [event_record(stream, 1)])
+    await state
+    state = await tallies.queue(stream, await tallies.load(stream), [event_record(stream, 2)])
+    await state
+
+    if keeps_heads:
+        assert [(h.stream_id, h.version, bytes(h.state)) for h in store.heads] == [
+            (stream, 1, b"1"),
+            (stream, 2, b"2"),
+        ]
+    else:
+        assert store.heads == [None, None]
