@@ -61,6 +61,7 @@ from bench.common import (
 )
 from bench.streams import build_account
 from core.config import Settings
+from handlers.accounts.generations import Generations
 from handlers.accounts.messages import Deposit
 from handlers.accounts.readmodel import AccountChanged, ViewChange
 from handlers.accounts.repositories import Accounts
@@ -86,29 +87,35 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class _Visibility:
-    """When each (account, version) became visible: the read model's ``apply`` wrapped on the
-    instance, stamping the end of each batch, for as long as the ``with`` lasts."""
+    """When each (account, version) became visible: the method through which the projector
+    writes a batch, wrapped on the read model's instance to stamp the end of each batch, for as
+    long as the ``with`` lasts. That is ``apply_in`` on a read model rebuilt blue/green
+    (``Generations``: every backend the bench measures), ``apply`` on any other."""
 
     def __init__(self, read_model: Any) -> None:
         self._read_model = read_model
+        self._method = "apply_in" if isinstance(read_model, Generations) else "apply"
         self.at: dict[Key, float] = {}
 
     def __enter__(self) -> _Visibility:
-        inner = self._read_model.apply
+        inner = getattr(self._read_model, self._method)
         at = self.at
 
-        async def stamped(projection: str, changes: Sequence[ViewChange], checkpoint: int) -> None:
-            await inner(projection, changes, checkpoint)
+        async def stamped(*args: Any) -> None:
+            await inner(*args)
             now = time.perf_counter()
+            changes: Sequence[ViewChange] = args[
+                -2
+            ]  # (generation,) projection, changes, checkpoint
             for change in changes:
                 if isinstance(change, AccountChanged):
                     at[(change.account_id, change.version)] = now
 
-        self._read_model.apply = stamped
+        setattr(self._read_model, self._method, stamped)
         return self
 
     def __exit__(self, *_: object) -> None:
-        del self._read_model.apply  # back to the class's method
+        delattr(self._read_model, self._method)  # back to the class's method
 
     async def wait_for(self, keys: Iterable[Key], seconds: float = 30.0) -> None:
         # A poll, not an Event: it only waits for the tail of the projection, off the measured

@@ -49,6 +49,10 @@ def test_quick_bench_writes_the_table_the_json_and_the_plot(tmp_path: Path) -> N
         assert "wrk" in embedded["note"]
     else:
         assert embedded["status"] in {"pass", "miss"}
+    # The lag is measured (a bench that ran but saw nothing projected says so in a bare row).
+    lag_rows = result["measures"]["projection_lag"]["rows"]
+    lag = next(row for row in lag_rows if "lag, embedded" in row["measure"])
+    assert "p99" in lag["measured"], lag
     latency_rows = result["measures"]["latency"]["rows"]
     open_loop = next(row for row in latency_rows if "embedded" in row["measure"])
     if open_loop["status"] == "not measured":
