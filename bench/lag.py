@@ -10,8 +10,9 @@ alone: offering half of it to a process that also projects saturates it (command
 seconds), and the lag then measures queueing, not the projection. A new command starts every
 1/rate seconds whether or not earlier ones finished. The lag of a deposit is the time from its
 acknowledgement (``send`` returned: the append is committed) to the end of the read-model
-transaction that made it visible. The read model's ``apply`` is wrapped on the instance to stamp
-that moment. A projection that lands before the command's coroutine resumes counts as 0. Kafka +
+transaction that made it visible. The read model's method that the projector writes a batch
+through (``apply_in``, into the live generation) is wrapped on the instance to stamp that
+moment. A projection that lands before the command's coroutine resumes counts as 0. Kafka +
 Mongo runs on a topic, transactional id, consumer-group prefix and database of its own (deleted
 afterwards), from ``BALANCE_KAFKA_BOOTSTRAP`` and ``BALANCE_MONGO_URL``.
 
