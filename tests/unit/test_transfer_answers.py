@@ -11,7 +11,7 @@ from pathlib import Path
 from core.errors import StoreUnavailableError
 from core.eventsourcing.links import Link
 from core.ports import EventStore
-from core.records import EventRecord
+from core.records import EventRecord, Snapshot
 from handlers.accounts import messages as msg
 from handlers.accounts.ids import derived_id
 from handlers.accounts.transfer import transfer_stream
@@ -32,11 +32,13 @@ class HoldsFirstOutcome(HeldStore):
         expected_version: int,
         events: Sequence[EventRecord],
         link: Link | None = None,
+        *,
+        head: Snapshot | None = None,
     ) -> asyncio.Future[list[EventRecord]]:
         outcome = any(e.type in ("TransferCompleted", "TransferFailed") for e in events)
         self.holding = outcome and self.outcomes_held == 0
         self.outcomes_held += self.holding
-        return super().enqueue(stream_id, expected_version, events, link)
+        return super().enqueue(stream_id, expected_version, events, link, head=head)
 
 
 async def _turns(task: asyncio.Task[object], turns: int = 500) -> None:
