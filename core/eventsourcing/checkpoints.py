@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from core.eventsourcing.schema import open_connection
+from core.threads import name_this_thread
 
 __all__ = ["BACKSTOP_PAGES", "DEFAULT_PERIOD", "WalCheckpointer"]
 
@@ -91,6 +92,7 @@ class WalCheckpointer:
             self._thread = None
 
     def _run(self) -> None:
+        name_this_thread()
         try:
             connection = open_connection(self._path, synchronous=self._synchronous, writer=True)
         except sqlite3.Error as error:

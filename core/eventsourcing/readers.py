@@ -11,6 +11,7 @@ from pathlib import Path
 from core.errors import StoreUnavailableError
 from core.eventsourcing.jobs import Job, T, translate_error
 from core.eventsourcing.schema import open_connection
+from core.threads import name_this_thread
 
 __all__ = ["ReaderPool"]
 
@@ -29,7 +30,9 @@ class ReaderPool:
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(
-            max_workers=self._size, thread_name_prefix=f"sqlite-reader:{self._path.name}"
+            max_workers=self._size,
+            thread_name_prefix=f"sqlite-reader:{self._path.name}",
+            initializer=name_this_thread,
         )
 
     async def run(self, query: Job[T]) -> T:

@@ -41,6 +41,7 @@ from core.eventsourcing.jobs import (
 )
 from core.eventsourcing.links import Link
 from core.eventsourcing.schema import open_connection
+from core.threads import name_this_thread
 
 __all__ = ["DEFAULT_MAX_BATCH", "GroupCommitWriter"]
 
@@ -167,6 +168,7 @@ class GroupCommitWriter:
     # -- the writer thread ------------------------------------------------------------------
 
     def _run(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        name_this_thread()
         connection: sqlite3.Connection | None = None
         try:
             connection = open_connection(self._path, synchronous=self._synchronous, writer=True)
