@@ -20,12 +20,15 @@ from bench.backends import Backend
 from bench.common import Outcome, Row, Sizes
 from bench.http import API_SERVER, accounts_files
 from bench.servers import serve
-from bench.vegeta import Target, run_attack, vegeta_path, write_targets
+from bench.threads import ThreadSampler, loop_during, totals
+from bench.vegeta import Attack, Target, run_attack, vegeta_path, write_targets
 from bench.wrk import run_wrk, wrk_path
 
 __all__ = ["run"]
 
 BODY = b'{"amount":"1.00"}'
+SLOWEST_SHARE = 0.01
+EVENT_LOOP = "event loop"  # the server's main thread
 
 
 def _targets(path: Path, url: str, accounts_file: Path, seed: int) -> Path:
@@ -51,6 +54,50 @@ def _text(figures: dict[str, Any]) -> str:
         f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
         f"p99.9 {figures['p999_ms']:.1f} ms at {figures['achieved_per_s']:,.0f} req/s"
     )
+
+
+def _thread_figures(sampler: ThreadSampler, attack: Attack) -> dict[str, Any]:
+    """The server's CPU per request by thread, and how its event loop spent the moments when
+    the slowest 1% of the requests were in flight (bench/threads.py)."""
+    requests = max(attack.requests, 1)
+    loop = loop_during(sampler.samples, sampler.pid, attack.slowest(SLOWEST_SHARE))
+    return {
+        "by_thread": [
+            {
+                "name": row.name,
+                "threads": row.threads,
+                "cpu_us_per_request": row.cpu_s / requests * 1e6,
+                "waited_us_per_request": row.waited_s / requests * 1e6,
+            }
+            for row in totals(sampler.samples, main=(sampler.pid, EVENT_LOOP))
+        ],
+        "loop_while_slowest": {
+            "seconds": loop.seconds,
+            "running": loop.running,
+            "waiting_for_core": loop.waiting_for_core,
+            "blocked": loop.blocked,
+        },
+    }
+
+
+def _threads_note(figures: dict[str, Any]) -> str:
+    threads = figures.get("threads")
+    if not threads or not threads["by_thread"]:
+        return ""
+    busiest = ", ".join(
+        f"{row['name']} {row['cpu_us_per_request']:.0f} µs"
+        for row in threads["by_thread"][:4]
+        if row["cpu_us_per_request"] >= 1
+    )
+    loop = threads["loop_while_slowest"]
+    text = f"CPU per request: {busiest}"
+    if loop["seconds"] > 0:
+        text += (
+            f"; while the slowest 1% were in flight the event loop ran {loop['running']:.0%}, "
+            f"waited for a core {loop['waiting_for_core']:.0%}, and for the GIL or work "
+            f"{loop['blocked']:.0%} of the time"
+        )
+    return text
 
 
 def _failures_note(figures: dict[str, Any]) -> str:
@@ -107,8 +154,12 @@ def run(sizes: Sizes, backends: list[Backend], baseline_per_s: float | None) -> 
                 with serve(name, module, env, logs) as server:
                     path = _targets(root / f"{name}.targets", server.url, accounts, seed=len(name))
                     run_attack(path, rate=rate, seconds=sizes.latency_warmup_seconds)
-                    measured_attack = run_attack(path, rate=rate, seconds=sizes.latency_seconds)
-                    figures[name] = measured_attack.as_dict()
+                    with ThreadSampler(server.process.pid) as sampler:
+                        measured_attack = run_attack(path, rate=rate, seconds=sizes.latency_seconds)
+                    figures[name] = {
+                        **measured_attack.as_dict(),
+                        "threads": _thread_figures(sampler, measured_attack),
+                    }
 
             # The baseline ignores the tokens; it gets the same requests as the first backend.
             attack("baseline", ["bench.baseline_app"], {}, first)
@@ -134,7 +185,11 @@ def _rows(figures: dict[str, Any], measured: list[Backend], sizes: Sizes) -> lis
             "",
             "reference",
             "miss" if baseline["failures"] else "info",
-            "; ".join(note for note in (offered, _failures_note(baseline)) if note),
+            "; ".join(
+                note
+                for note in (offered, _failures_note(baseline), _threads_note(baseline))
+                if note
+            ),
         )
     ]
     for backend in measured:
@@ -148,7 +203,7 @@ def _rows(figures: dict[str, Any], measured: list[Backend], sizes: Sizes) -> lis
                 f"{own['p99_ms'] / baseline['p99_ms']:.2f}" if baseline["p99_ms"] else "",
                 f"p99 ≤ {backend.latency_p99_ms:g} ms",
                 "pass" if ok else "miss",
-                _failures_note(own),
+                "; ".join(note for note in (_failures_note(own), _threads_note(own)) if note),
             )
         )
     return rows

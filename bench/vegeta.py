@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,6 +54,7 @@ class Attack:
     latencies_ms: list[float]
     successes: int
     failures: int  # transport errors, timeouts and non-2xx answers
+    sent_ns: list[int] = field(default_factory=list)  # each request's send time, as latencies_ms
 
     @property
     def requests(self) -> int:
@@ -77,6 +78,12 @@ class Attack:
             "p999_ms": percentile(ordered, 99.9),
             "max_ms": ordered[-1] if ordered else math.nan,
         }
+
+    def slowest(self, share: float) -> list[tuple[float, float]]:
+        """The ``share`` slowest requests (at least one) as (sent, answered) wall-clock seconds."""
+        count = max(1, math.ceil(len(self.latencies_ms) * share)) if self.latencies_ms else 0
+        ranked = sorted(zip(self.sent_ns, self.latencies_ms, strict=True), key=lambda pair: pair[1])
+        return [(sent / 1e9, sent / 1e9 + ms / 1e3) for sent, ms in ranked[len(ranked) - count :]]
 
 
 def vegeta_path() -> str | None:
@@ -130,7 +137,7 @@ def read_results(rows: Iterable[Sequence[str]], offered_per_s: float) -> Attack:
     if sent:
         last = max(s + round(latency * 1e6) for s, latency in zip(sent, latencies, strict=True))
         seconds = (last - min(sent)) / 1e9
-    return Attack(offered_per_s, seconds, latencies, successes, failures)
+    return Attack(offered_per_s, seconds, latencies, successes, failures, sent)
 
 
 def run_attack(targets_file: Path, *, rate: int, seconds: float, timeout_s: float = 5) -> Attack:

@@ -60,3 +60,8 @@ def test_quick_bench_writes_the_table_the_json_and_the_plot(tmp_path: Path) -> N
     else:
         assert open_loop["status"] in {"pass", "miss"}
         assert "p99.9" in open_loop["measured"]
+        # The server's threads were sampled: the event loop and the SQLite writer by name.
+        threads = result["measures"]["latency"]["figures"]["embedded"]["threads"]
+        names = {row["name"] for row in threads["by_thread"]}
+        assert {"event loop", "sqlite-w:events"} <= names, names
+        assert "event loop" in open_loop["note"], open_loop
