@@ -11,23 +11,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    IsolationLevel,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, IsolationLevel, KafkaException, TopicPartition
 
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
 from plugins.kafka.errors import kafka_unavailable
 from plugins.kafka.head_start import start_from_heads
+from plugins.kafka.read_to_end import read_to_end
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["CATCH_UP_IDLE", "catch_up"]
@@ -60,30 +54,20 @@ def catch_up(
             [TopicPartition(config.topic, p, stored.get(p, OFFSET_BEGINNING)) for p in among]
         )
         at_end = {p for p, offset in stable.items() if stored.get(p, 0) >= offset}
-        last_progress = time.monotonic()
-        while len(at_end) < len(among):
-            now = time.monotonic()
-            if deadline is not None and now > deadline:
-                raise kafka_unavailable(f"catching up with {config.topic} timed out")
-            if now - last_progress > CATCH_UP_IDLE:
-                raise kafka_unavailable(f"catching up with {config.topic}: no answer")
-            messages = consumer.consume(num_messages=config.batch_size, timeout=0.2)
-            if not messages:
-                continue
-            last_progress = time.monotonic()
+        batches = read_to_end(
+            consumer,
+            config.topic,
+            among,
+            what=f"catching up with {config.topic}",
+            deadline=deadline,
+            idle=CATCH_UP_IDLE,
+            batch_size=config.batch_size,
+            at_end=at_end,
+        )
+        for batch in batches:
             events: list[tuple[EventRecord, int]] = []
-            offsets: dict[int, int] = {}
-            for message in messages:
+            for message in batch:
                 partition, offset = message.partition() or 0, message.offset() or 0
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(partition)
-                        offsets[partition] = max(offsets.get(partition, 0), offset)
-                        continue
-                    raise KafkaException(error)
-                at_end.discard(partition)
-                offsets[partition] = offset + 1
                 try:
                     record = decode_record(message.value() or b"")
                 except msgspec.DecodeError:
@@ -97,7 +81,7 @@ def catch_up(
                 # this file too; busy_timeout waits for them), never a read upgraded to a write.
                 connection.execute("BEGIN IMMEDIATE")
                 inserted = index.insert_events(connection, events)
-                index.set_offsets(connection, offsets)
+                index.set_offsets(connection, batch.next_offsets)
             indexed(inserted)
     except KafkaException as error:
         raise kafka_unavailable(f"cannot read {config.topic}", error) from error

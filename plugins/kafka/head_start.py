@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -33,6 +32,7 @@ from core.records import Snapshot
 from plugins.kafka import index
 from plugins.kafka.errors import kafka_unavailable
 from plugins.kafka.heads import WATERMARK_KEY, StreamHead, decode_head, decode_watermark
+from plugins.kafka.read_to_end import read_to_end
 from plugins.kafka.topic import ADMIN_TIMEOUT, KafkaTopic
 
 __all__ = ["Heads", "read_heads", "start_from_heads"]
@@ -154,36 +154,22 @@ def read_heads(
     consumer = topic.reader("read_committed")
     try:
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
-        at_end = {p for p in partitions if ends[p] <= 0}
-        last_progress = time.monotonic()
-        while len(at_end) < len(partitions):
-            now = time.monotonic()
-            if deadline is not None and now > deadline:
-                raise kafka_unavailable(f"reading {name} timed out")
-            if now - last_progress > _IDLE:
-                raise kafka_unavailable(f"reading {name}: no answer")
-            messages = consumer.consume(num_messages=topic.config.batch_size, timeout=0.2)
-            if messages:
-                last_progress = time.monotonic()
-            for message in messages:
-                partition, offset = message.partition() or 0, message.offset() or 0
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise KafkaException(error)
-                    if offset >= ends[partition]:
-                        at_end.add(partition)
-                    continue
+        batches = read_to_end(
+            consumer,
+            name,
+            partitions,
+            what=f"reading {name}",
+            deadline=deadline,
+            idle=_IDLE,
+            batch_size=topic.config.batch_size,
+            ends=ends,
+            at_end=[p for p in partitions if ends[p] <= 0],
+        )
+        for batch in batches:
+            for message in batch:
                 key = message.key()
                 if key is not None:
-                    read[partition].take(key, message.value())
-            # Past the last record, usually a transaction's marker (which a reader never
-            # receives): the position shows it at once, where the end-of-partition event
-            # waits for one more fetch.
-            waiting = [TopicPartition(name, p) for p in partitions if p not in at_end]
-            for position in consumer.position(waiting) if waiting else []:
-                if position.offset >= ends[position.partition]:
-                    at_end.add(position.partition)
+                    read[message.partition() or 0].take(key, message.value())
     except KafkaException as error:
         raise kafka_unavailable(f"cannot read {name}", error) from error
     finally:

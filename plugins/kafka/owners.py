@@ -7,9 +7,9 @@ owned (its writer fenced the previous owner, read the partition to its end and a
 itself in the owner directory: ``Here``, appends accepted) → revoked, lost, or fenced (a newer
 producer's ``init_transactions`` made a call fail: the writer ends). A revoked or lost partition
 is not written again until the group assigns it again. A fenced one that the group still
-assigns here is taken back after ``RETAKE_AFTER``, unless an owner's record newer than ours
-names another instance: the producer that fenced it was a zombie's, woken from a pause before
-its membership heard that the partition had moved.
+assigns here is taken back later (take_overs.py, which runs the take-overs), unless an owner's
+record newer than ours names another instance: the producer that fenced it was a zombie's,
+woken from a pause before its membership heard that the partition had moved.
 Every partition writer commits in parallel with the others, each with its own group commit.
 
 Runs on the event loop that started the store; the group's callbacks come from the
@@ -33,9 +33,10 @@ from core.placement import HERE, Elsewhere, Moving, Placement
 from core.records import EventRecord, Snapshot
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.directory import Owner, OwnerDirectory, announce
-from plugins.kafka.errors import fenced, kafka_unavailable
+from plugins.kafka.errors import kafka_unavailable
 from plugins.kafka.partitioner import partition_of
 from plugins.kafka.tailer import Tailer
+from plugins.kafka.take_overs import TakeOvers
 from plugins.kafka.writer import KafkaWriter
 
 __all__ = ["PartitionOwners"]
@@ -43,12 +44,7 @@ __all__ = ["PartitionOwners"]
 log = logging.getLogger(__name__)
 
 RETRY_AFTER: Final = 1.0  # what a caller is told to wait while a partition moves
-_TAKE_OVER_RETRY: Final = 1.0  # between take-over attempts of a partition still assigned here
 _REVOKE_BOUND: Final = 60.0  # the group waits this long at most for a revocation to finish
-# A writer fenced while the group still assigns its partition here: a zombie woken from a
-# pause (whose view of the owners lags) may have started a producer. By this time its group
-# membership has heard that it lost the partition, and the partition is taken back.
-RETAKE_AFTER: Final = 10.0
 
 
 class PartitionOwners:
@@ -65,14 +61,22 @@ class PartitionOwners:
         # The epoch of this instance's ownership record of each partition it took over: a
         # record of another instance with a later one means it took the partition over since.
         self._announced: dict[int, int] = {}
-        self._taking: dict[int, asyncio.Task[None]] = {}
+        self._takes = TakeOvers(self)
         self._history: list[KafkaWriter] = []  # every writer started, for the diagnostics
         self._assignments = 0  # assignments received from the group
         self._settled = asyncio.Event()  # the first assignment is taken over
         self._open = False
         self.takeovers = 0  # partitions taken over since the start
         self._gained: list[Callable[[], None]] = []  # told after each take-over
-        self.retake_after = RETAKE_AFTER
+
+    @property
+    def retake_after(self) -> float:
+        """How long a fenced partition still assigned here stays unwritten (take_overs.py)."""
+        return self._takes.retake_after
+
+    @retake_after.setter
+    def retake_after(self, seconds: float) -> None:
+        self._takes.retake_after = seconds
 
     # -- diagnostics (the store's ``writer``) -------------------------------------------------
 
@@ -171,6 +175,7 @@ class PartitionOwners:
         self.partitions = partitions
         self._checkpointer = checkpointer
         self._tailer = tailer
+        self._takes.start(self._loop, tailer)
         self._history = []
         self._assignments = 0
         self._settled = asyncio.Event()
@@ -186,14 +191,14 @@ class PartitionOwners:
         return True
 
     def _check_settled(self) -> None:
-        if self._assignments and not self._taking:
+        if self._assignments and not self._takes.any():
             self._settled.set()
 
     async def close(self) -> None:
         """After the group membership ended: whatever is still written here stops."""
         self._open = False
         self._assigned.clear()
-        for task in list(self._taking.values()):
+        for task in self._takes.tasks():
             with contextlib.suppress(Exception):
                 await task
         writers, self._writers = list(self._writers.values()), {}
@@ -227,52 +232,50 @@ class PartitionOwners:
         for partition in partitions:
             self._assigned.add(partition)
             self._announced.pop(partition, None)
-            self._start_taking(partition)
+            self._takes.take(partition)
         self._check_settled()
 
-    def _start_taking(self, partition: int) -> None:
-        if self._loop is None or partition in self._writers or partition in self._taking:
-            return
-        if self._tailer is not None:
-            self._tailer.hold(partition)
-        self._taking[partition] = self._loop.create_task(self._take(partition))
+    # -- what a take-over reads and tells (take_overs.Owning) --------------------------------
 
-    async def _take(self, partition: int) -> None:
-        try:
-            while self._open and self.owns(partition):
-                writer = KafkaWriter(
-                    self._config,
-                    partition,
-                    checkpointer=self._checkpointer,
-                    announce=self._announce,
-                    lost=self._lost_from_thread,
-                    owns=partial(self.owns, partition),
-                )
-                try:
-                    await writer.start()
-                except StoreUnavailableError as error:
-                    if fenced(error):  # another instance took it meanwhile
-                        log.warning("partition %d was taken by another instance", partition)
-                        self._retake_later(partition)
-                        break
-                    log.warning(
-                        "taking partition %d over failed (%s); again soon", partition, error
-                    )
-                    await asyncio.sleep(_TAKE_OVER_RETRY)
-                    continue
-                self._history.append(writer)
-                if self._open and partition in self._assigned:
-                    self._writers[partition] = writer
-                    self.takeovers += 1
-                    log.info("partition %d taken over", partition)
-                    self._tell_gained()
-                else:
-                    await writer.close()  # revoked while it was being taken over
-                break
-        finally:
-            self._taking.pop(partition, None)
-            self._settle(partition)
-            self._check_settled()
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def assigned_here(self, partition: int) -> bool:
+        return partition in self._assigned
+
+    def writes(self, partition: int) -> bool:
+        return partition in self._writers
+
+    def new_writer(self, partition: int) -> KafkaWriter:
+        return KafkaWriter(
+            self._config,
+            partition,
+            checkpointer=self._checkpointer,
+            announce=self._announce,
+            lost=self._lost_from_thread,
+            owns=partial(self.owns, partition),
+        )
+
+    async def taken(self, partition: int, writer: KafkaWriter) -> None:
+        """``writer`` has taken ``partition`` over: it writes it now, unless the group took the
+        partition back meanwhile."""
+        self._history.append(writer)
+        if self._open and partition in self._assigned:
+            self._writers[partition] = writer
+            self.takeovers += 1
+            log.info("partition %d taken over", partition)
+            self._tell_gained()
+        else:
+            await writer.close()  # revoked while it was being taken over
+
+    def ended(self, partition: int) -> None:
+        """A take-over of ``partition`` ended, taken over or not."""
+        self._settle(partition)
+        self._check_settled()
+
+    def forget_announcement(self, partition: int) -> None:
+        self._announced.pop(partition, None)
 
     def _tell_gained(self) -> None:
         for callback in self._gained:
@@ -303,7 +306,7 @@ class PartitionOwners:
             self._assigned.discard(partition)
             # A take-over still under way ends first: its ``init_transactions`` must not come
             # after the group has given the partition to another instance (it would fence it).
-            taking = self._taking.get(partition)
+            taking = self._takes.task(partition)
             if taking is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(taking)
@@ -324,32 +327,12 @@ class PartitionOwners:
         log.warning("partition %d: fenced by a newer owner; no longer written here", partition)
         if self._writers.get(partition) is writer:
             del self._writers[partition]
-            self._retake_later(partition)
+            self._takes.take_back_later(partition)
         self._settle(partition)
-
-    def _retake_later(self, partition: int) -> None:
-        """The partition stays assigned here as the group decided, unwritten. After
-        ``retake_after`` it is taken back unless the group has taken it away meanwhile, or an
-        owner's record newer than ours names another instance (then the group is about to
-        revoke it here: asked again later)."""
-        if self._loop is not None and partition in self._assigned:
-            self._loop.call_later(self.retake_after, self._retake, partition)
-
-    def _retake(self, partition: int) -> None:
-        if not self._open or partition not in self._assigned:
-            return
-        if partition in self._writers or partition in self._taking:
-            return
-        if not self.owns(partition):
-            self._retake_later(partition)
-            return
-        log.warning("partition %d: still assigned here after a fencing; taken back", partition)
-        self._announced.pop(partition, None)
-        self._start_taking(partition)
 
     def _settle(self, partition: int) -> None:
         """A partition neither written nor being taken over here is read by the tailer again."""
-        if partition in self._writers or partition in self._taking:
+        if partition in self._writers or self._takes.under_way(partition):
             return
         if self._tailer is not None:
             self._tailer.release(partition)

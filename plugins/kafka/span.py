@@ -3,12 +3,11 @@ a consumer of their own (up to the partition's end, if that comes first)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 
-from plugins.kafka.errors import kafka_unavailable
+from plugins.kafka.read_to_end import read_to_end
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["committed_span"]
@@ -22,15 +21,18 @@ def committed_span(
     consumer = topic.reader("read_committed")
     try:
         consumer.assign([TopicPartition(name, partition, start)])
-        while True:
-            if time.monotonic() > limit:
-                raise kafka_unavailable(f"reading {name} timed out")
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return
-                    raise kafka_unavailable(f"cannot read {name}", KafkaException(error))
+        batches = read_to_end(
+            consumer,
+            name,
+            [partition],
+            what=f"reading {name}",
+            deadline=limit,
+            idle=None,
+            batch_size=1000,
+            first_end=True,
+        )
+        for batch in batches:
+            for message in batch:
                 if (message.offset() or 0) >= stop:
                     return
                 yield message

@@ -17,8 +17,8 @@ import pytest
 from confluent_kafka import Producer
 
 from core.records import EventRecord, Snapshot, decode_record, encode_record
-from plugins.kafka import owners as owners_module
 from plugins.kafka import store as store_module
+from plugins.kafka import take_overs as take_overs_module
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.heads import (
     WATERMARK_KEY,
@@ -169,7 +169,7 @@ async def test_a_fresh_owner_replaces_them_once_it_has_read_the_history(
     _diverge(config, records, offsets[1], state=b'{"v":4}')
 
     monkeypatch.setattr(store_module, "START_BOUND", 0.5)  # the history is read after it
-    monkeypatch.setattr(owners_module, "_TAKE_OVER_RETRY", 0.1)
+    monkeypatch.setattr(take_overs_module, "_TAKE_OVER_RETRY", 0.1)
     fresh = KafkaEventStore(config_for(bootstrap, tmp_path / "fresh", topic, partitions=1))
     await fresh.start()
     try:

@@ -16,8 +16,8 @@ import pytest
 
 from core.errors import StoreUnavailableError
 from core.records import Snapshot, encode_record
-from plugins.kafka import owners as owners_module
 from plugins.kafka import store as store_module
+from plugins.kafka import take_overs as take_overs_module
 from plugins.kafka.config import INDEX_FILE, KafkaConfig
 from plugins.kafka.heads import WATERMARK_KEY, StreamHead, decode_head, decode_watermark
 from plugins.kafka.store import KafkaEventStore
@@ -281,7 +281,7 @@ async def test_a_fresh_owner_repairs_heads_without_events_once_it_has_read_the_h
     )
     kept, moved = await _left_divergent(broker, config, "events", states=True)
     monkeypatch.setattr(store_module, "START_BOUND", 0.5)  # the history is read after it
-    monkeypatch.setattr(owners_module, "_TAKE_OVER_RETRY", 0.05)
+    monkeypatch.setattr(take_overs_module, "_TAKE_OVER_RETRY", 0.05)
     fresh = KafkaEventStore(replace(config, index_path=tmp_path / "fresh" / INDEX_FILE))
     await fresh.start()
     try:
