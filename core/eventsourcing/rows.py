@@ -42,20 +42,25 @@ _RECORD_JSON: Final = f"""printf(
 )"""
 _decode_records = msgspec.json.Decoder(list[EventRecord]).decode
 # Many rows as one JSON array per column, in ``EventRecord``'s field order: each aggregate
-# appends its value to a buffer of its own, which costs SQLite less than a document per row.
-_BATCH_JSON: Final = f"""'[' || json_group_array(stream_id) || ',' || json_group_array(version)
-    || ',' || json_group_array(type) || ',' || json_group_array(schema)
-    || ',' || json_group_array(event_id)
-    || ',' || json_group_array(printf('%s.%06dZ',
-        datetime((occurred_at - {_FRACTION}) / 1000000, 'unixepoch'), {_FRACTION}))
-    || ',[' || coalesce(group_concat(data, ','), '') || ']'
-    || ',[' || coalesce(group_concat(metadata, ','), '') || ']'
-    || ',' || json_group_array(position) || ']'"""
-_BatchColumns = tuple[
-    list[str], list[int], list[str], list[int], list[str], list[datetime],
-    list[msgspec.Raw], list[EventMetadata], list[int],
-]  # fmt: skip
-_decode_batch = msgspec.json.Decoder(_BatchColumns).decode
+# appends its value to a buffer of its own, which costs SQLite less than a document per row. The
+# arrays come back as columns of their own (joined with ``||``, each would be copied again);
+# the instant is written as in ``_RECORD_JSON``, its fraction padded by ``substr``, not printf.
+_BATCH_COLUMNS: Final = f"""json_group_array(stream_id), json_group_array(version),
+    json_group_array(type), json_group_array(schema), json_group_array(event_id),
+    json_group_array(datetime((occurred_at - {_FRACTION}) / 1000000, 'unixepoch')
+        || '.' || substr({_FRACTION} + 1000000, 2) || 'Z'),
+    '[' || coalesce(group_concat(data, ','), '') || ']',
+    '[' || coalesce(group_concat(metadata, ','), '') || ']',
+    json_group_array(position)"""
+_texts = msgspec.json.Decoder(list[str]).decode
+_numbers = msgspec.json.Decoder(list[int]).decode
+_BATCH_DECODERS: Final = (
+    _texts, _numbers, _texts, _numbers, _texts,
+    msgspec.json.Decoder(list[datetime]).decode,
+    msgspec.json.Decoder(list[msgspec.Raw]).decode,
+    msgspec.json.Decoder(list[EventMetadata]).decode,
+    _numbers,
+)  # fmt: skip
 _position: Final = attrgetter("position")
 _version: Final = attrgetter("version")
 
@@ -118,14 +123,18 @@ def select_batch(
     """``select_records`` for many rows (a subscription's batch), in position order: SQLite
     writes one JSON array per column, and the records are built from them in C (``map``).
 
-    Per record, SQLite's part costs about 2.2 µs instead of 2.5 µs and the interpreter's 0.55 µs
-    instead of 0.77 µs; for a handful of rows the nine arrays cost a few µs more than the
-    documents, so the reads of a stream keep ``select_records``.
+    In batches of 1,000 this costs the reader thread a quarter less per record than
+    ``select_records`` (3.5 against 4.6 µs, measured side by side); for a handful of rows the
+    nine arrays cost a few µs more than the documents, so the reads of a stream keep
+    ``select_records``.
     """
-    sql = f"SELECT {_BATCH_JSON} FROM (SELECT {_RECORD_COLUMNS} FROM events {condition})"
-    (text,) = connection.execute(sql, params).fetchone()
+    sql = f"SELECT {_BATCH_COLUMNS} FROM (SELECT {_RECORD_COLUMNS} FROM events {condition})"
+    columns = connection.execute(sql, params).fetchone()
     # The aggregates of one SELECT see the rows in the same order, so the columns line up.
-    records = list(map(EventRecord, *_decode_batch(text)))
+    values: list[Any] = [
+        decode(column) for decode, column in zip(_BATCH_DECODERS, columns, strict=True)
+    ]
+    records = list(map(EventRecord, *values))
     records.sort(key=_position)
     return records
 
