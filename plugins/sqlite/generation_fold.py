@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from functools import cache
 from itertools import chain
 from typing import Any, Final
@@ -41,6 +42,7 @@ _MOST_ROWS: Final = 1_024
 # adapter (0.4 µs each), so lines are grouped by the columns they have NULL in, which their
 # statement writes as NULL; the rows hold the other columns' values.
 _TEXTS: Final = ("description", "transfer_id", "counterparty")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SAVE_CHECKPOINT: Final = """
 INSERT INTO checkpoints (projection, position) VALUES (?, ?)
 ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.position)
@@ -97,16 +99,26 @@ class GenerationFold:
             # By exact class, in the order of their frequency: cheaper than ``match``.
             if type(change) is MovementAdded:
                 m = change.movement
+                since = m.occurred_at - _EPOCH  # to_micros, inline: 0.1 µs less per line
                 row = (
                     m.id, m.account, m.kind, m.amount, m.balance_after, m.version,
-                    to_micros(m.occurred_at),
+                    (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds,
                 )  # fmt: skip
                 if m.description is None and m.transfer_id is None and m.counterparty is None:
                     plain += row
                 else:
                     _add_line(lines, row, (m.description, m.transfer_id, m.counterparty))
             elif type(change) is AccountChanged:
-                _change_account(accounts.get(change.account_id), change)
+                # The guarded change of ``apply``: the fields move only with a higher version.
+                stored = accounts.get(change.account_id)
+                if stored is not None and stored[5] < change.version:
+                    stored[5] = change.version
+                    if change.balance is not None:
+                        stored[3] = change.balance
+                    if change.status is not None:
+                        stored[4] = change.status
+                    if change.closed_at is not None:
+                        stored[7] = to_micros(change.closed_at)
             elif type(change) is AccountOpenedView:
                 a = change.account
                 if a.id not in accounts:
@@ -142,18 +154,6 @@ class GenerationFold:
             )
         for projection, position in self.checkpoints.items():
             connection.execute(_SAVE_CHECKPOINT, (projection, position))
-
-
-def _change_account(row: list[Any] | None, change: AccountChanged) -> None:
-    """The guarded change of ``apply``: the fields move only with a higher version."""
-    if row is not None and row[5] < change.version:
-        row[5] = change.version
-        if change.balance is not None:
-            row[3] = change.balance
-        if change.status is not None:
-            row[4] = change.status
-        if change.closed_at is not None:
-            row[7] = to_micros(change.closed_at)
 
 
 def _add_line(lines: Lines, row: tuple[Any, ...], texts: tuple[str | None, ...]) -> None:

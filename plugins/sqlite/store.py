@@ -29,7 +29,7 @@ from core.eventsourcing.rows import (
     read_stream,
     record_columns,
     save_snapshot,
-    select_records,
+    select_batch,
 )
 from core.eventsourcing.schema import EVENTS_DDL, to_micros
 from core.eventsourcing.wakeups import woken
@@ -51,7 +51,7 @@ def _count(connection: sqlite3.Connection) -> int:
 
 def _after(position: int, limit: int, connection: sqlite3.Connection) -> list[EventRecord]:
     condition = "WHERE position > ? ORDER BY position LIMIT ?"
-    return select_records(connection, condition, (position, limit))
+    return select_batch(connection, condition, (position, limit))
 
 
 class SqliteEventStore:

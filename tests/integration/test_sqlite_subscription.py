@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from core.records import EventRecord
+from core.records import EventMetadata, EventRecord
 from plugins.sqlite.store import SqliteEventStore, SqliteSubscription
 from tests.support import event_record as record
 
@@ -162,3 +163,40 @@ async def test_a_reader_behind_the_memory_reads_disk_then_catches_up(tmp_path: P
         assert reads.count < 10
     finally:
         await store.close()
+
+
+async def test_records_read_from_disk_come_back_field_for_field(
+    stores: tuple[SqliteEventStore, SqliteEventStore],
+) -> None:
+    """A batch read from disk is built column by column (``select_batch``): every field, with
+    text that JSON must escape, instants at the calendar's ends and before 1970, data byte for
+    byte and metadata, equals what ``read`` returns."""
+    ours, other = stores
+    stream = 'odd "stream" \\ \n\t\x01 caf\u00e9 \u20ac'
+    instants = [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2026, 12, 6, 19, 47, 2, 7_059, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ]
+    data = [
+        b'{"q":"\\"","b":"\\\\","u":"\\u0001\\ud83d\\ude00"}',
+        b"[ 1 ,2.50,\t-0.0 ]",
+        b'"text"',
+        b'{"euro":"\xe2\x82\xac"}',
+        b"null",
+    ]
+    metadata = EventMetadata(correlation_id='c"1', actor="\\bob", command_id="k\n")
+    sent = [
+        record(stream, version, at=at, data=payload, metadata=metadata, event_id=f'e"{version}')
+        for version, (at, payload) in enumerate(zip(instants, data, strict=True), start=1)
+    ]
+    await other.append(stream, 0, sent)  # not in ``ours``'s memory: read from disk
+    reads = CountingReads(ours)
+    got = await drain(ours.subscribe("p", 0))
+    assert reads.count > 0
+    assert got == await ours.read(stream)
+    assert [e.occurred_at for e in got] == instants
+    assert [bytes(e.data) for e in got] == data
+    assert {(e.stream_id, e.metadata) for e in got} == {(stream, metadata)}
