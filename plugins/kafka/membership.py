@@ -21,6 +21,7 @@ from typing import Final
 
 from confluent_kafka import Consumer, TopicPartition
 
+from core.threads import name_this_thread
 from plugins.kafka.topic import KafkaTopic
 
 __all__ = ["GroupMembership"]
@@ -60,6 +61,7 @@ class GroupMembership:
             self._thread = None
 
     def _run(self) -> None:
+        name_this_thread()
         consumer = self._topic.member()
         try:
             consumer.subscribe(

@@ -36,6 +36,7 @@ from confluent_kafka import (
 from core.errors import StoreUnavailableError
 from core.ports import EventBatch
 from core.records import EventRecord, decode_record
+from core.threads import name_this_thread
 from plugins.kafka.config import KafkaConfig
 
 __all__ = ["KafkaSubscription"]
@@ -59,7 +60,9 @@ class KafkaSubscription:
         self._from_start = group.endswith(_REBUILD_SUFFIX)
         single = config.partitions == 1
         self._after = max(after_checkpoint, 0) if single and not self._from_start else 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-sub:{group}")
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix=f"kafka-sub:{group}", initializer=name_this_thread
+        )
         self._consumer: Consumer | None = None
         self._closed = False
         # A poll whose caller gave up (cancelled): its events go to the next caller.

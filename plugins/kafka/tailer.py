@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from core.eventsourcing.checkpoints import WalCheckpointer
 from core.records import EventRecord, decode_record
+from core.threads import name_this_thread
 from plugins.kafka import index
 from plugins.kafka.directory import OwnerDirectory, read_owner
 from plugins.kafka.head_start import start_from_heads
@@ -78,6 +79,7 @@ class Tailer:
             self._held.discard(partition)
 
     def _run(self) -> None:
+        name_this_thread()
         while not self._stopping.is_set():
             try:
                 self._tail()

@@ -46,6 +46,7 @@ from core.eventsourcing.checkpoints import WalCheckpointer
 from core.eventsourcing.jobs import call_soon, settle
 from core.eventsourcing.links import Link
 from core.records import EventRecord, Snapshot
+from core.threads import name_this_thread
 from plugins.kafka.config import KafkaConfig
 from plugins.kafka.errors import fenced, kafka_unavailable
 from plugins.kafka.index_waits import IndexWaits
@@ -132,7 +133,7 @@ class KafkaWriter:
         loop = asyncio.get_running_loop()
         self._loop = loop
         opened: asyncio.Future[None] = loop.create_future()
-        name = f"kafka-writer:{self._config.topic}:{self.partition}"
+        name = f"kafka-writer:{self.partition}:{self._config.topic}"
         thread = threading.Thread(target=self._run, args=(loop, opened), name=name, daemon=True)
         self._thread = thread
         thread.start()
@@ -179,6 +180,7 @@ class KafkaWriter:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        name_this_thread()
         try:
             self._local.open(self._topic)
             self._take_over()

@@ -21,6 +21,7 @@ from functools import partial
 from typing import TypeVar
 
 from core.errors import StoreUnavailableError
+from core.threads import name_this_thread
 from handlers.accounts.readmodel import ViewChange
 from plugins.sqlite.generation_files import GenerationFiles
 from plugins.sqlite.generation_fold import GenerationFold, insert_lines
@@ -62,7 +63,9 @@ class SqliteGenerationBuild:
         self._files = files
         self._number = number
         self._on_switch = on_switch
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-build:g{number}")
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix=f"sqlite-build:g{number}", initializer=name_this_thread
+        )
         self._connection: sqlite3.Connection | None = None
         self._fold = GenerationFold()
 

@@ -18,6 +18,7 @@ from core.threads import MAX_NATIVE_NAME, name_this_thread, native_name
         ("sqlite-checkpoints:views.db", "sqlite-c:views"),
         ("sqlite-reader:events.db_0", "sqlite-r:events"),
         ("kafka-tailer:balance.events", "kafka-t:balance"),
+        ("kafka-writer:3:balance.events", "kafka-w:3:balan"),
         ("MainThread", "MainThread"),
     ],
 )
