@@ -36,6 +36,7 @@ from core.eventsourcing.links import Link
 from core.placement import HERE, Moving
 from core.records import EventRecord, decode_record
 from plugins.kafka import index
+from plugins.kafka import local_index as local_index_module
 from plugins.kafka import producer as producer_module
 from plugins.kafka import topic as topic_module
 from plugins.kafka import writer as writer_module
@@ -111,7 +112,7 @@ class FakeBroker:
     lose_events_marker: bool = False  # the next end writes no marker in the events partition
     producers: int = 0
     initialised: int = 0
-    catch_ups: int = 0
+    catch_ups: int = 0  # times the local index caught up with the topic before serving
     elsewhere: list[bytes | None] = field(default_factory=list)  # records for other topics
     assignments: int = 1  # times the owners' group has assigned the partition to the store
     faults: dict[str, list[Fault]] = field(default_factory=dict)
@@ -225,7 +226,6 @@ class FakeConsumer:
         self.assigned = False
         self.on_assign: Callable[[Any, list[TopicPartition]], None] | None = None
         self.given = 0  # assignments this member has been told of
-        broker.catch_ups += self.committed
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         for partition in partitions:
@@ -313,6 +313,15 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     monkeypatch.setattr(producer_module, "Producer", lambda config: FakeProducer(fake, config))
     monkeypatch.setattr(topic_module, "Consumer", lambda config: FakeConsumer(fake, config))
     monkeypatch.setattr(topic_module, "AdminClient", lambda config: FakeAdmin(fake))
+    # Counted where the index catches up, not by read_committed consumers: the store's
+    # background readers (the tailer, the history) create theirs at moments of their own.
+    catch_up = local_index_module.catch_up
+
+    def counted_catch_up(*args: Any, **kwargs: Any) -> Any:
+        fake.catch_ups += 1
+        return catch_up(*args, **kwargs)
+
+    monkeypatch.setattr(local_index_module, "catch_up", counted_catch_up)
     return fake
 
 
